@@ -1,0 +1,285 @@
+"""Attention matrices read as weighted directed graphs: the paper's ID_eps (eq. 8, both readings),
+degree and density at a threshold, entropy-based effective degree, and a numerical check of Theorem 2.1
+(multi-head attention outputs lie in a Minkowski sum of per-head convex hulls of bounded dimension).
+
+Conventions. An attention *row* is one query's weights over the keys (last axis). Arrays shaped like
+`lm.Trace.attention_rows`, (n_layers, n_heads, n_positions, seq_len), have heads on axis 1; a 2-d array
+is (n_heads, seq_len); a 1-d array is one head's row. Pass `head_axis` for any other layout.
+Edges follow the paper's strict inequality: weight > eps ("absolute") or weight > eps x the row's
+maximum ("relative", the authors' earlier SplineLLM code).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from scipy.optimize import linprog
+
+MODES = ("absolute", "relative")
+REDUCES = ("sum", "per_head")
+
+
+# ----------------------------------------------------------------------------- rows and thresholds
+
+def _as_array(a, name: str) -> np.ndarray:
+    if isinstance(a, torch.Tensor):
+        a = a.detach().to("cpu", torch.float64).numpy()
+    try:
+        arr = np.asarray(a, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{name}: expected a numeric array or tensor, got {type(a).__name__}") from err
+    if arr.ndim == 0:
+        raise ValueError(f"{name}: expected at least one axis (the keys), got a scalar")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name}: contains NaN or infinite values")
+    if arr.size and arr.min() < -1e-6:
+        raise ValueError(f"{name}: attention weights must be >= 0, found {arr.min():.3g}")
+    return arr
+
+
+def _check(mode: str, eps: float) -> None:
+    if mode not in MODES:
+        raise ValueError(f"mode = {mode!r} is not allowed: expected one of {list(MODES)}")
+    high = 1.0
+    if isinstance(eps, bool) or not isinstance(eps, (int, float, np.floating)) or not 0 <= eps <= high:
+        raise ValueError(f"eps = {eps!r} is not allowed: expected a number in [0, 1] "
+                         f"({'fraction of the row maximum' if mode == 'relative' else 'attention weight'})")
+
+
+def _head_axis(ndim: int, head_axis: int | None) -> int | None:
+    """Default head axis: none for one row, 0 for (heads, keys), 1 for (layers, heads, ...)."""
+    if head_axis is None:
+        return None if ndim == 1 else (0 if ndim == 2 else 1)
+    if not isinstance(head_axis, (int, np.integer)) or not -ndim <= head_axis < ndim - 1:
+        raise ValueError(f"head_axis = {head_axis!r} is not allowed: expected an axis in "
+                         f"[{-ndim}, {ndim - 2}] (the last axis holds the keys)")
+    return int(head_axis) % ndim
+
+
+def edges(attention_rows, eps: float = 0.1, mode: str = "absolute") -> np.ndarray:
+    """Boolean mask of the graph's edges: weight > eps, or weight > eps x (row maximum) in relative mode."""
+    _check(mode, eps)
+    a = _as_array(attention_rows, "attention_rows")
+    if mode == "absolute":
+        return a > eps
+    return a > eps * a.max(axis=-1, keepdims=True)
+
+
+def id_eps(attention_rows, eps: float = 0.1, mode: str = "absolute", reduce: str = "sum",
+           head_axis: int | None = None) -> np.ndarray:
+    """The paper's eq. 8: ID_eps(i) = #{j <= i : Attn(X)_{i,j} > eps}, per query row.
+
+    reduce="per_head": one count per head (eq. 8 as printed); reduce="sum": summed over heads, the reading
+    that matches Theorem 2.1. mode="relative": the threshold is eps x that head's row maximum.
+    Returns an integer array with the key axis removed (and the head axis too when summed).
+    """
+    if reduce not in REDUCES:
+        raise ValueError(f"reduce = {reduce!r} is not allowed: expected one of {list(REDUCES)}")
+    mask = edges(attention_rows, eps, mode)
+    axis = _head_axis(mask.ndim, head_axis)
+    counts = mask.sum(axis=-1).astype(np.int64)
+    if reduce == "sum" and axis is not None:
+        counts = counts.sum(axis=axis)
+    return counts
+
+
+# ----------------------------------------------------------------------------- graphs (full T x T maps)
+
+def _square(attention) -> np.ndarray:
+    a = _as_array(attention, "attention")
+    if a.ndim < 2 or a.shape[-1] != a.shape[-2]:
+        raise ValueError(f"attention: expected (..., T, T) attention maps, got shape {a.shape}")
+    return a
+
+
+@dataclass(frozen=True)
+class GraphStats:
+    """Degrees and density of attention graphs at one threshold; leading axes as in the input."""
+
+    out_degree: np.ndarray  # (..., T): keys each query attends to (= per-head ID_eps of each row)
+    in_degree: np.ndarray  # (..., T): queries attending to each key
+    density: np.ndarray  # (...): edges / allowed edges (T (T + 1) / 2 when causal)
+    n_edges: np.ndarray  # (...)
+
+
+def graph_stats(attention, eps: float = 0.1, mode: str = "absolute", causal: bool = True) -> GraphStats:
+    """Out/in-degree and density of each (T, T) attention map (a directed graph query -> key)."""
+    a = _square(attention)
+    mask = edges(a, eps, mode)
+    T = a.shape[-1]
+    if causal:
+        mask = mask & np.tril(np.ones((T, T), dtype=bool))
+    n_edges = mask.sum(axis=(-2, -1))
+    allowed = T * (T + 1) // 2 if causal else T * T
+    return GraphStats(mask.sum(-1), mask.sum(-2), n_edges / allowed, n_edges)
+
+
+def row_entropy(attention_rows) -> np.ndarray:
+    """Shannon entropy (nats) of each row, renormalised to sum 1; 0 log 0 = 0."""
+    a = _as_array(attention_rows, "attention_rows")
+    total = a.sum(-1, keepdims=True)
+    p = np.divide(a, total, out=np.zeros_like(a), where=total > 0)
+    logp = np.log(p, out=np.zeros_like(p), where=p > 0)
+    return -(p * logp).sum(-1)
+
+
+def effective_degree(attention_rows, reduce: str = "per_head", head_axis: int | None = None) -> np.ndarray:
+    """exp(row entropy): the number of equally weighted keys with the same entropy (1 for one-hot rows,
+    k for uniform rows over k keys). A threshold-free companion of ID_eps; reduce="sum" adds heads."""
+    if reduce not in REDUCES:
+        raise ValueError(f"reduce = {reduce!r} is not allowed: expected one of {list(REDUCES)}")
+    eff = np.exp(row_entropy(attention_rows))
+    axis = _head_axis(eff.ndim + 1, head_axis)
+    if reduce == "sum" and axis is not None:
+        eff = eff.sum(axis=axis)
+    return eff
+
+
+# ----------------------------------------------------------------------------- Theorem 2.1
+
+def _np(a, name: str, ndim: int) -> np.ndarray:
+    if isinstance(a, torch.Tensor):
+        a = a.detach().to("cpu", torch.float64).numpy()
+    arr = np.asarray(a, dtype=np.float64)
+    if arr.ndim != ndim:
+        raise ValueError(f"{name}: expected {ndim} axes, got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name}: contains NaN or infinite values")
+    return arr
+
+
+def causal_attention(X, W_q, W_k, *, temperature: float = 1.0, top_k: int | None = None) -> np.ndarray:
+    """(H, T, T) causal softmax attention softmax(X Q_h (X K_h)^T / (temperature sqrt(d_k))).
+
+    top_k keeps each row's k largest scores (a sparser attention graph), the rest get weight exactly 0.
+    """
+    X = _np(X, "X", 2)
+    Q, K = _np(W_q, "W_q", 3), _np(W_k, "W_k", 3)
+    if Q.shape != K.shape or Q.shape[1] != X.shape[1]:
+        raise ValueError(f"W_q, W_k: expected equal shapes (H, d={X.shape[1]}, d_k), got {Q.shape} and {K.shape}")
+    if not temperature > 0:
+        raise ValueError(f"temperature = {temperature!r} is not allowed: expected a number > 0")
+    T = X.shape[0]
+    scores = np.einsum("td,hdk,hek,se->hts", X, Q, K, X, optimize=True) / (temperature * np.sqrt(Q.shape[2]))
+    allowed = np.broadcast_to(np.tril(np.ones((T, T), dtype=bool)), scores.shape).copy()
+    if top_k is not None:
+        if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 1:
+            raise ValueError(f"top_k = {top_k!r} is not allowed: expected None or an integer >= 1")
+        masked = np.where(allowed, scores, -np.inf)
+        kth = -np.sort(-masked, axis=-1)[..., min(top_k, T) - 1: min(top_k, T)]
+        allowed &= masked >= kth
+    scores = np.where(allowed, scores, -np.inf)
+    w = np.exp(scores - scores.max(-1, keepdims=True))
+    return w / w.sum(-1, keepdims=True)
+
+
+def mha_output(X, W_v, W_o, attention) -> np.ndarray:
+    """MHA(X) = sum_h Attn_h V_h-projected values O_h: (T, d_out), in float64."""
+    X, V, O, A = _np(X, "X", 2), _np(W_v, "W_v", 3), _np(W_o, "W_o", 3), _np(attention, "attention", 3)
+    return np.einsum("hts,sd,hdv,hvo->to", A, X, V, O, optimize=True)
+
+
+@dataclass(frozen=True)
+class MinkowskiCheck:
+    """Theorem 2.1 checked row by row (arrays indexed like `rows`).
+
+    bound: sum over heads of the number of attended tokens (the theorem's count, = summed ID_eps at eps).
+    tight_bound: min(sum_h (support_h - 1), d_out): each head's weights sum to 1, so its hull has one
+    dimension fewer than its vertex count; this is what generic position attains.
+    dimension: rank of the affine span of all outputs reachable by varying each head's weights over its
+    support. residual: L1 distance from the actual output row to the Minkowski sum (LP optimum).
+    """
+
+    rows: np.ndarray
+    support: np.ndarray  # (n_rows, H)
+    in_minkowski_sum: np.ndarray  # bool
+    residual: np.ndarray
+    dimension: np.ndarray
+    linear_dimension: np.ndarray  # rank of the span of all vertices (weights not normalised)
+    bound: np.ndarray
+    tight_bound: np.ndarray
+    outputs: np.ndarray  # (n_rows, d_out)
+
+    @property
+    def holds(self) -> bool:
+        """Every row lies in its Minkowski sum and no dimension exceeds the bound."""
+        return bool(self.in_minkowski_sum.all() and (self.dimension <= self.bound).all())
+
+
+def _rank(M: np.ndarray, rtol: float) -> int:
+    if M.size == 0:
+        return 0
+    s = np.linalg.svd(M, compute_uv=False)
+    return int((s > rtol * max(M.shape) * s[0]).sum()) if s[0] > 0 else 0
+
+
+def _distance_to_minkowski_sum(y: np.ndarray, vertex_sets: list[np.ndarray]) -> float:
+    """min ||y - sum_h sum_j lam_hj p_hj||_1 over lam_h in the simplex: an LP (slack s+ - s- absorbs misfit)."""
+    P = np.vstack(vertex_sets)  # (n_vertices, d_out)
+    n_v, d = P.shape
+    heads = np.repeat(np.arange(len(vertex_sets)), [len(v) for v in vertex_sets])
+    A_eq = np.zeros((d + len(vertex_sets), n_v + 2 * d))
+    A_eq[:d, :n_v] = P.T
+    A_eq[:d, n_v:n_v + d] = np.eye(d)
+    A_eq[:d, n_v + d:] = -np.eye(d)
+    A_eq[d + heads, np.arange(n_v)] = 1.0
+    b_eq = np.concatenate([y, np.ones(len(vertex_sets))])
+    c = np.concatenate([np.zeros(n_v), np.ones(2 * d)])
+    res = linprog(c, A_eq=A_eq, b_eq=b_eq, bounds=(0, None), method="highs")
+    if res.status != 0:
+        raise RuntimeError(f"linprog failed: {res.message}")
+    return float(res.fun)
+
+
+def minkowski_dimension_check(X, W_v, W_o, attention=None, *, W_q=None, W_k=None, rows=None,
+                              eps: float = 0.0, mode: str = "absolute", rtol: float = 1e-9,
+                              atol: float = 1e-7) -> MinkowskiCheck:
+    """Verify Theorem 2.1 on one multi-head attention layer.
+
+    X: (T, d) layer inputs; W_v: (H, d, d_v) value and W_o: (H, d_v, d_out) output projections; attention:
+    (H, T, T) causal row-stochastic weights, or None to compute them from W_q, W_k (H, d, d_k).
+    For each query row i: head h's support S_h = {j <= i : weight > eps} and vertices p_hj = x_j V_h O_h.
+    Checks that MHA(X)_i lies in sum_h conv{p_hj : j in S_h} (LP, L1 residual <= atol x scale) and measures
+    the dimension of that Minkowski sum as the rank of its affine span, against sum_h |S_h|.
+    With eps > 0 the weights below eps are ignored, so the row is only near the sum (see `residual`).
+    """
+    X, V, O = _np(X, "X", 2), _np(W_v, "W_v", 3), _np(W_o, "W_o", 3)
+    H, d, _ = V.shape
+    if X.shape[1] != d or O.shape[0] != H or O.shape[1] != V.shape[2]:
+        raise ValueError(f"shapes do not chain: X {X.shape}, W_v {V.shape} (H, d, d_v), W_o {O.shape} (H, d_v, d_out)")
+    if attention is None:
+        if W_q is None or W_k is None:
+            raise ValueError("attention: give the (H, T, T) weights, or W_q and W_k to compute them")
+        attention = causal_attention(X, W_q, W_k)
+    A = _np(attention, "attention", 3)
+    T = X.shape[0]
+    if A.shape != (H, T, T):
+        raise ValueError(f"attention: expected shape (H, T, T) = {(H, T, T)}, got {A.shape}")
+    if np.any(np.triu(A, 1) > 0):
+        raise ValueError("attention: expected causal weights (zero above the diagonal)")
+    rows = np.arange(T) if rows is None else np.atleast_1d(np.asarray(rows)) % T
+    support_mask = edges(A, eps, mode)  # (H, T, T)
+    vertices = np.einsum("td,hdv,hvo->hto", X, V, O, optimize=True)  # p_hj
+    outputs = mha_output(X, V, O, A)[rows]
+    scale = max(1.0, float(np.abs(vertices).max()))
+    out = {k: [] for k in ("support", "inside", "residual", "dim", "lin", "bound", "tight")}
+    for i in rows:
+        sets = [vertices[h, : i + 1][support_mask[h, i, : i + 1]] for h in range(H)]
+        sizes = [len(s) for s in sets]
+        if min(sizes) == 0:
+            raise ValueError(f"row {i}: a head attends to no token above eps = {eps}; lower eps")
+        directions = np.vstack([s[1:] - s[:1] for s in sets])
+        residual = _distance_to_minkowski_sum(outputs[len(out["residual"])], sets)
+        out["support"].append(sizes)
+        out["residual"].append(residual)
+        out["inside"].append(residual <= atol * scale * O.shape[2])
+        out["dim"].append(_rank(directions, rtol))
+        out["lin"].append(_rank(np.vstack(sets), rtol))
+        out["bound"].append(sum(sizes))
+        out["tight"].append(min(sum(sizes) - H, O.shape[2]))
+    return MinkowskiCheck(rows=rows, support=np.array(out["support"]), in_minkowski_sum=np.array(out["inside"]),
+                          residual=np.array(out["residual"]), dimension=np.array(out["dim"]),
+                          linear_dimension=np.array(out["lin"]), bound=np.array(out["bound"]),
+                          tight_bound=np.array(out["tight"]), outputs=outputs)

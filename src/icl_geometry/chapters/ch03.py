@@ -1,0 +1,24 @@
+from icl_geometry.profiles import ChapterSpec, Param
+
+SPEC = ChapterSpec(
+    number="03",
+    slug="intrinsic_dimension",
+    title="Intrinsic dimension: estimators you can trust, next to the paper's attention count",
+    uses_model=True,
+    params=(
+        Param("sample_sizes", ci=(250, 1000, 4000), full=(250, 1000, 4000, 16000, 50000), kind="ints",
+              low=20, high=200_000, help="numbers of points for the estimator-validation sweeps"),
+        Param("ambient_dims", ci=(10, 100, 576), full=(10, 100, 576, 2048), kind="ints", low=3, high=10_000,
+              help="ambient dimensions D for the bias-with-D sweep"),
+        Param("n_prompts", ci=40, full=400, kind="int", low=8, high=5000,
+              help="prompts per shot count for the LLM section"),
+        Param("shots", ci=(0, 2, 5, 10), full=(0, 2, 5, 10), kind="ints", low=0, high=32,
+              help="numbers of in-context examples prepended to each prompt"),
+        Param("tail_tokens", ci=16, full=32, kind="int", low=1, high=512,
+              help="last tokens of each prompt whose MLP inputs form the per-layer point cloud"),
+        Param("eps", ci=0.1, full=0.1, kind="float", low=0.0, high=1.0,
+              help="threshold of the paper's ID_eps (eq. 8)"),
+        Param("n_boot", ci=100, full=500, kind="int", low=10, high=10_000,
+              help="bootstrap resamples for error bars"),
+    ),
+)

