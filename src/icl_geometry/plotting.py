@@ -1,0 +1,28 @@
+"""One look for every figure in the book: a seaborn style, a palette and a colour map."""
+
+from __future__ import annotations
+
+import matplotlib
+
+PALETTE = "colorblind"
+CMAP = "viridis"
+DIVERGING = "vlag"
+
+
+def use_style(context: str = "notebook") -> None:
+    """Apply the book's seaborn theme (call once at the top of a chapter)."""
+    import seaborn as sns
+
+    sns.set_theme(context=context, style="whitegrid", palette=PALETTE)
+    matplotlib.rcParams.update({
+        "figure.dpi": 100, "savefig.dpi": 150, "figure.figsize": (7.0, 4.2),
+        "axes.titlesize": "medium", "axes.titleweight": "bold", "figure.autolayout": False,
+        "image.cmap": CMAP,
+    })
+
+
+def colors(n: int) -> list:
+    """`n` colours from the book's palette."""
+    import seaborn as sns
+
+    return sns.color_palette(PALETTE, n)
