@@ -4,7 +4,8 @@ For each n (D = 576, a curved 10-d manifold), times `intrinsic_dim.twonn` / `int
 and scikit-dimension's TwoNN / MLE with the same settings, and one float32 n x D x n matrix product
 (the floor any exact kNN by matrix products pays), all in the same run on the same machine.
 Reports ratios (ours / skdim, ours / floor), the estimates side by side, and the peak resident memory
-against the n x n float32 matrix we never build. Targets at n = 10k on a CPU: faster than skdim,
+(the process's VmHWM, reset before each call, so it includes the data and the interpreter) against
+the n x n float32 matrix we never build. Targets at n = 10k on a CPU: faster than skdim,
 within 2x of the floor, estimates within 2% of skdim's.
 
     .venv/bin/python benchmarks/bench_intrinsic_dim.py                 # n = 2k, 10k, 50k on the CPU
@@ -40,19 +41,29 @@ def manifold(n: int, seed: int = 0) -> np.ndarray:
     return np.sin(z @ rng.standard_normal((LATENT, D)) + rng.uniform(0, 2 * np.pi, D)).astype(np.float32)
 
 
-def interleaved_best(fns: dict, repeats: int, sync=lambda: None) -> tuple[dict, dict]:
+def interleaved_best(fns: dict, repeats: int, sync=lambda: None,
+                     warm_up: bool = True) -> tuple[dict, dict, dict]:
     """Minimum wall time of each callable over `repeats` rounds, the callables taking turns within a round
-    (so a burst of load from other processes hits all of them alike), after one warm-up call each."""
-    results = {name: fn() for name, fn in fns.items()}
+    (so a burst of load from other processes hits all of them alike), after one warm-up call each.
+    Also the peak resident memory (MB) seen during each callable's calls."""
+    results = {name: fn() for name, fn in fns.items()} if warm_up else {}
     sync()
     times = {name: [] for name in fns}
+    peaks = {name: 0.0 for name in fns}
+    gpu = torch.cuda.is_available()
     for _ in range(repeats):
         for name, fn in fns.items():
+            reset_peak()
+            if gpu:
+                torch.cuda.reset_peak_memory_stats()
             t0 = time.perf_counter()
             results[name] = fn()
             sync()
             times[name].append(time.perf_counter() - t0)
-    return {k: min(v) for k, v in times.items()}, results
+            peaks[name] = max(peaks[name], peak_rss_mb())
+            if gpu:
+                peaks[name + "_gpu"] = max(peaks.get(name + "_gpu", 0.0), torch.cuda.max_memory_allocated() / 2**20)
+    return {k: min(v) for k, v in times.items()}, results, peaks
 
 
 def floor_matmul(X: torch.Tensor, chunk_mb: float = 256.0) -> None:
@@ -63,8 +74,31 @@ def floor_matmul(X: torch.Tensor, chunk_mb: float = 256.0) -> None:
         torch.mm(X[a:a + rows], X.T)
 
 
+def reset_peak() -> None:
+    """Reset the kernel's peak-RSS mark of this process (Linux >= 4.0; a no-op elsewhere)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
+
+
+def _status_mb(field: str) -> float:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux: peak since start
+
+
 def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    """Peak resident memory since the last `reset_peak` (VmHWM), in MB."""
+    return _status_mb("VmHWM")
+
+
+def rss_mb() -> float:
+    return _status_mb("VmRSS")
 
 
 def run(sizes: list[int], device: str, repeats: int, skdim_max_n: int) -> list[dict]:
@@ -83,15 +117,21 @@ def run(sizes: list[int], device: str, repeats: int, skdim_max_n: int) -> list[d
             fns["twonn_skdim"] = lambda: skdim.id.TwoNN().fit(X).dimension_
             fns["mle_skdim"] = lambda: skdim.id.MLE().fit(X, n_neighbors=20).dimension_
         reps = repeats if n <= 10_000 else 1
+        base_mb = rss_mb()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            t, est = interleaved_best(fns, reps, sync)
-        row = {"n": n, "D": D, "device": device, "repeats": reps, "floor_s": t["floor"]}
+            t, est, peaks = interleaved_best(fns, reps, sync, warm_up=n <= 10_000)
+        row = {"n": n, "D": D, "device": device, "repeats": reps, "warm_up": n <= 10_000,
+               "floor_s": t["floor"], "rss_before_mb": base_mb}
         for m in ("twonn", "mle"):
             row[f"{m}_s"] = t[m]
             row[f"{m}_estimate"] = float(est[m])
             row[f"{m}_over_floor"] = t[m] / t["floor"]
             row[f"{m}_skdim_s"] = t.get(f"{m}_skdim")
+            row[f"{m}_peak_rss_mb"] = peaks[m]
+            row[f"{m}_skdim_peak_rss_mb"] = peaks.get(f"{m}_skdim")
+            if device == "cuda":
+                row[f"{m}_peak_gpu_mb"] = peaks.get(f"{m}_gpu")
             if with_skdim:
                 ref = float(est[f"{m}_skdim"])
                 row[f"{m}_skdim_estimate"] = ref
@@ -100,7 +140,7 @@ def run(sizes: list[int], device: str, repeats: int, skdim_max_n: int) -> list[d
         if not with_skdim:
             row["note"] = (f"scikit-dimension skipped at n = {n} (> --skdim-max-n {skdim_max_n}): its TwoNN sorts "
                            f"every full distance row (minutes at this size); the floor is timed row-chunked")
-        row["peak_rss_mb"] = peak_rss_mb()
+        row["floor_peak_rss_mb"] = peaks["floor"]
         row["n_by_n_float32_mb"] = n * n * 4 / 2**20
         rows.append(row)
         print_row(row, flush=True)
@@ -110,7 +150,7 @@ def run(sizes: list[int], device: str, repeats: int, skdim_max_n: int) -> list[d
 def print_header() -> None:
     print(f"{'n':>6} {'dev':>4} {'floor':>7} | {'TwoNN':>7} {'skdim':>7} {'/sk':>5} {'/floor':>6} "
           f"{'est':>6} {'sk est':>6} | {'MLE':>7} {'skdim':>7} {'/sk':>5} {'/floor':>6} {'est':>6} "
-          f"{'sk est':>6} | {'RSS MB':>7} {'nxn MB':>7}")
+          f"{'sk est':>6} | {'peak MB':>7} {'sk MB':>7} {'nxn MB':>7}")
 
 
 def print_row(r: dict, flush: bool = False) -> None:
@@ -122,7 +162,8 @@ def print_row(r: dict, flush: bool = False) -> None:
         parts.append(f"{r[m + '_s']:7.2f} {f(r.get(m + '_skdim_s'), '7.2f')} {f(r.get(m + '_over_skdim'), '5.2f')} "
                      f"{r[m + '_over_floor']:6.2f} {r[m + '_estimate']:6.2f} "
                      f"{f(r.get(m + '_skdim_estimate'), '6.2f')}")
-    parts.append(f"{r['peak_rss_mb']:7.0f} {r['n_by_n_float32_mb']:7.0f}")
+    parts.append(f"{max(r['twonn_peak_rss_mb'], r['mle_peak_rss_mb']):7.0f} "
+                 f"{f(r.get('twonn_skdim_peak_rss_mb'), '7.0f')} {r['n_by_n_float32_mb']:7.0f}")
     print(" | ".join(parts), flush=flush)
 
 

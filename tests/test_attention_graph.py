@@ -180,3 +180,25 @@ def test_minkowski_check_rejects_bad_shapes():
         ag.minkowski_dimension_check(X, V[:, :3], O, W_q=Q, W_k=K)
     with pytest.raises(ValueError, match="top_k"):
         ag.causal_attention(X, Q, K, top_k=0)
+
+
+# ----------------------------------------------------------------------------- a real model
+
+@pytest.mark.slow
+def test_id_eps_on_real_attention_rows():
+    """Last-token rows of SmolLM2 (eager attention): the absolute reading counts at most 9 keys per head
+    (at most 9 weights of a row can exceed 0.1), the relative reading at least 1, and the summed reading
+    is the per-head sum; the effective degree lies between 1 and the row's support."""
+    from icl_geometry import lm
+
+    loaded = lm.load("smollm2-135m", "cpu")
+    tr = lm.trace(loaded, "Q: What is 12 + 30?\nA: 42\n\nQ: What is 21 + 13?\nA:")
+    last = tr.attention_rows[:, :, -1, :]  # (layers, heads, seq_len)
+    np.testing.assert_allclose(last.sum(-1).numpy(), 1, atol=1e-4)
+    per_head = ag.id_eps(last, 0.1, "absolute", "per_head", head_axis=1)
+    assert per_head.shape == (loaded.n_layers, loaded.n_heads) and per_head.max() <= 9
+    rel = ag.id_eps(last, 0.1, "relative", "per_head", head_axis=1)
+    assert rel.min() >= 1 and np.all(rel >= per_head)  # row max <= 1, so eps x max <= eps
+    np.testing.assert_array_equal(ag.id_eps(last, 0.1, head_axis=1), per_head.sum(1))
+    eff = ag.effective_degree(last, head_axis=1)
+    assert np.all(eff >= 1 - 1e-6) and np.all(eff <= tr.seq_len + 1e-6)

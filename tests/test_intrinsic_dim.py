@@ -275,3 +275,94 @@ def test_manifold_rejects_impossible_shapes():
                          ({"name": "swiss_roll", "d": 3, "D": 5}, "d"), ({"name": "subspace", "d": 6, "D": 5}, "d")]:
         with pytest.raises(ValueError, match=name):
             idm.manifold(n=100, **{"d": 2, "D": 3, **kwargs})
+
+
+# ----------------------------------------------------------------------------- review additions
+
+def test_knn_certifies_float32_ranking_or_falls_back_to_float64():
+    """Two tight clusters 2e4 apart: centred |x|^2 ~ 1e8, so float32 Gram distances (error ~1e8 x 1e-7)
+    cannot rank neighbours 1e-2 apart. The error bound flags every row and the float64 search is exact."""
+    rng = np.random.default_rng(0)
+    centres = np.zeros((2, 30))
+    centres[:, 0] = [1e4, -1e4]
+    X = np.vstack([c + 1e-2 * rng.standard_normal((200, 30)) for c in centres])
+    dist, idx = idm.knn(X.astype(np.float32), 5)
+    Xd = X.astype(np.float32).astype(np.float64)
+    full = cdist(Xd, Xd)
+    np.fill_diagonal(full, np.inf)
+    ref = np.sort(full, axis=1)[:, :5]
+    np.testing.assert_allclose(dist, ref, rtol=2e-5)
+    np.testing.assert_allclose(full[np.arange(len(X))[:, None], idx], ref, rtol=2e-5)
+
+
+def test_chains_of_near_duplicates_merge_completely():
+    """Four points 0, 1, 6, 7 (x 1e-7 of the spread) along a line: with k = 1 the neighbour lists form two
+    pairs; after merging them the two survivors are still within the tolerance, so merging repeats."""
+    rng = np.random.default_rng(2)
+    X = rng.standard_normal((300, 8))
+    spread = np.sqrt(((X - X.mean(0)) ** 2).sum(1).mean())
+    e = np.eye(8)[0] * 1e-7 * spread
+    Xd = np.vstack([X, X[0] + 1 * e, X[0] + 6 * e, X[0] + 7 * e])
+    nb = idm.nearest_neighbours(Xd, 1)
+    assert nb.n_duplicates == 3 and len(nb.kept) == 300
+    assert np.all(nb.distances[:, 0] > nb.tol)
+
+
+def test_a_large_group_of_copies_counts_every_copy():
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((400, 6))
+    Xd = np.vstack([X, np.repeat(X[:2], 60, axis=0)])
+    for est in (idm.twonn(Xd), idm.mle(Xd, 10), idm.gride(Xd, 4)):
+        assert est.n_duplicates == 120 and est.n_points == 520 and np.isfinite(est.estimate)
+
+
+def test_singleton_groups_bootstrap_like_points():
+    X = subspace(800, 4, 20, 5)
+    a = idm.twonn(X, ci=0.9, seed=3)
+    b = idm.twonn(X, ci=0.9, seed=3, groups=np.arange(800))
+    assert a.ci == b.ci
+
+
+def test_grouped_bootstrap_respects_correlated_groups():
+    """40 far-apart clusters ("prompts"), half 2-d and half 8-d: a point's statistic says which kind of
+    cluster it is in, so resampling points understates the spread that resampling clusters shows."""
+    rng = np.random.default_rng(4)
+    parts, groups = [], []
+    for g in range(40):
+        d = 2 if g % 2 else 8
+        parts.append(1e3 * rng.standard_normal(30) + subspace(60, d, 30, seed=g))
+        groups += [g] * 60
+    X, groups = np.vstack(parts), np.array(groups)
+    points = idm.mle(X, 10, ci=0.9)
+    grouped = idm.mle(X, 10, ci=0.9, groups=groups)
+    assert grouped.ci[0] < grouped.estimate < grouped.ci[1]
+    assert grouped.ci[1] - grouped.ci[0] > 2 * (points.ci[1] - points.ci[0])
+    with pytest.raises(ValueError, match="groups"):
+        idm.mle(X, 10, ci=0.9, groups=groups[:-1])
+
+
+def test_id_difference_known_answer_and_identity():
+    groups = np.repeat(np.arange(50), 40)
+    A, B = subspace(2000, 3, 30, 6), subspace(2000, 6, 30, 7)
+    diff = idm.id_difference(A, B, method="mle", groups_a=groups, groups_b=groups, k=10)
+    assert diff.ci[0] < diff.difference < diff.ci[1]
+    assert abs(diff.difference - 3) < 0.5 and diff.ci[0] > 2
+    assert diff.b == pytest.approx(idm.mle(B, 10).estimate) and diff.a == pytest.approx(idm.mle(A, 10).estimate)
+    same = idm.id_difference(A, A, groups_a=groups, groups_b=groups)
+    assert same.difference == 0 and same.ci == (0.0, 0.0)  # paired: every resample cancels exactly
+    unpaired = idm.id_difference(A, A)
+    assert unpaired.ci[0] < 0 < unpaired.ci[1]
+    with pytest.raises(ValueError, match="groups_a, groups_b"):
+        idm.id_difference(A, B, groups_a=groups)
+    with pytest.raises(ValueError, match="method"):
+        idm.id_difference(A, B, method="pca")
+
+
+def test_per_layer_stack():
+    clouds = torch.from_numpy(np.stack([subspace(1500, d, 25, d) for d in (2, 4, 6)]))
+    df = idm.per_layer(clouds, "mle", k=10)
+    assert list(df.layer) == [0, 1, 2] and list(df.columns[:3]) == ["layer", "method", "estimate"]
+    np.testing.assert_allclose(df.estimate, [2, 4, 6], rtol=0.1)
+    assert idm.per_layer(clouds, "twonn", ci=0.9, n_boot=20).ci_low.notna().all()
+    with pytest.raises(ValueError, match="clouds"):
+        idm.per_layer(clouds[0])

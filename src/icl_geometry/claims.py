@@ -148,3 +148,34 @@ def report_table(directory: Path | None = None):
     cols = ["chapter", "profile", "model", "claim_id", "value", "low", "high", "expectation", "verdict",
             "paper", "note"]
     return pd.DataFrame(rows, columns=cols)
+
+
+def bootstrap_interval(values: Any, statistic: Any = None, n_boot: int = 2000, level: float = 0.95,
+                       seed: int = 0) -> tuple[float, tuple[float, float]]:
+    """A statistic of `values` (default: the mean over axis 0) and its percentile bootstrap interval.
+
+    Rows of `values` (items) are resampled with replacement; `statistic` maps a resampled array to a float.
+    """
+    import numpy as np
+
+    x = np.asarray(values, dtype=float)
+    if x.ndim == 0 or len(x) < 2:
+        raise ValueError(f"bootstrap_interval: need at least 2 values, got {x.shape}")
+    if not 0 < level < 1:
+        raise ValueError(f"bootstrap_interval: level = {level!r} is not allowed: expected a number in (0, 1)")
+    stat = statistic or (lambda a: float(a.mean()))
+    rng = np.random.default_rng(seed)
+    boots = np.array([stat(x[rng.integers(0, len(x), len(x))]) for _ in range(n_boot)])
+    lo, hi = np.quantile(boots, [(1 - level) / 2, (1 + level) / 2])
+    return float(stat(x)), (float(lo), float(hi))
+
+
+def paired_difference(a: Any, b: Any, n_boot: int = 2000, level: float = 0.95,
+                      seed: int = 0) -> tuple[float, tuple[float, float]]:
+    """Mean of b - a over paired items (e.g. correct at k shots minus correct at 0) with a bootstrap interval."""
+    import numpy as np
+
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if a.shape != b.shape:
+        raise ValueError(f"paired_difference: a and b must have the same shape, got {a.shape} and {b.shape}")
+    return bootstrap_interval(b - a, n_boot=n_boot, level=level, seed=seed)

@@ -6,7 +6,9 @@ paper's attention count, so the book explains them line by line; scikit-dimensio
 cross-check. The search runs in torch on the input's device; candidate neighbours come from float32
 matrix products (the speed), their distances are then recomputed as norms of differences (the accuracy:
 the Gram trick ||x||^2 + ||y||^2 - 2 x.y cancels catastrophically for close points, and distance ratios
-of close points are exactly what the estimators read); likelihoods and logs are in float64. Memory stays O(chunk x n), never n x n.
+of close points are exactly what the estimators read). A worst-case rounding bound certifies, row by row,
+that the float32 candidates contain the true k nearest neighbours; rows it cannot certify are searched
+again in float64. Likelihoods and logs are in float64. Memory stays O(chunk x n), never n x n.
 
 Duplicate points (zero distances; common in LLM activations, e.g. identical prefixes) make the
 neighbour-distance ratios 0/0 or x/0. They are either merged into one point first (`duplicates="merge"`,
@@ -131,9 +133,9 @@ def _check_int(name: str, value, low: int) -> int:
     return int(value)
 
 
-def _centred32(X: torch.Tensor) -> torch.Tensor:
-    """Centred float32 copy for ranking: centring shrinks |x|^2, the size of the Gram trick's rounding error."""
-    return (X - X.mean(0, dtype=torch.float64).to(X.dtype)).float()
+def _centred(X: torch.Tensor) -> torch.Tensor:
+    """Centred copy in X's dtype: centring shrinks |x|^2, the size of the Gram trick's rounding error."""
+    return X - X.mean(0, dtype=torch.float64).to(X.dtype)
 
 
 @contextmanager
@@ -147,8 +149,15 @@ def _threads(n: int) -> Iterator[int]:
         torch.set_num_threads(old)
 
 
-def _candidates(Xf: torch.Tensor, m: int, chunk_mb: float, matmul_threads: int) -> torch.Tensor:
-    """(n, m) indices of each row's m nearest other rows by float32 squared distance.
+def _block_size(Xf: torch.Tensor, chunk_mb: float) -> int:
+    cap = 2048 if Xf.device.type == "cpu" else 8192  # CPU: blocks that stay cache-friendly
+    return int(max(1, min(len(Xf), cap, (max(chunk_mb, 0.01) * 2**20 / Xf.element_size()) ** 0.5)))
+
+
+def _candidates(Xf: torch.Tensor, m: int, chunk_mb: float,
+                matmul_threads: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(n, m) indices of each row's m nearest other rows by squared distance from matrix products, and
+    those (n, m) squared distances as computed (float32 when Xf is float32: approximate).
 
     Works on square blocks (I, J) with J >= I: one product X_I X_J^T serves the rows of I (top-m along
     the block's rows) and, transposed, the rows of J; running top-m lists are merged block by block.
@@ -157,9 +166,8 @@ def _candidates(Xf: torch.Tensor, m: int, chunk_mb: float, matmul_threads: int) 
     """
     n = len(Xf)
     sq = (Xf * Xf).sum(1)
-    cap = 2048 if Xf.device.type == "cpu" else 8192  # CPU: blocks that stay cache-friendly
-    bs = int(max(1, min(n, cap, (max(chunk_mb, 0.01) * 2**20 / 4) ** 0.5)))
-    best_v = torch.full((n, m), float("inf"), device=Xf.device)
+    bs = _block_size(Xf, chunk_mb)
+    best_v = torch.full((n, m), float("inf"), device=Xf.device, dtype=Xf.dtype)
     best_i = torch.zeros((n, m), dtype=torch.long, device=Xf.device)
 
     def merge(a: int, b: int, block: torch.Tensor, offset: int) -> None:
@@ -184,7 +192,70 @@ def _candidates(Xf: torch.Tensor, m: int, chunk_mb: float, matmul_threads: int) 
             merge(a, b, block, c)
             if c != a:
                 merge(c, e, block.T.contiguous(), a)
+    return best_i, best_v
+
+
+def _candidates_rows(Xc: torch.Tensor, rows: torch.Tensor, m: int, chunk_mb: float,
+                     matmul_threads: int) -> torch.Tensor:
+    """(len(rows), m) indices of the m nearest other points of the given rows, ranked in float64
+    (rounding ~1e-13 of |x|^2: the fallback for rows the float32 ranking could not certify)."""
+    n = len(Xc)
+    Q = Xc[rows].double()
+    sq_q = (Q * Q).sum(1)
+    best_v = torch.full((len(rows), m), float("inf"), device=Xc.device, dtype=torch.float64)
+    best_i = torch.zeros((len(rows), m), dtype=torch.long, device=Xc.device)
+    bs = _block_size(Q, chunk_mb)
+    for c in range(0, n, bs):
+        e = min(n, c + bs)
+        K = Xc[c:e].double()
+        with _threads(matmul_threads):
+            block = torch.addmm(sq_q[:, None] + (K * K).sum(1)[None], Q, K.T, beta=1.0, alpha=-2.0)
+        own = (rows >= c) & (rows < e)
+        block[own.nonzero()[:, 0], rows[own] - c] = float("inf")
+        v, i = torch.topk(block, min(m, e - c), dim=1, largest=False, sorted=False)
+        v, pos = torch.topk(torch.cat([best_v, v], 1), m, dim=1, largest=False, sorted=False)
+        best_v, best_i = v, torch.gather(torch.cat([best_i, i + c], 1), 1, pos)
     return best_i
+
+
+def _refine(X: torch.Tensor, rows: torch.Tensor, cand: torch.Tensor, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Exact distances from `rows` to their candidates (norms of differences in X's precision, no
+    cancellation), sorted; the k smallest as float64 distances and their indices."""
+    n_rows, m = cand.shape
+    dim = X.shape[1]
+    sub = int(max(1, 2**23 // (X.element_size() * m * dim)))  # ~8 MB gathers stay in cache
+    dist = np.empty((n_rows, k), dtype=np.float64)
+    idx = np.empty((n_rows, k), dtype=np.int64)
+    for s in range(0, n_rows, sub):
+        e = min(n_rows, s + sub)
+        c = cand[s:e]
+        diff = torch.index_select(X, 0, c.reshape(-1)).view(e - s, m, dim)
+        diff.sub_(X[rows[s:e], None, :])
+        d = torch.linalg.vector_norm(diff, dim=-1).double()
+        d, order = torch.sort(d, dim=1, stable=True)
+        dist[s:e] = d[:, :k].cpu().numpy()
+        idx[s:e] = torch.gather(c, 1, order[:, :k]).cpu().numpy()
+    return dist, idx
+
+
+def _unit_roundoff() -> float:
+    """Unit roundoff of float32 matrix products under torch's current precision setting (TF32/bf16 on GPUs)."""
+    return {"highest": 2.0**-24, "high": 2.0**-11}.get(torch.get_float32_matmul_precision(), 2.0**-8)
+
+
+def _uncertified(dist_k: np.ndarray, boundary: torch.Tensor, sq: torch.Tensor, dim: int) -> np.ndarray:
+    """Rows whose float32 candidate list might miss a true k-th neighbour.
+
+    A point j outside row i's candidates has computed squared distance >= B_i (the m-th candidate's); the
+    rounding error of |c_i|^2 + |c_j|^2 - 2 c_i.c_j is at most e (|c_i|^2 + |c_j|^2) with e = (D + 8) u
+    (worst case, not the typical sqrt(D) u). Either |c_j| >= |c_i| + d_k, and then d_ij >= d_k by the
+    triangle inequality, or |c_j|^2 < (|c_i| + d_k)^2, and then d_ij^2 >= B_i - e (|c_i|^2 + (|c_i| + d_k)^2).
+    The k found neighbours are certainly the k nearest when that lower bound is >= d_k^2.
+    """
+    e = (dim + 8) * _unit_roundoff()
+    sq = sq.double().cpu().numpy()
+    bound = boundary.double().cpu().numpy() - e * (sq + (np.sqrt(sq) + dist_k) ** 2)
+    return dist_k**2 > bound
 
 
 def _exact_knn(X: torch.Tensor, k: int, chunk_mb: float,
@@ -198,24 +269,24 @@ def _exact_knn(X: torch.Tensor, k: int, chunk_mb: float,
     Candidates: k + a margin (it absorbs rank swaps from float32 rounding) of the smallest squared
     distances from float32 matrix products on centred data. Distances to the candidates are then
     recomputed as norms of differences in X's own precision (no cancellation), returned as float64.
+    Rows where a rounding-error bound cannot rule out a missed neighbour (`_uncertified`; rare: many
+    points tied with the k-th neighbour to ~1e-5 of |x|^2) are searched again with float64 products.
     """
     n, dim = X.shape
     m = min(n - 1, k + 4 + k // 8)
-    sub = int(max(1, 2**23 // (X.element_size() * m * dim)))  # ~8 MB gathers stay in cache
-    dist = np.empty((n, k), dtype=np.float64)
-    idx = np.empty((n, k), dtype=np.int64)
     threads = matmul_threads or torch.get_num_threads()
     with _threads(1) if X.device.type == "cpu" else nullcontext():
-        cand = _candidates(_centred32(X), m, chunk_mb, threads)
-        for s in range(0, n, sub):
-            e = min(n, s + sub)
-            c = cand[s:e]
-            diff = torch.index_select(X, 0, c.reshape(-1)).view(e - s, m, dim)
-            diff.sub_(X[s:e, None, :])
-            d = torch.linalg.vector_norm(diff, dim=-1).double()
-            d, order = torch.sort(d, dim=1, stable=True)
-            dist[s:e] = d[:, :k].cpu().numpy()
-            idx[s:e] = torch.gather(c, 1, order[:, :k]).cpu().numpy()
+        Xc = _centred(X)
+        Xf = Xc.float()
+        cand, cand_v = _candidates(Xf, m, chunk_mb, threads)
+        everyone = torch.arange(n, device=X.device)
+        dist, idx = _refine(X, everyone, cand, k)
+        if m < n - 1:
+            bad = _uncertified(dist[:, -1], cand_v.max(1).values, (Xf * Xf).sum(1), dim)
+            if bad.any():
+                rows = everyone[torch.as_tensor(bad, device=X.device)]
+                cand64 = _candidates_rows(Xc, rows, m, chunk_mb, threads)
+                dist[bad], idx[bad] = _refine(X, rows, cand64, k)
     return dist, idx
 
 
@@ -233,7 +304,8 @@ def nearest_neighbours(X, k: int, *, duplicates: str = "merge", dup_tol: float =
     """Exact kNN after handling (near-)duplicates.
 
     Points closer than `dup_tol` x (root-mean-square distance of the points to their centroid) count as
-    duplicates. "merge": each group of duplicates is replaced by its first point and the search rerun.
+    duplicates; chains of such pairs form one group (single linkage). "merge": each group is replaced by
+    its first point and the search rerun (until no duplicates remain).
     "skip": all points are kept; estimators then skip the statistics that duplicates make undefined.
     """
     _check_choice("duplicates", duplicates, DUPLICATES)
@@ -255,33 +327,63 @@ def nearest_neighbours(X, k: int, *, duplicates: str = "merge", dup_tol: float =
     if duplicates == "skip" or not close.any():
         n_dup = int(close[:, 0].sum()) if duplicates == "skip" else 0
         return Neighbours(dist, idx, np.arange(n), n, n_dup, tol)
-    rows, cols = np.nonzero(close)
-    graph = coo_matrix((np.ones(len(rows)), (rows, idx[rows, cols])), shape=(n, n))
-    _, labels = connected_components(graph, directed=False)
-    _, kept = np.unique(labels, return_index=True)
-    kept = np.sort(kept)
-    if len(kept) < need:
-        raise ValueError(f"Too few distinct points: {n} points hold only {len(kept)} distinct ones "
-                         f"(duplicates within {tol:.3g}); need at least {need} (k = {k})")
-    dist, idx = _exact_knn(Xt[torch.as_tensor(kept, device=Xt.device)], k, chunk_mb, threads)
+    kept = np.arange(n)
+    while close.any():  # a group of more than k copies can split over two k-neighbour lists: repeat
+        rows, cols = np.nonzero(close)
+        graph = coo_matrix((np.ones(len(rows)), (rows, idx[rows, cols])), shape=(len(kept),) * 2)
+        _, labels = connected_components(graph, directed=False)
+        _, first = np.unique(labels, return_index=True)
+        kept = kept[np.sort(first)]
+        if len(kept) < need:
+            raise ValueError(f"Too few distinct points: {n} points hold only {len(kept)} distinct ones "
+                             f"(duplicates within {tol:.3g}); need at least {need} (k = {k})")
+        dist, idx = _exact_knn(Xt[torch.as_tensor(kept, device=Xt.device)], k, chunk_mb, threads)
+        close = dist <= tol
     return Neighbours(dist, idx, kept, n, n - len(kept), tol)
 
 
 # ----------------------------------------------------------------------------- helpers
 
-def _bootstrap(stat: np.ndarray, estimator: Callable[[np.ndarray], float], ci: float | None,
-               n_boot: int, seed: int) -> tuple[float, float] | None:
-    """Percentile interval of `estimator` over resamples of the per-point statistics (neighbours fixed)."""
-    if ci is None:
-        return None
+def _check_ci(ci, n_boot) -> int:
     if not (isinstance(ci, float) and 0 < ci < 1):
         raise ValueError(f"ci = {ci!r} is not allowed: expected None or a confidence level in (0, 1), e.g. 0.95")
-    n_boot = _check_int("n_boot", n_boot, 10)
+    return _check_int("n_boot", n_boot, 10)
+
+
+def _resamples(n: int, groups: np.ndarray | None, n_boot: int, seed: int) -> Iterator[np.ndarray]:
+    """Row indices of `n_boot` bootstrap resamples: of single rows, or of whole groups (e.g. prompts,
+    whose tokens are not independent) when `groups` labels the rows."""
     rng = np.random.default_rng(seed)
-    reps = np.array([estimator(stat[rng.integers(0, len(stat), len(stat))]) for _ in range(n_boot)])
+    if groups is None:
+        for _ in range(n_boot):
+            yield rng.integers(0, n, n)
+        return
+    labels, inverse = np.unique(groups, return_inverse=True)
+    members = np.split(np.argsort(inverse, kind="stable"), np.cumsum(np.bincount(inverse))[:-1])
+    for _ in range(n_boot):
+        yield np.concatenate([members[g] for g in rng.integers(0, len(labels), len(labels))])
+
+
+def _bootstrap(stat: np.ndarray, estimator: Callable[[np.ndarray], float], ci: float | None,
+               n_boot: int, seed: int, groups: np.ndarray | None = None) -> tuple[float, float] | None:
+    """Percentile interval of `estimator` over resamples of the per-point statistics (neighbours fixed:
+    resampling the points themselves would create duplicates, see `nearest_neighbours`)."""
+    if ci is None:
+        return None
+    n_boot = _check_ci(ci, n_boot)
+    reps = np.array([estimator(stat[i]) for i in _resamples(len(stat), groups, n_boot, seed)])
     reps = reps[np.isfinite(reps)]
     lo, hi = np.quantile(reps, [(1 - ci) / 2, (1 + ci) / 2])
     return float(lo), float(hi)
+
+
+def _groups(groups, n: int) -> np.ndarray | None:
+    if groups is None:
+        return None
+    g = np.asarray(groups)
+    if g.shape != (n,):
+        raise ValueError(f"groups: expected one label per point ({n}), got shape {g.shape}")
+    return g
 
 
 # ----------------------------------------------------------------------------- TwoNN
@@ -300,15 +402,20 @@ def _twonn_from_log_mu(log_mu: np.ndarray, discard_fraction: float, method: str)
     return (n_keep - 1) / total if total > 0 else np.inf
 
 
-def twonn(X, *, discard_fraction: float = 0.1, method: str = "linear", duplicates: str = "merge",
-          dup_tol: float = 1e-6, ci: float | None = None, n_boot: int = 200, seed: int = 0,
-          chunk_mb: float = 256.0) -> IDEstimate:
-    """TwoNN (Facco et al. 2017): mu = r2 / r1 is Pareto(1, d) on a locally uniform d-manifold.
+@dataclass(frozen=True)
+class PointStats:
+    """Per-point statistics an estimator pools, the rows of X they belong to, and how to pool them."""
 
-    method "linear": slope through the origin of -log(1 - F_emp(mu)) against log mu, largest
-    `discard_fraction` of ratios dropped (Facco's recipe, scikit-dimension's default).
-    method "mle": censored maximum likelihood (k - 1) / (sum log mu + censored part).
-    """
+    values: np.ndarray
+    rows: np.ndarray  # indices into the original X
+    pool: Callable[[np.ndarray], float]
+    method: str
+    neighbours: Neighbours
+
+
+def twonn_stats(X, *, discard_fraction: float = 0.1, method: str = "linear", duplicates: str = "merge",
+                dup_tol: float = 1e-6, chunk_mb: float = 256.0) -> PointStats:
+    """log(r2 / r1) of every usable point (nonzero nearest-neighbour distance) and the TwoNN pooling."""
     _check_choice("method", method, TWONN_METHODS)
     if not (isinstance(discard_fraction, (int, float)) and 0 <= discard_fraction < 1):
         raise ValueError(f"discard_fraction = {discard_fraction!r} is not allowed: expected a number in [0, 1)")
@@ -319,13 +426,38 @@ def twonn(X, *, discard_fraction: float = 0.1, method: str = "linear", duplicate
     if len(log_mu) < 3:
         raise ValueError(f"Too few usable points for TwoNN: {len(log_mu)} of {nb.n_points} have a nonzero "
                          f"nearest-neighbour distance (need at least 3)")
-    est = lambda s: _twonn_from_log_mu(s, discard_fraction, method)  # noqa: E731
-    d = est(log_mu)
+    pool = lambda s: _twonn_from_log_mu(s, discard_fraction, method)  # noqa: E731
+    return PointStats(log_mu, nb.kept[ok], pool, f"twonn-{method}", nb)
+
+
+def _estimate(st: PointStats, ci, n_boot: int, seed: int, groups, stderr: Callable[[float], float],
+              undefined: str) -> IDEstimate:
+    d = st.pool(st.values)
     if not np.isfinite(d):
-        raise ValueError("TwoNN is undefined here: every point's two nearest neighbours are equidistant")
-    n_keep = int(len(log_mu) * (1 - discard_fraction))
-    return IDEstimate(d, f"twonn-{method}", nb.n_points, len(log_mu), nb.n_duplicates,
-                      _bootstrap(log_mu, est, ci, n_boot, seed), d / np.sqrt(max(n_keep - 1, 1)))
+        raise ValueError(undefined)
+    g = _groups(groups, st.neighbours.n_points)
+    interval = _bootstrap(st.values, st.pool, ci, n_boot, seed, None if g is None else g[st.rows])
+    return IDEstimate(d, st.method, st.neighbours.n_points, len(st.values), st.neighbours.n_duplicates,
+                      interval, stderr(d))
+
+
+def twonn(X, *, discard_fraction: float = 0.1, method: str = "linear", duplicates: str = "merge",
+          dup_tol: float = 1e-6, ci: float | None = None, n_boot: int = 200, seed: int = 0, groups=None,
+          chunk_mb: float = 256.0) -> IDEstimate:
+    """TwoNN (Facco et al. 2017): mu = r2 / r1 is Pareto(1, d) on a locally uniform d-manifold,
+    so -log(1 - F(mu)) = d log mu.
+
+    method "linear": slope through the origin of -log(1 - F_emp(mu)) against log mu, largest
+    `discard_fraction` of ratios dropped (Facco's recipe, scikit-dimension's default).
+    method "mle": censored maximum likelihood (k - 1) / (sum log mu + censored part).
+    `ci`: bootstrap interval over points, or over whole groups when `groups` labels each row of X
+    (e.g. the prompt each token came from).
+    """
+    st = twonn_stats(X, discard_fraction=discard_fraction, method=method, duplicates=duplicates,
+                     dup_tol=dup_tol, chunk_mb=chunk_mb)
+    n_keep = int(len(st.values) * (1 - discard_fraction))
+    return _estimate(st, ci, n_boot, seed, groups, lambda d: d / np.sqrt(max(n_keep - 1, 1)),
+                     "TwoNN is undefined here: every point's two nearest neighbours are equidistant")
 
 
 # ----------------------------------------------------------------------------- Levina-Bickel MLE
@@ -338,31 +470,114 @@ def _mle_from_inverse(inv: np.ndarray, average: str) -> float:
     return float(np.mean(1.0 / pos)) if len(pos) else np.inf
 
 
+def mle_stats(X, k: int = 20, *, average: str = "inverse", unbiased: bool = False, duplicates: str = "merge",
+              dup_tol: float = 1e-6, chunk_mb: float = 256.0) -> PointStats:
+    """1 / m_i = mean_j log(T_k / T_j) of every usable point, and the chosen pooling."""
+    _check_choice("average", average, MLE_AVERAGES)
+    k = _check_int("k", k, 3 if unbiased else 2)
+    nb = nearest_neighbours(X, k, duplicates=duplicates, dup_tol=dup_tol, chunk_mb=chunk_mb)
+    ok = nb.distances[:, 0] > nb.tol
+    T = nb.distances[ok]
+    if len(T) < 2:
+        raise ValueError(f"Too few usable points for MLE: {len(T)} of {nb.n_points} have a nonzero "
+                         f"nearest-neighbour distance (need at least 2)")
+    inv = np.log(T[:, -1:] / T[:, :-1]).sum(1) / (k - 2 if unbiased else k - 1)
+    pool = lambda s: _mle_from_inverse(s, average)  # noqa: E731
+    return PointStats(inv, nb.kept[ok], pool, f"mle-k{k}", nb)
+
+
 def mle(X, k: int = 20, *, average: str = "inverse", unbiased: bool = False, duplicates: str = "merge",
-        dup_tol: float = 1e-6, ci: float | None = None, n_boot: int = 200, seed: int = 0,
+        dup_tol: float = 1e-6, ci: float | None = None, n_boot: int = 200, seed: int = 0, groups=None,
         chunk_mb: float = 256.0) -> IDEstimate:
     """Levina-Bickel maximum likelihood with k neighbours.
 
     Per point, 1/m_i = (1 / (k - 1)) sum_{j<k} log(T_k / T_j) ((k - 2) if `unbiased`).
     average "inverse" (MacKay & Ghahramani): m = 1 / mean_i(1/m_i), the likelihood-consistent pooling
     and scikit-dimension's default; "direct" (Levina & Bickel's paper): m = mean_i(m_i).
+    `ci`, `groups`: as in `twonn`.
     """
-    _check_choice("average", average, MLE_AVERAGES)
-    k = _check_int("k", k, 3 if unbiased else 2)
-    nb = nearest_neighbours(X, k, duplicates=duplicates, dup_tol=dup_tol, chunk_mb=chunk_mb)
-    T = nb.distances
-    ok = T[:, 0] > nb.tol
-    T = T[ok]
-    if len(T) < 2:
-        raise ValueError(f"Too few usable points for MLE: {len(T)} of {nb.n_points} have a nonzero "
-                         f"nearest-neighbour distance (need at least 2)")
-    inv = np.log(T[:, -1:] / T[:, :-1]).sum(1) / (k - 2 if unbiased else k - 1)
-    est = lambda s: _mle_from_inverse(s, average)  # noqa: E731
-    d = est(inv)
-    if not np.isfinite(d):
-        raise ValueError(f"MLE is undefined here: every point's {k} nearest neighbours are equidistant")
-    return IDEstimate(d, f"mle-k{k}", nb.n_points, len(inv), nb.n_duplicates,
-                      _bootstrap(inv, est, ci, n_boot, seed), d / np.sqrt(len(inv) * (k - 1)))
+    st = mle_stats(X, k, average=average, unbiased=unbiased, duplicates=duplicates, dup_tol=dup_tol,
+                   chunk_mb=chunk_mb)
+    n = len(st.values)
+    return _estimate(st, ci, n_boot, seed, groups, lambda d: d / np.sqrt(n * (k - 1)),
+                     f"MLE is undefined here: every point's {k} nearest neighbours are equidistant")
+
+
+# ----------------------------------------------------------------------------- comparing two clouds
+
+STATS = {"twonn": twonn_stats, "mle": mle_stats}
+
+
+@dataclass(frozen=True)
+class IDDifference:
+    """estimate(B) - estimate(A), with a paired bootstrap interval when both clouds share group labels."""
+
+    difference: float
+    ci: tuple[float, float]
+    a: float
+    b: float
+    method: str
+
+
+def id_difference(X_a, X_b, *, method: str = "twonn", groups_a=None, groups_b=None, ci: float = 0.9,
+                  n_boot: int = 200, seed: int = 0, **kwargs) -> IDDifference:
+    """How much the ID of cloud B exceeds that of cloud A, with a bootstrap interval.
+
+    With `groups_a` and `groups_b` (e.g. the prompt of each token, the same prompts in both clouds), each
+    resample draws the same groups for A and B: a paired bootstrap. Without them, points are resampled
+    independently. Neighbours are fixed; only the per-point statistics are resampled.
+    """
+    _check_choice("method", method, tuple(STATS))
+    n_boot = _check_ci(ci, n_boot)
+    sa, sb = STATS[method](X_a, **kwargs), STATS[method](X_b, **kwargs)
+    d_a, d_b = sa.pool(sa.values), sb.pool(sb.values)
+    if (groups_a is None) != (groups_b is None):
+        raise ValueError("groups_a, groups_b: give both (a paired bootstrap) or neither")
+    if groups_a is None:
+        reps = [sb.pool(sb.values[i]) - sa.pool(sa.values[j]) for i, j in
+                zip(_resamples(len(sb.values), None, n_boot, seed), _resamples(len(sa.values), None, n_boot, seed + 1))]
+    else:
+        ga = _groups(groups_a, sa.neighbours.n_points)[sa.rows]
+        gb = _groups(groups_b, sb.neighbours.n_points)[sb.rows]
+        labels = np.union1d(ga, gb)
+        rng = np.random.default_rng(seed)
+        by_a = {g: np.flatnonzero(ga == g) for g in labels}
+        by_b = {g: np.flatnonzero(gb == g) for g in labels}
+        reps = []
+        for _ in range(n_boot):
+            pick = labels[rng.integers(0, len(labels), len(labels))]
+            ia = np.concatenate([by_a[g] for g in pick])
+            ib = np.concatenate([by_b[g] for g in pick])
+            reps.append(sb.pool(sb.values[ib]) - sa.pool(sa.values[ia]))
+    reps = np.asarray(reps)
+    reps = reps[np.isfinite(reps)]
+    lo, hi = np.quantile(reps, [(1 - ci) / 2, (1 + ci) / 2])
+    return IDDifference(d_b - d_a, (float(lo), float(hi)), d_a, d_b, sa.method)
+
+
+def per_layer(clouds, method: str = "twonn", *, progress: bool = False, **kwargs):
+    """One estimate per layer of an (n_layers, n_points, D) stack (e.g. MLP inputs of many tokens), as a
+    DataFrame: layer, method, estimate, ci_low, ci_high, n_points, n_used, n_duplicates."""
+    import pandas as pd
+
+    fns = {"twonn": twonn, "mle": mle, "gride": gride}
+    _check_choice("method", method, tuple(fns))
+    if isinstance(clouds, torch.Tensor):
+        clouds = clouds.detach()
+    if getattr(clouds, "ndim", None) != 3:
+        raise ValueError(f"clouds: expected (n_layers, n_points, D), got shape {getattr(clouds, 'shape', None)}")
+    layers = range(clouds.shape[0])
+    if progress:
+        from tqdm.auto import tqdm
+
+        layers = tqdm(layers, desc=f"{method} per layer")
+    rows = []
+    for layer in layers:
+        e = fns[method](clouds[layer], **kwargs)
+        lo, hi = e.ci if e.ci else (np.nan, np.nan)
+        rows.append({"layer": layer, "method": e.method, "estimate": e.estimate, "ci_low": lo, "ci_high": hi,
+                     "n_points": e.n_points, "n_used": e.n_used, "n_duplicates": e.n_duplicates})
+    return pd.DataFrame(rows)
 
 
 # ----------------------------------------------------------------------------- GRIDE (scale-aware)
@@ -382,6 +597,9 @@ def _gride_mle(log_mu: np.ndarray, n1: int, n2: int) -> tuple[float, float]:
     hi = 1.0
     while score(hi) > 0 and hi < 1e6:
         hi *= 2
+    if score(hi) > 0:
+        raise ValueError(f"GRIDE ({n1}, {n2}): the likelihood still rises at d = {hi:g}; the neighbour-distance "
+                         f"ratios are ~1 (points at equal distances), so no finite ID fits")
     d = brentq(score, 1e-8, hi, xtol=1e-12, rtol=1e-12)
     info = N / d**2 + (n2 - n1 - 1) * float(np.sum((log_mu / (2 * np.sinh(d * log_mu / 2))) ** 2))
     return float(d), float(1 / np.sqrt(info))
@@ -438,7 +656,9 @@ def pca_spectrum(X) -> np.ndarray:
         raise ValueError(f"Too few points: got {len(Xt)}, PCA needs at least 2")
     Xc = Xt - Xt.mean(0)
     gram = Xc @ Xc.T if len(Xc) < Xc.shape[1] else Xc.T @ Xc
-    ev = torch.linalg.eigvalsh(gram).flip(0).clamp_min(0).cpu().numpy()
+    # LAPACK's eigensolver barely gains from a second CPU thread and loses 10x+ when the cores are busy
+    with _threads(1) if gram.device.type == "cpu" else nullcontext():
+        ev = torch.linalg.eigvalsh(gram).flip(0).clamp_min(0).cpu().numpy()
     total = ev.sum()
     if total <= 0:
         raise ValueError("X: all points are identical, so there is no variance to explain")

@@ -81,9 +81,7 @@ class LoadedModel:
         return decoder_layers(self.model)
 
     def summary(self) -> dict[str, Any]:
-        return {"model": self.name, "class": self.architecture, "layers": self.n_layers, "heads": self.n_heads,
-                "kv_heads": self.n_kv_heads, "d_model": self.d_model, "mlp_width": self.d_mlp,
-                "activation": self.activation, "chat_template": self.chat}
+        return _architecture(self.model.config, self.name, self.architecture, self.chat)
 
 
 def _not_found(name: str, why: str) -> ModelNotFoundError:
@@ -183,6 +181,35 @@ def load(name_or_path: str = DEFAULT_MODEL, device: str = "auto", dtype: torch.d
         activation=getattr(cfg, "hidden_activation", None) or getattr(cfg, "hidden_act", "?"),
         device=device, chat=getattr(tokenizer, "chat_template", None) is not None,
         architecture=type(model).__name__)
+
+
+def _architecture(cfg: Any, name: str, architecture: str, chat: bool) -> dict[str, Any]:
+    cfg = cfg.get_text_config()
+    n_heads = cfg.num_attention_heads
+    return {"model": name, "class": architecture, "layers": cfg.num_hidden_layers, "heads": n_heads,
+            "kv_heads": getattr(cfg, "num_key_value_heads", None) or n_heads, "d_model": cfg.hidden_size,
+            "mlp_width": getattr(cfg, "intermediate_size", None) or 4 * cfg.hidden_size,
+            "activation": getattr(cfg, "hidden_activation", None) or getattr(cfg, "hidden_act", "?"),
+            "chat_template": chat}
+
+
+def describe(name_or_path: str) -> dict[str, Any]:
+    """A model's architecture (the same fields as `LoadedModel.summary`) from its config alone, no weights."""
+    from transformers import AutoConfig, AutoTokenizer
+
+    if name_or_path in BUNDLED and not (cache_dir() / name_or_path / "config.json").exists():
+        gguf = _gguf_path(BUNDLED[name_or_path])
+        kwargs: dict[str, Any] = {"gguf_file": gguf.name}
+        source: str | Path = gguf.parent
+    else:
+        source, kwargs = _source(name_or_path)[0], {}
+    try:
+        cfg = AutoConfig.from_pretrained(source, **kwargs)
+        tok = AutoTokenizer.from_pretrained(source, **kwargs)
+    except OSError as err:
+        raise _not_found(name_or_path, f"transformers could not find or download it ({err.__class__.__name__})") from err
+    arch = (cfg.architectures or [type(cfg).__name__])[0]
+    return _architecture(cfg, name_or_path, arch, getattr(tok, "chat_template", None) is not None)
 
 
 def decoder_layers(model: torch.nn.Module) -> torch.nn.ModuleList:

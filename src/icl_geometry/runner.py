@@ -78,7 +78,7 @@ def run_chapter(chapter: str, profile: str = "ci", device: str = "auto", seed: i
         raise FileNotFoundError(f"Chapter {spec.number}: notebook {source} does not exist")
     target = source if inplace else (out_dir or repo_root() / "runs" / profile) / spec.notebook
     target.parent.mkdir(parents=True, exist_ok=True)
-    os.environ[STATIC_ENV] = "1"
+    os.environ.setdefault(STATIC_ENV, "1")
     try:
         pm.execute_notebook(str(source), str(target), parameters={"profile": profile, "device": device,
                                                                  "seed": seed, **params},

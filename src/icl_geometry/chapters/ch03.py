@@ -1,4 +1,5 @@
 from icl_geometry.profiles import ChapterSpec, Param
+from icl_geometry.tasks import FAMILIES
 
 SPEC = ChapterSpec(
     number="03",
@@ -8,9 +9,11 @@ SPEC = ChapterSpec(
     params=(
         Param("sample_sizes", ci=(250, 1000, 4000), full=(250, 1000, 4000, 16000, 50000), kind="ints",
               low=20, high=200_000, help="numbers of points for the estimator-validation sweeps"),
-        Param("ambient_dims", ci=(10, 100, 576), full=(10, 100, 576, 2048), kind="ints", low=3, high=10_000,
-              help="ambient dimensions D for the bias-with-D sweep"),
-        Param("n_prompts", ci=40, full=400, kind="int", low=8, high=5000,
+        Param("ambient_dims", ci=(10, 100, 576), full=(10, 100, 576, 2048), kind="ints", low=8, high=10_000,
+              help="ambient dimensions D for the bias-with-D sweep (a 5-d manifold needs D >= 8)"),
+        Param("family", ci="word_problems", full="word_problems", kind="str", choices=tuple(FAMILIES),
+              help="task family of the prompts (icl_geometry.tasks)"),
+        Param("n_prompts", ci=20, full=400, kind="int", low=8, high=5000,
               help="prompts per shot count for the LLM section"),
         Param("shots", ci=(0, 2, 5, 10), full=(0, 2, 5, 10), kind="ints", low=0, high=32,
               help="numbers of in-context examples prepended to each prompt"),

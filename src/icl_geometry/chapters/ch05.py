@@ -1,0 +1,33 @@
+from icl_geometry.profiles import ChapterSpec, Param
+
+
+def _grid(stop: float, step: float) -> tuple[float, ...]:
+    return tuple(round(i * step, 6) for i in range(int(round(stop / step)) + 1))
+
+
+SPEC = ChapterSpec(
+    number="05",
+    slug="icl_linear_regression",
+    title="In-context linear regression: why a higher-rank attention is more easily distracted",
+    uses_model=False,
+    params=(
+        Param("d", ci=8, full=16, kind="int", low=2, high=256, help="input dimension"),
+        Param("N", ci=32, full=64, kind="int", low=2, high=100_000, help="context examples per prompt"),
+        Param("ranks", ci=(1, 2, 4, 8), full=(1, 2, 4, 8, 12, 16), kind="ints", low=1, high=256,
+              help="ranks r of W^KQ (model sizes) to train, increasing, each <= d"),
+        Param("spectrum", ci="power", full="power", kind="str", choices=("power", "geometric", "flat"),
+              help="shape of the eigenvalues of Lambda (normalised to trace d)"),
+        Param("decay", ci=1.0, full=1.0, kind="float", low=0.0, high=10.0,
+              help="decay of the spectrum: lambda_i ~ i^-decay (power) or exp(-decay (i-1)) (geometric)"),
+        Param("label_noise", ci=_grid(12.0, 0.5), full=_grid(20.0, 0.25), kind="floats", low=0.0, high=1e3,
+              help="test-time label-noise standard deviations (increasing, starting at 0)"),
+        Param("input_noise", ci=_grid(7.0, 0.25), full=_grid(10.0, 0.125), kind="floats", low=0.0, high=1e3,
+              help="test-time input-noise standard deviations (increasing, starting at 0)"),
+        Param("steps", ci=1000, full=4000, kind="int", low=1, high=1_000_000, help="training steps"),
+        Param("batch", ci=2048, full=16384, kind="int", low=1, high=10_000_000,
+              help="fresh prompts per training step"),
+        Param("lr", ci=0.02, full=0.02, kind="float", low=1e-6, high=1.0, help="Adam peak learning rate"),
+        Param("n_test", ci=40_000, full=400_000, kind="int", low=100, high=100_000_000,
+              help="test prompts for every Monte Carlo loss"),
+    ),
+)

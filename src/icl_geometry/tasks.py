@@ -1,0 +1,364 @@
+"""Offline task suites for the LLM chapters: seeded item generators, few-shot prompts, perturbed
+contexts (random tokens, shuffled text), and answer scoring without a judge model.
+
+Every family generates (question, gold answer) items in code from a seed, so the suite needs no
+download and is identical on every machine. Families range from one-step lookups a 135M model
+knows to short word problems in the spirit of GSM8K-Zero (answers readable from the question
+or one small step away). Which families have in-context headroom for a given model is measured,
+not assumed: see `headroom` and chapter 4.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import string
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+CONTEXTS = ("shots", "random", "shuffled")
+
+
+@dataclass(frozen=True)
+class Item:
+    """One question with its gold answer; `options` lists the answers a reader could pick from."""
+
+    family: str
+    question: str
+    answer: str
+    options: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Family:
+    """A generator of items of one kind, with the instruction shown above the questions."""
+
+    name: str
+    description: str
+    instruction: str
+    make: Callable[[random.Random], Item] = field(repr=False)
+    numeric: bool = False
+
+
+# ---------------------------------------------------------------------------------------------
+# Data the generators draw from (vocabulary, not results).
+CAPITALS = {
+    "France": "Paris", "Germany": "Berlin", "Italy": "Rome", "Spain": "Madrid", "Japan": "Tokyo",
+    "Egypt": "Cairo", "Russia": "Moscow", "Greece": "Athens", "Austria": "Vienna", "Norway": "Oslo",
+    "Sweden": "Stockholm", "Finland": "Helsinki", "Poland": "Warsaw", "Portugal": "Lisbon",
+    "Ireland": "Dublin", "Kenya": "Nairobi", "Peru": "Lima", "Chile": "Santiago", "Cuba": "Havana",
+    "Thailand": "Bangkok", "Hungary": "Budapest", "Denmark": "Copenhagen", "Belgium": "Brussels",
+    "Argentina": "Buenos Aires", "Mexico": "Mexico City", "Canada": "Ottawa", "Australia": "Canberra",
+    "China": "Beijing", "India": "New Delhi", "Turkey": "Ankara", "Iran": "Tehran", "Iraq": "Baghdad",
+    "Vietnam": "Hanoi", "Colombia": "Bogota", "Nigeria": "Abuja", "Ghana": "Accra",
+    "Morocco": "Rabat", "Czechia": "Prague", "Romania": "Bucharest", "Bulgaria": "Sofia",
+    "Netherlands": "Amsterdam", "Switzerland": "Bern", "Scotland": "Edinburgh", "Wales": "Cardiff",
+    "Iceland": "Reykjavik", "Ukraine": "Kyiv", "Serbia": "Belgrade", "Croatia": "Zagreb",
+}
+ANTONYMS = {
+    "hot": "cold", "big": "small", "fast": "slow", "happy": "sad", "light": "dark", "up": "down",
+    "early": "late", "strong": "weak", "rich": "poor", "old": "young", "open": "closed",
+    "full": "empty", "high": "low", "hard": "soft", "wet": "dry", "long": "short", "thick": "thin",
+    "loud": "quiet", "clean": "dirty", "first": "last", "true": "false", "win": "lose",
+    "buy": "sell", "push": "pull", "inside": "outside", "before": "after", "day": "night",
+    "left": "right", "love": "hate", "begin": "end", "asleep": "awake", "cheap": "expensive",
+    "friend": "enemy", "heavy": "light", "north": "south", "east": "west", "question": "answer",
+    "above": "below", "enter": "exit", "give": "take", "accept": "refuse", "remember": "forget",
+}
+NAMES = ("Anna", "Ben", "Carla", "David", "Emma", "Farid", "Grace", "Hugo", "Ines", "Jack", "Kira",
+         "Liam", "Maya", "Noah", "Olga", "Pablo", "Quinn", "Rosa", "Sam", "Tara", "Umar", "Vera")
+OBJECTS = ("apple", "book", "marble", "pencil", "coin", "card", "shell", "sticker", "cookie", "stamp",
+           "balloon", "ribbon", "button", "candle", "orange", "egg")
+WORDS = ("pen", "cup", "bird", "lamp", "tree", "door", "fish", "rope", "milk", "sock", "coat", "leaf",
+         "ring", "drum", "kite", "boat", "star", "hill", "nest", "road", "salt", "wolf", "bell", "corn")
+NUMBER_WORDS = {w: i for i, w in enumerate(
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
+    "sixteen seventeen eighteen nineteen twenty".split())}
+
+
+def _arithmetic(rng: random.Random) -> Item:
+    a, b = rng.randint(10, 49), rng.randint(10, 49)
+    if rng.random() < 0.5:
+        return Item("arithmetic", f"What is {a} + {b}?", str(a + b))
+    a, b = max(a, b), min(a, b)
+    return Item("arithmetic", f"What is {a} - {b}?", str(a - b))
+
+
+def _compare(rng: random.Random) -> Item:
+    a, b = rng.sample(range(10, 100), 2)
+    word = rng.choice(("larger", "smaller"))
+    gold = max(a, b) if word == "larger" else min(a, b)
+    return Item("compare", f"Which number is {word}: {a} or {b}?", str(gold), (str(a), str(b)))
+
+
+def _next_letter(rng: random.Random) -> Item:
+    letters = string.ascii_uppercase
+    if rng.random() < 0.5:
+        i = rng.randrange(0, 25)
+        return Item("next_letter", f"Which letter comes right after {letters[i]} in the alphabet?", letters[i + 1])
+    i = rng.randrange(1, 26)
+    return Item("next_letter", f"Which letter comes right before {letters[i]} in the alphabet?", letters[i - 1])
+
+
+def _capital(rng: random.Random) -> Item:
+    country = rng.choice(sorted(CAPITALS))
+    return Item("capitals", f"What is the capital of {country}?", CAPITALS[country])
+
+
+def _antonym(rng: random.Random) -> Item:
+    word = rng.choice(sorted(ANTONYMS))
+    return Item("antonyms", f"What is the opposite of '{word}'?", ANTONYMS[word])
+
+
+def _last_word(rng: random.Random) -> Item:
+    words = rng.sample(WORDS, rng.randint(3, 6))
+    return Item("last_word", f"What is the last word in this list: {', '.join(words)}?", words[-1], tuple(words))
+
+
+def _count_items(rng: random.Random) -> Item:
+    words = rng.sample(WORDS, rng.randint(2, 7))
+    return Item("count_items", f"How many words are in this list: {', '.join(words)}?", str(len(words)))
+
+
+def _word_problem(rng: random.Random) -> Item:
+    """Short word problems whose answer is read off or one small step away (GSM8K-Zero in spirit)."""
+    n1, n2 = rng.sample(NAMES, 2)
+    obj = rng.choice(OBJECTS)
+    a, b = rng.randint(2, 9), rng.randint(2, 9)
+    kind = rng.randrange(6)
+    if kind == 0:
+        return Item("word_problems", f"{n1} has {a} {obj}s. {n2} gives {n1} {b} more {obj}s. "
+                    f"How many {obj}s does {n1} have now?", str(a + b))
+    if kind == 1:
+        big, small = max(a, b) + 1, min(a, b)
+        return Item("word_problems", f"There are {big} {obj}s in a box. {n1} takes out {small} of them. "
+                    f"How many {obj}s are left in the box?", str(big - small))
+    if kind == 2:
+        age1, age2 = rng.sample(range(6, 60), 2)
+        gold = n1 if age1 > age2 else n2
+        return Item("word_problems", f"{n1} is {age1} years old. {n2} is {age2} years old. Who is older?",
+                    gold, (n1, n2))
+    if kind == 3:
+        return Item("word_problems", f"A shop sells one {obj} for {a} dollars. {n1} buys one {obj}. "
+                    f"How many dollars does {n1} pay?", str(a))
+    if kind == 4:
+        return Item("word_problems", f"{n1} had {a} {obj}s and gave all of them to {n2}. "
+                    f"How many {obj}s does {n1} have left?", "0")
+    return Item("word_problems", f"{n1} has {a} {obj}s. {n2} has twice as many {obj}s as {n1}. "
+                f"How many {obj}s does {n2} have?", str(2 * a))
+
+
+FAMILIES: dict[str, Family] = {f.name: f for f in (
+    Family("arithmetic", "two-digit addition or subtraction", "Answer with a number.", _arithmetic, True),
+    Family("compare", "pick the larger or smaller of two numbers", "Answer with a number.", _compare, True),
+    Family("next_letter", "the letter after or before a given letter", "Answer with a single letter.", _next_letter),
+    Family("capitals", "capital city of a country", "Answer with the name of a city.", _capital),
+    Family("antonyms", "opposite of a word", "Answer with one word.", _antonym),
+    Family("last_word", "last element of a short list", "Answer with one word.", _last_word),
+    Family("count_items", "length of a short list", "Answer with a number.", _count_items, True),
+    Family("word_problems", "one-step word problems (GSM8K-Zero style)", "Answer with a number or a name.",
+           _word_problem),
+)}
+
+
+def check_family(name: str) -> Family:
+    if name not in FAMILIES:
+        raise ValueError(f"Task family {name!r} is not known: expected one of {list(FAMILIES)}.")
+    return FAMILIES[name]
+
+
+def make_items(family: str, n: int, seed: int = 0, exclude: Sequence[Item] = ()) -> list[Item]:
+    """`n` distinct items of a family, seeded; questions in `exclude` are never repeated."""
+    fam = check_family(family)
+    if n < 0:
+        raise ValueError(f"n = {n} is not allowed: expected an integer >= 0.")
+    rng = random.Random(f"{family}:{seed}")
+    seen = {it.question for it in exclude}
+    items: list[Item] = []
+    for _ in range(200 * n + 100):
+        if len(items) == n:
+            break
+        item = fam.make(rng)
+        if item.question not in seen:
+            seen.add(item.question)
+            items.append(item)
+    if len(items) < n:
+        raise ValueError(f"Family {family!r} has only {len(items)} distinct items for seed {seed}; asked for {n}.")
+    return items
+
+
+def split(family: str, n_test: int, n_pool: int, seed: int = 0) -> tuple[list[Item], list[Item]]:
+    """Test items and a disjoint pool from which few-shot examples are drawn."""
+    pool = make_items(family, n_pool, seed=seed + 1)
+    test = make_items(family, n_test, seed=seed, exclude=pool)
+    return test, pool
+
+
+# ---------------------------------------------------------------------------------------------
+# Prompts.
+def qa_block(item: Item) -> str:
+    return f"Q: {item.question}\nA: {item.answer}"
+
+
+def choose_shots(pool: Sequence[Item], k: int, seed: int, index: int) -> list[Item]:
+    """k shots for test item `index`: the first k of a per-item permutation, so shots are nested in k."""
+    if not 0 <= k <= len(pool):
+        raise ValueError(f"shots k = {k} is not allowed: expected 0 <= k <= pool size {len(pool)}.")
+    order = list(range(len(pool)))
+    random.Random(f"shots:{seed}:{index}").shuffle(order)
+    return [pool[i] for i in order[:k]]
+
+
+def random_token_text(tokenizer: Any, n_tokens: int, rng: random.Random) -> str:
+    """Text of `n_tokens` random vocabulary tokens (plain alphabetic pieces, no special tokens)."""
+    vocab = _plain_vocab(tokenizer)
+    ids = [vocab[rng.randrange(len(vocab))] for _ in range(n_tokens)]
+    return tokenizer.decode(ids).strip()
+
+
+_PLAIN_VOCAB: dict[int, list[int]] = {}
+
+
+def _plain_vocab(tokenizer: Any) -> list[int]:
+    key = id(tokenizer)
+    if key not in _PLAIN_VOCAB:
+        special = set(getattr(tokenizer, "all_special_ids", []))
+        keep = []
+        for tok, i in tokenizer.get_vocab().items():
+            if i in special:
+                continue
+            text = tok.replace("Ġ", " ").replace("▁", " ").strip()
+            if text.isascii() and text.isalpha() and 2 <= len(text) <= 10:
+                keep.append(i)
+        _PLAIN_VOCAB[key] = sorted(keep)
+    return _PLAIN_VOCAB[key]
+
+
+def shuffle_words(text: str, rng: random.Random) -> str:
+    words = text.split()
+    rng.shuffle(words)
+    return " ".join(words)
+
+
+def build_prompt(item: Item, shots: Sequence[Item] = (), context: str = "shots", tokenizer: Any = None,
+                 seed: int = 0, instruction: bool = True) -> str:
+    """Plain-text prompt: instruction, a context block, then `Q: question` / `A:`.
+
+    context='shots': the k question-answer pairs; 'random': random tokens, as many as the shots'
+    text has; 'shuffled': the shots' words in a random order. Wrap with `lm.format_prompt` for chat models.
+    """
+    if context not in CONTEXTS:
+        raise ValueError(f"context = {context!r} is not allowed: expected one of {list(CONTEXTS)}.")
+    head = check_family(item.family).instruction if instruction else ""
+    block = "\n\n".join(qa_block(s) for s in shots)
+    if shots and context != "shots":
+        rng = random.Random(f"{context}:{seed}:{item.question}")
+        if context == "shuffled":
+            block = shuffle_words(block, rng)
+        else:
+            if tokenizer is None:
+                raise ValueError("context='random' needs the model's tokenizer")
+            n_tokens = len(tokenizer(block, add_special_tokens=False)["input_ids"])
+            block = random_token_text(tokenizer, n_tokens, rng)
+    parts = [p for p in (head, block, f"Q: {item.question}\nA:") if p]
+    return "\n\n".join(parts)
+
+
+# ---------------------------------------------------------------------------------------------
+# Scoring.
+def first_line(text: str) -> str:
+    text = text.strip()
+    text = re.sub(r"^(A|Answer)\s*:\s*", "", text, flags=re.IGNORECASE)
+    return text.split("\n", 1)[0].strip()
+
+
+def extract_number(text: str) -> str | None:
+    """The first integer in the first line, digits or a number word (zero to twenty).
+
+    A worked line such as '38 - 13 = 25' is read after its last '='.
+    """
+    line = first_line(text).replace(",", "")
+    if "=" in line:
+        line = line.rsplit("=", 1)[1]
+    for tok in re.findall(r"-?\d+|[A-Za-z]+", line):
+        if re.fullmatch(r"-?\d+", tok):
+            return str(int(tok))
+        if tok.lower() in NUMBER_WORDS:
+            return str(NUMBER_WORDS[tok.lower()])
+    return None
+
+
+def _first_option(line: str, options: Sequence[str]) -> str | None:
+    best, where = None, len(line) + 1
+    for opt in options:
+        m = re.search(rf"(?<![\w]){re.escape(opt)}(?![\w])", line, flags=re.IGNORECASE)
+        if m and m.start() < where:
+            best, where = opt, m.start()
+    return best
+
+
+def extract_answer(item: Item, text: str) -> str | None:
+    """The model's answer to `item` read from its continuation, or None when there is none.
+
+    Rules (no judge model: every item has one short gold answer): items with options take the
+    option named first; numeric answers take the first number; other answers count when the gold
+    appears as a whole word in the first line of at most 12 words (single letters: case-sensitive).
+    """
+    line = first_line(text)
+    if item.options:
+        return _first_option(line, item.options)
+    if re.fullmatch(r"-?\d+", item.answer):
+        return extract_number(text)
+    if len(line.split()) > 12:
+        return None
+    flags = 0 if len(item.answer) == 1 else re.IGNORECASE
+    if re.search(rf"(?<![\w]){re.escape(item.answer)}(?![\w])", line, flags=flags):
+        return item.answer
+    return line.split()[0].strip(string.punctuation) if line.split() else None
+
+
+def is_correct(item: Item, text: str) -> bool:
+    pred = extract_answer(item, text)
+    if pred is None:
+        return False
+    return pred == item.answer if len(item.answer) == 1 else pred.lower() == item.answer.lower()
+
+
+def stop_at_newline(text: str) -> bool:
+    return "\n" in text.strip()
+
+
+@dataclass
+class Evaluation:
+    """Per-item outcomes of one model on one set of prompts."""
+
+    items: list[Item]
+    prompts: list[str]
+    outputs: list[str]
+    correct: list[bool]
+
+    @property
+    def accuracy(self) -> float:
+        return sum(self.correct) / max(len(self.correct), 1)
+
+
+def few_shot_prompts(loaded: Any, items: Sequence[Item], pool: Sequence[Item], k: int, seed: int = 0,
+                     context: str = "shots") -> list[str]:
+    """Formatted (chat template where the model has one) k-shot prompts for every item."""
+    from icl_geometry import lm
+
+    return [lm.format_prompt(loaded, build_prompt(it, choose_shots(pool, k, seed, i), context,
+                                                  loaded.tokenizer, seed))
+            for i, it in enumerate(items)]
+
+
+def evaluate(loaded: Any, items: Sequence[Item], pool: Sequence[Item], k: int, seed: int = 0,
+             context: str = "shots", max_new_tokens: int = 10, batch_size: int = 16,
+             progress: bool = False) -> Evaluation:
+    """Greedy answers of a model to k-shot prompts, scored by `is_correct`."""
+    from icl_geometry import lm
+
+    prompts = few_shot_prompts(loaded, items, pool, k, seed, context)
+    outputs = lm.generate(loaded, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size,
+                          progress=progress)
+    return Evaluation(list(items), prompts, outputs, [is_correct(it, o) for it, o in zip(items, outputs)])

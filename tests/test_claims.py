@@ -1,0 +1,69 @@
+"""The replication registry: verdicts, atomic results files, the report table, bootstrap intervals."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from hypothesis import given, strategies as st
+
+from icl_geometry import claims, profiles
+
+
+@pytest.fixture
+def book(tmp_path, monkeypatch):
+    monkeypatch.setenv(claims.RESULTS_ENV, str(tmp_path))
+    return claims.ClaimBook(profiles.resolve("00", device="cpu"))
+
+
+def test_verdicts(book):
+    assert book.record("a", 1.05, expected=1.0, tolerance=0.1).verdict == "reproduced"
+    assert book.record("b", 1.5, expected=1.0, tolerance=0.1).verdict == "not reproduced"
+    assert book.record("c", 0.2, direction="greater").verdict == "reproduced"
+    assert book.record("d", 0.2, direction="less").verdict == "not reproduced"
+    assert book.record("e", 0.2, direction="greater", interval=(-0.1, 0.5)).verdict == "inconclusive"
+    assert book.record("f", 0.2, direction="greater", interval=(0.1, 0.5)).verdict == "reproduced"
+    assert list(book.table().verdict) == ["reproduced", "not reproduced", "reproduced", "not reproduced",
+                                          "inconclusive", "reproduced"]
+
+
+def test_results_file_is_written_and_reported(book, tmp_path):
+    book.record("gain", 0.25, direction="greater", paper="A, Fig. 6", note="n=40")
+    data = json.loads((tmp_path / "00.json").read_text())
+    assert data["chapter"] == "00" and data["config"]["profile"] == "ci"
+    assert data["claims"][0]["claim_id"] == "gain"
+    report = claims.report_table(tmp_path)
+    assert report.loc[0, "verdict"] == "reproduced" and report.loc[0, "model"] == "smollm2-135m"
+    assert not list(tmp_path.glob(".*"))  # no temporary files left behind
+
+
+@pytest.mark.parametrize("kwargs, pattern", [
+    ({}, "exactly one"),
+    ({"expected": 1.0}, "tolerance"),
+    ({"expected": 1.0, "tolerance": 0.1, "direction": "greater"}, "exactly one"),
+    ({"direction": "up"}, "direction"),
+])
+def test_bad_claims_are_refused(book, kwargs, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        book.record("x", 1.0, **kwargs)
+
+
+def test_non_finite_values_are_refused(book):
+    with pytest.raises(ValueError, match="finite"):
+        book.record("x", float("nan"), direction="greater")
+
+
+@given(st.lists(st.integers(0, 1), min_size=5, max_size=60), st.integers(0, 10))
+def test_bootstrap_interval_contains_the_mean(values, seed):
+    mean, (lo, hi) = claims.bootstrap_interval(values, n_boot=200, seed=seed)
+    assert lo <= mean + 1e-12 and mean <= hi + 1e-12
+    assert mean == pytest.approx(np.mean(values))
+
+
+def test_paired_difference_known_answer():
+    a = np.zeros(400)
+    b = (np.arange(400) % 4 == 0).astype(float)  # 25% gain
+    mean, (lo, hi) = claims.paired_difference(a, b, seed=0)
+    assert mean == pytest.approx(0.25)
+    assert 0.19 < lo < 0.25 < hi < 0.31  # binomial sd = sqrt(.25*.75/400) ~ 0.022

@@ -1,0 +1,101 @@
+"""`lm.trace` against independent computations on the real bundled models."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from icl_geometry import lm
+
+pytestmark = pytest.mark.slow
+
+PROMPTS = ["The capital of France is", "Q: Which letter comes right after K in the alphabet?\nA: L\n\n"
+           "Q: Which letter comes right before D in the alphabet?\nA:"]
+
+
+def _plain_last_logits(loaded, prompt):
+    enc = loaded.tokenizer(prompt, return_tensors="pt")
+    with torch.no_grad():
+        return loaded.model(**enc).logits[0, -1].float()
+
+
+@pytest.mark.parametrize("which", ["smollm2", "gemma3"])
+def test_trace_logits_equal_plain_forward(which, request):
+    loaded = request.getfixturevalue(which)
+    for prompt in PROMPTS:
+        tr = lm.trace(loaded, prompt)
+        assert torch.allclose(tr.logits, _plain_last_logits(loaded, prompt), atol=1e-5)
+        assert tr.mlp_inputs.shape == (loaded.n_layers, 1, loaded.d_model)
+        assert tr.attention_rows.shape == (loaded.n_layers, loaded.n_heads, 1, tr.seq_len)
+        assert tr.attention is None  # full maps only when asked
+
+
+def test_mlp_inputs_equal_an_independent_hook(smollm2):
+    prompt = PROMPTS[1]
+    seen = []
+    hooks = [layer.post_attention_layernorm.register_forward_hook(lambda m, a, out: seen.append(out[0].clone()))
+             for layer in smollm2.model.model.layers]
+    try:
+        enc = smollm2.tokenizer(prompt, return_tensors="pt")
+        with torch.no_grad():
+            smollm2.model(**enc)
+    finally:
+        for h in hooks:
+            h.remove()
+    independent = torch.stack(seen)  # (layers, T, d)
+    T = independent.shape[1]
+    tr = lm.trace(smollm2, prompt, positions=(0, 3, -1))
+    assert tr.positions == [0, 3, T - 1]
+    assert torch.allclose(tr.mlp_inputs, independent[:, [0, 3, T - 1]], atol=1e-6)
+
+
+@pytest.mark.parametrize("which", ["smollm2", "gemma3"])
+def test_attention_rows_are_causal_and_sum_to_one(which, request):
+    loaded = request.getfixturevalue(which)
+    tr = lm.trace(loaded, PROMPTS[1], positions=(2, 10, -1), full_attention=True)
+    for i, pos in enumerate(tr.positions):
+        row = tr.attention_rows[:, :, i, :]
+        assert torch.all(row[..., pos + 1:] == 0)
+        assert torch.allclose(row.sum(-1), torch.ones(()), atol=1e-5)
+        assert torch.allclose(row, tr.attention[:, :, pos, :])
+    assert tr.attention.shape == (loaded.n_layers, loaded.n_heads, tr.seq_len, tr.seq_len)
+
+
+def test_batched_trace_equals_single_traces(smollm2):
+    prompts = ["Hello there, how are you today?", "One", PROMPTS[1]]
+    batch = lm.trace_batch(smollm2, prompts, positions=(0, -1), batch_size=3)
+    for prompt, tb in zip(prompts, batch):
+        ts = lm.trace(smollm2, prompt, positions=(0, -1))
+        assert tb.token_ids == ts.token_ids
+        assert torch.allclose(tb.logits, ts.logits, atol=1e-3)
+        assert torch.allclose(tb.mlp_inputs, ts.mlp_inputs, atol=1e-3)
+        assert torch.allclose(tb.attention_rows, ts.attention_rows, atol=1e-4)
+
+
+def test_out_of_range_position_is_a_clear_error(smollm2):
+    with pytest.raises(ValueError, match="positions"):
+        lm.trace(smollm2, "short", positions=(50,))
+
+
+def test_generate_is_greedy_and_deterministic(smollm2):
+    prompt = lm.format_prompt(smollm2, "What is the capital of France?")
+    a = lm.generate(smollm2, [prompt, "The sky is"], max_new_tokens=6)
+    b = lm.generate(smollm2, [prompt], max_new_tokens=6)
+    assert a[0] == b[0] and "Paris" in a[0]
+
+
+def test_describe_matches_the_loaded_model(smollm2):
+    assert lm.describe("smollm2-135m") == smollm2.summary()
+    assert smollm2.summary()["layers"] == 30 and smollm2.n_heads == 9 and smollm2.d_model == 576
+
+
+def test_unknown_model_is_a_clear_error():
+    with pytest.raises(lm.ModelNotFoundError, match="smollm2-135m") as err:
+        lm.load("no-such-model")
+    assert "gemma3-270m" in str(err.value)
+
+
+def test_unreachable_hub_id_is_a_clear_error(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(lm.ModelNotFoundError, match="Bundled|bundled"):
+        lm.load("no-such-org/no-such-model-xyz")
