@@ -7,11 +7,11 @@ SPEC = ChapterSpec(
     title="Inside a small LLM",
     uses_model=True,
     params=(
-        Param("family", ci="next_letter", full="next_letter", kind="str", choices=tuple(FAMILIES),
+        Param("family", ci="arithmetic", full="arithmetic", kind="str", choices=tuple(FAMILIES),
               help="task family for the in-context learning check"),
         Param("shots", ci=(0, 1, 2, 4, 8), full=(0, 1, 2, 4, 8, 16), kind="ints", low=0, high=64,
               help="numbers of in-context examples to evaluate"),
-        Param("n_items", ci=40, full=200, kind="int", low=4, high=5000,
+        Param("n_items", ci=30, full=200, kind="int", low=4, high=5000,
               help="test questions per shot count"),
         Param("heatmap_layers", ci=(0, 14, -1), full=(0, 14, -1), kind="ints", low=-1000, high=1000,
               help="layers whose attention maps are drawn (negative counts from the last)"),
