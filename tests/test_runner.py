@@ -70,7 +70,7 @@ def test_book_builds_without_broken_references(tmp_path):
     bad = [line for line in text.splitlines() if "WARNING" in line and any(
         k in line for k in ("reference", "citation", "toctree", "not found", "undefined label", "unknown document"))]
     assert not bad, "\n".join(bad)
-    index = html.read_text()
+    index = (html.parent / "book" / "intro.html").read_text()  # index.html redirects to the root page
     for spec in all_specs().values():
         assert f"{Path(spec.notebook).stem}.html" in index
     chapter0 = (html.parent / "book" / "00_inside_a_small_llm.html").read_text()
