@@ -21,3 +21,9 @@ def gemma3():
     from icl_geometry import lm
 
     return lm.load("gemma3-270m", device="cpu")
+
+from hypothesis import settings  # noqa: E402
+
+# Wall-clock deadlines make property tests flaky on a loaded 2-core CI machine; speed lives in benchmarks/.
+settings.register_profile("book", deadline=None, derandomize=True)
+settings.load_profile("book")
