@@ -100,7 +100,11 @@ def test_degenerate_integer_arrangements_two_methods_agree(coef):
     # the regions' patterns are all different and the grid sees no other pattern
     V, C, P = pt.region_arrays(net, box)
     assert pt.count_distinct(P) == n_poly
-    assert pattern_set(pt.activation_patterns(net, box_grid(box, 101))) <= pattern_set(P)
+    # grid points lying exactly on a line get a boundary pattern (ReLU(0) = off), not a region's: drop them
+    grid = box_grid(box, 101)
+    pre = np.asarray(grid, dtype=np.float64) @ arr[:, :2].T + arr[:, 2]
+    grid = grid[np.all(np.abs(pre) > 1e-9, axis=1)]
+    assert pattern_set(pt.activation_patterns(net, grid)) <= pattern_set(P)
 
 
 # ----------------------------------------------------------------------------- deep nets
