@@ -15,17 +15,17 @@ within 2x of the floor, estimates within 2% of skdim's.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import resource
-import sys
 import time
 import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from _common import machine_info, write_results
 
 from icl_geometry import intrinsic_dim as idm
 
@@ -203,16 +203,10 @@ def main(argv: list[str] | None = None) -> None:
         "benchmark": "intrinsic_dim", "what": __doc__.splitlines()[0],
         "data": f"curved {LATENT}-d manifold in R^{D} (sin of random features), float32, seed 0",
         "settings": "TwoNN: linear fit, discard 10% (skdim default); MLE: k = 20, MacKay-Ghahramani average",
-        "machine": {"torch": torch.__version__, "threads": torch.get_num_threads(), "cpus": os.cpu_count(),
-                    "python": sys.version.split()[0],
-                    "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None},
+        "machine": machine_info(),
         "rows": rows, "targets_at_10k": verdict,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(result, indent=2))
-    os.replace(tmp, args.out)
-    print(f"wrote {args.out}")
+    write_results(args.out, result)
 
 
 if __name__ == "__main__":

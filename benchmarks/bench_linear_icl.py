@@ -21,15 +21,15 @@ Ratios are step / floor (the target: a small constant) and literal / step.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from _common import machine_info, write_results
 
 from icl_geometry.toys import linear_icl as li
 
@@ -170,18 +170,12 @@ def main(argv: list[str] | None = None) -> None:
     result = {
         "benchmark": "linear_icl", "what": __doc__.splitlines()[0],
         "settings": "float64, Adam, query averaged out; power spectrum (decay 1), seed 0",
-        "machine": {"torch": torch.__version__, "threads": torch.get_num_threads(), "cpus": os.cpu_count(),
-                    "python": sys.version.split()[0], "load_average_1min": os.getloadavg()[0],
-                    "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None},
+        "machine": machine_info(),
         "rows": rows,
         "full_profile": sweep if sweep else "not run: no GPU was lent to this session (run with --device cuda "
                                             "--full-sweep on one)",
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(result, indent=2))
-    os.replace(tmp, args.out)
-    print(f"wrote {args.out}")
+    write_results(args.out, result)
 
 
 if __name__ == "__main__":

@@ -12,9 +12,7 @@ crossing count (`method="lines"`) against polygon splitting, as a ratio.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import time
 from pathlib import Path
 
@@ -23,6 +21,8 @@ for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
+
+from _common import machine_info, write_results  # noqa: E402
 
 from icl_geometry import partition as pt  # noqa: E402
 
@@ -87,13 +87,10 @@ def main() -> None:
     if target is not None:
         print(f"\ntarget: width {TARGET['width']} depth {TARGET['depth']}: {target['regions']} regions in "
               f"{target['seconds']:.3f} s on one thread ({'met' if verdict else 'MISSED'}: < {TARGET['seconds']} s)")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"box": BOX, "threads": 1, "machine": platform.processor() or platform.machine(),
-               "python": platform.python_version(), "torch": torch.__version__, "rows": rows,
+    payload = {"box": BOX, "machine": machine_info(), "rows": rows,
                "one_layer_lines_vs_polygons": lines, "target": {**TARGET, "met": verdict,
                                                                  "measured_s": target and target["seconds"]}}
-    args.out.write_text(json.dumps(payload, indent=2))
-    print(f"wrote {args.out}")
+    write_results(args.out, payload)
 
 
 if __name__ == "__main__":

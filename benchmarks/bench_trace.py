@@ -8,12 +8,12 @@ Writes benchmarks/results/trace.json.
 
 from __future__ import annotations
 
-import json
-import platform
 import time
 from pathlib import Path
 
 import torch
+
+from _common import machine_info, write_results
 
 from icl_geometry import lm, tasks
 
@@ -51,9 +51,7 @@ def main() -> None:
         rows.append({"model": name, "tokens": n, "plain_s": round(t_plain, 3), "trace_s": round(t_trace, 3),
                      "ratio": round(t_trace / t_plain, 3), "threads": torch.get_num_threads()})
         print(rows[-1], flush=True)
-    out = Path(__file__).parent / "results" / "trace.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps({"machine": platform.processor() or platform.machine(), "rows": rows}, indent=2))
+    write_results(Path(__file__).parent / "results" / "trace.json", {"machine": machine_info(), "rows": rows})
 
 
 if __name__ == "__main__":

@@ -67,3 +67,32 @@ def test_paired_difference_known_answer():
     mean, (lo, hi) = claims.paired_difference(a, b, seed=0)
     assert mean == pytest.approx(0.25)
     assert 0.19 < lo < 0.25 < hi < 0.31  # binomial sd = sqrt(.25*.75/400) ~ 0.022
+
+
+@pytest.mark.parametrize("value, sig, expected", [(16916.0, 2, 17000.0), (0.012345, 2, 0.012), (-2.25, 2, -2.2),
+                                                  (3.0, 3, 3.0), (0.0, 2, 0.0)])
+def test_round_sig_known_values(value, sig, expected):
+    assert claims.round_sig(value, sig) == expected
+
+
+def test_spearman_interval_known_answers():
+    x = np.arange(20.0)
+    r, (lo, hi) = claims.spearman_interval(x, x**3)
+    assert r == pytest.approx(1.0) and lo <= r <= hi
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=200), rng.normal(size=200)
+    r, (lo, hi) = claims.spearman_interval(a, a + b)  # population rho = 6/pi asin(1/(2 sqrt 2)) ~ 0.69
+    assert lo < 0.69 < hi and hi - lo < 0.2
+    _, (lo50, hi50) = claims.spearman_interval(a, a + b, level=0.5)
+    assert lo < lo50 < hi50 < hi
+    with pytest.raises(ValueError, match="at least 4"):
+        claims.spearman_interval([1, 2, 3], [3, 2, 1])
+
+
+def test_table_with_significant_figures_prints_plain_text(book):
+    book.record("tiny", 1.6e-7, expected=0.0, tolerance=1e-3)
+    book.record("large", 16916.0, direction="greater")
+    book.record("small", 3.6e-5, expected=0.0, tolerance=1e-3)
+    values = dict(zip(book.table(sig=2).claim, book.table(sig=2).value))
+    assert values == {"tiny": "0", "large": "17000", "small": "3.6e-05"}
+    assert book.table(sig=2, floor=0.0).value.iloc[0] == "1.6e-07"

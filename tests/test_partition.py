@@ -343,3 +343,10 @@ def test_draw_regions_draws_every_region():
     assert pt.draw_regions(ax, net, (-1, 1, -1, 1)) == pt.count_regions_2d(net, (-1, 1, -1, 1))
     assert len(ax.collections[0].get_paths()) == pt.count_regions_2d(net, (-1, 1, -1, 1))
     plt.close(fig)
+
+
+def test_lines_crossing_window_counts_by_hand():
+    a = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [1.0, 0.0]])
+    c = np.array([0.0, -5.0, 0.5, 2.0])  # x = 0 crosses, y = 5 misses, x + y = -0.5 crosses, x = -2 misses
+    assert pt.lines_crossing_window(a, c, (-1, 1, -1, 1)) == 2
+    assert pt.lines_crossing_window(a, c, (-3, 3, -6, 6)) == 4

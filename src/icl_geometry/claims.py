@@ -124,12 +124,22 @@ class ClaimBook:
             json.dump(payload, fh, indent=2, default=str)
         os.replace(tmp, self.path)
 
-    def table(self, digits: int = 3):
-        """The recorded claims as a DataFrame with rounded values (what the summary cell prints)."""
+    def table(self, digits: int = 3, sig: int | None = None, floor: float = 1e-6):
+        """The recorded claims as a DataFrame with rounded values (what the summary cell prints).
+
+        `sig` rounds to that many significant figures instead of `digits` decimals and prints them as
+        text (`%g`), so a column mixing 1e-5 and 2e5 reads cleanly. With `sig`, values below `floor` in
+        magnitude print as 0: round-off of that size differs between machines and must not fail nbval.
+        """
         import pandas as pd
 
-        rows = [{"claim": c.claim_id, "value": round(c.value, digits), "expected": c.expectation,
-                 "verdict": c.verdict} for c in self.claims.values()]
+        def shown(value: float):
+            if sig is None:
+                return round(value, digits)
+            return format(round_sig(value if abs(value) >= floor else 0.0, sig), "g")
+
+        rows = [{"claim": c.claim_id, "value": shown(c.value), "expected": c.expectation, "verdict": c.verdict}
+                for c in self.claims.values()]
         return pd.DataFrame(rows, columns=["claim", "value", "expected", "verdict"])
 
 
@@ -179,3 +189,22 @@ def paired_difference(a: Any, b: Any, n_boot: int = 2000, level: float = 0.95,
     if a.shape != b.shape:
         raise ValueError(f"paired_difference: a and b must have the same shape, got {a.shape} and {b.shape}")
     return bootstrap_interval(b - a, n_boot=n_boot, level=level, seed=seed)
+
+
+def round_sig(value: float, sig: int = 2) -> float:
+    """`value` rounded to `sig` significant figures (summary cells must print machine-stable numbers)."""
+    return float(f"{value:.{sig}g}")
+
+
+def spearman_interval(a: Any, b: Any, level: float = 0.9) -> tuple[float, tuple[float, float]]:
+    """Spearman's rho of paired samples with a Fisher-z interval (Bonett-Wright standard error)."""
+    import numpy as np
+    from scipy import stats
+
+    r = float(stats.spearmanr(a, b).statistic)
+    n = len(a)
+    if n < 4:
+        raise ValueError(f"spearman_interval: need at least 4 pairs, got {n}")
+    se = np.sqrt((1 + r**2 / 2) / (n - 3))
+    z = stats.norm.ppf(0.5 + level / 2)
+    return r, (float(np.tanh(np.arctanh(r) - z * se)), float(np.tanh(np.arctanh(r) + z * se)))

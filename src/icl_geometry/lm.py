@@ -15,7 +15,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import torch
 
@@ -372,7 +372,7 @@ def _trace_chunk(loaded: LoadedModel, prompts: list[str], positions: list[int],
 
 @torch.no_grad()
 def generate(loaded: LoadedModel, prompts: Sequence[str], max_new_tokens: int = 12,
-             stop: Callable[[str], bool] | None = None, batch_size: int = 16,
+             batch_size: int = 16,
              progress: bool = False) -> list[str]:
     """Greedy continuations of already-formatted prompts (left-padded batches), decoded to text."""
     chunks = [list(prompts[i:i + batch_size]) for i in range(0, len(prompts), batch_size)]

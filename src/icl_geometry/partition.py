@@ -738,3 +738,11 @@ def draw_regions(ax, mlp, bounds: Bounds = (-1.0, 1.0, -1.0, 1.0), plane: Plane 
     ax.set_ylim(y0, y1)
     ax.set_aspect("equal")
     return len(polys)
+
+
+def lines_crossing_window(a: np.ndarray, c: np.ndarray, window: Sequence[float]) -> int:
+    """How many lines a . x + c = 0 (rows of `a`, entries of `c`) cut the box (xmin, xmax, ymin, ymax)."""
+    x0, x1, y0, y1 = window
+    corners = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], dtype=np.float64)
+    v = corners @ np.asarray(a, dtype=np.float64).T + np.asarray(c, dtype=np.float64)
+    return int(((v.max(0) > 0) & (v.min(0) < 0)).sum())

@@ -324,10 +324,6 @@ def is_correct(item: Item, text: str) -> bool:
     return pred == item.answer if len(item.answer) == 1 else pred.lower() == item.answer.lower()
 
 
-def stop_at_newline(text: str) -> bool:
-    return "\n" in text.strip()
-
-
 @dataclass
 class Evaluation:
     """Per-item outcomes of one model on one set of prompts."""
