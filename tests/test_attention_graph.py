@@ -149,8 +149,11 @@ def test_bound_is_never_violated(seed, T, H, d_v, d_out):
     X, Q, K, V, O = random_layer(seed, T, d=4, H=H, d_v=d_v, d_out=d_out)
     check = ag.minkowski_dimension_check(X, V, O, W_q=Q, W_k=K)
     assert check.holds
-    assert np.all(check.dimension <= check.tight_bound)
     assert np.all(check.dimension <= min(d_out, H * d_v))
+    # generic position attains min(sum_h min(|S_h| - 1, rank(V_h O_h)), d_out), here with rank(V_h O_h) = min(d_v, d_out)
+    expected = np.minimum(np.minimum(check.support - 1, min(d_v, d_out)).sum(1), d_out)
+    np.testing.assert_array_equal(check.dimension, expected)
+    np.testing.assert_array_equal(check.tight_bound, expected)
 
 
 def test_a_point_outside_the_sum_is_detected():
@@ -168,6 +171,105 @@ def test_thresholded_support_leaves_the_output_near_but_outside_the_sum():
     check = ag.minkowski_dimension_check(X, V, O, A, eps=0.15)
     assert np.all(check.support <= np.arange(1, 7)[:, None])
     assert not check.in_minkowski_sum.all() and check.residual.max() > 0
+
+
+def test_low_rank_heads_lower_the_tight_bound_not_the_theorem_bound():
+    """A head whose V_h O_h has rank 1 contributes at most one direction however many tokens it attends to."""
+    X, Q, K, V, O = random_layer(4, 6, 8, 2, 8, 12)
+    V[1] = np.outer(V[1][:, 0], np.ones(8))  # rank-1 value map for head 1
+    check = ag.minkowski_dimension_check(X, V, O, W_q=Q, W_k=K)
+    assert check.holds
+    np.testing.assert_array_equal(check.bound, 2 * np.arange(1, 7))
+    np.testing.assert_array_equal(check.dimension, np.arange(0, 6) + np.minimum(np.arange(0, 6), 1))
+    np.testing.assert_array_equal(check.dimension, check.tight_bound)
+
+
+def test_window_and_top_k_masks_count_the_support():
+    X, Q, K, *_ = random_layer(5, 9, 6, 3, 2, 2)
+    for window, top_k in [(1, None), (3, None), (None, 2), (4, 2), (9, None)]:
+        A = ag.causal_attention(X, Q, K, window=window, top_k=top_k)
+        np.testing.assert_allclose(A.sum(-1), 1)
+        assert np.all(np.triu(A, 1) == 0)
+        i = np.arange(9)
+        expected = np.minimum(np.minimum(i + 1, window or 9), top_k or 9)
+        np.testing.assert_array_equal((A > 0).sum(-1), np.broadcast_to(expected, (3, 9)))
+        if window is not None:  # keys older than the window get exactly 0
+            assert np.all(A[:, i[:, None] - i[None, :] >= window] == 0)
+    # a sharp temperature concentrates rows: the effective degree falls, the support does not
+    hot, cold = ag.causal_attention(X, Q, K, temperature=10.0), ag.causal_attention(X, Q, K, temperature=0.05)
+    assert (hot > 0).sum() == (cold > 0).sum()
+    assert ag.effective_degree(hot[:, -1]).mean() > ag.effective_degree(cold[:, -1]).mean()
+    for kwargs, name in [({"window": 0}, "window"), ({"temperature": 0.0}, "temperature"),
+                         ({"temperature": float("nan")}, "temperature"), ({"top_k": 1.5}, "top_k")]:
+        with pytest.raises(ValueError, match=name):
+            ag.causal_attention(X, Q, K, **kwargs)
+
+
+def test_affine_rank_known_answers():
+    rng = np.random.default_rng(0)
+    line = np.outer(rng.standard_normal(50), rng.standard_normal(7)) + rng.standard_normal(7)
+    assert ag.affine_rank(line) == 1
+    assert ag.affine_rank(rng.standard_normal((50, 5))) == 5
+    assert ag.affine_rank(rng.standard_normal((4, 9))) == 3  # 4 points span a 3-d affine space
+    assert ag.affine_rank(np.ones((10, 3))) == 0 and ag.affine_rank(np.ones((1, 3))) == 0
+
+
+@settings(max_examples=10, deadline=None)
+@given(seed=st.integers(0, 2**16), H=st.integers(1, 3), keys=st.integers(1, 5))
+def test_queries_reading_a_fixed_context_stay_in_the_minkowski_sum(seed, H, keys):
+    """With a fixed support of `keys` tokens per head, N queries give outputs in the Minkowski sum of the
+    heads' hulls; the cloud's affine dimension is sum_h (keys - 1) (generic, wide projections), below
+    the theorem's count H keys."""
+    rng = np.random.default_rng(seed)
+    T, d, d_k, d_v, d_out = 6, 8, 8, 8, 20
+    context, queries = rng.standard_normal((T, d)), rng.standard_normal((200, d))
+    Q, K = rng.standard_normal((H, d, d_k)), rng.standard_normal((H, d, d_k))
+    V, O = rng.standard_normal((H, d, d_v)), rng.standard_normal((H, d_v, d_out))
+    w, out = ag.read_context(context, queries, Q, K, V, O, keys=keys)
+    assert w.shape == (200, H, T) and out.shape == (200, d_out)
+    np.testing.assert_allclose(w.sum(-1), 1)
+    assert np.all(w[..., : T - keys] == 0) and np.all(w[..., T - keys:] > 0)
+    np.testing.assert_allclose(out, sum(w[:, h] @ context @ V[h] @ O[h] for h in range(H)), atol=1e-10)
+    vertices = np.einsum("td,hdv,hvo->hto", context, V, O)[:, T - keys:]
+    scale = np.abs(vertices).max()
+    assert max(ag._distance_to_minkowski_sum(y, list(vertices)) for y in out[:5]) < 1e-7 * scale
+    assert ag.affine_rank(out) == H * (keys - 1)
+    assert np.array_equal(ag.id_eps(w, 0.0, head_axis=1), np.full(200, H * keys))
+
+
+def test_top_k_reading_changes_the_support_with_the_query():
+    """top_k selects per query: each output uses k tokens per head, but the cloud spans more than H (k - 1)."""
+    rng = np.random.default_rng(1)
+    T, d, H, k = 8, 8, 1, 2
+    context, queries = rng.standard_normal((T, d)), rng.standard_normal((300, d))
+    Q, K, V, O = (rng.standard_normal(s) for s in ((H, d, 8), (H, d, 8), (H, d, 8), (H, 8, 16)))
+    w, out = ag.read_context(context, queries, Q, K, V, O, top_k=k)
+    assert np.all((w > 0).sum(-1) == k)
+    assert ag.affine_rank(out) > H * (k - 1)
+    with pytest.raises(ValueError, match="chain"):
+        ag.read_context(context, queries[:, :3], Q, K, V, O)
+    with pytest.raises(ValueError, match="keys"):
+        ag.read_context(context, queries, Q, K, V, O, keys=0)
+
+
+def test_draw_graph_draws_every_edge_once():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    X, Q, K, *_ = random_layer(6, 7, 5, 1, 2, 2)
+    A = ag.causal_attention(X, Q, K)[0]
+    fig, ax = plt.subplots()
+    n = ag.draw_graph(ax, A, tokens=list("abcdefg"), eps=0.1)
+    assert n == int(ag.graph_stats(A, eps=0.1).n_edges)
+    assert len(ax.collections[0].get_paths()) == int(np.tril(A > 0.1, -1).sum())
+    assert ag.draw_graph(ax, A, eps=0.1, self_loops=False) == int(np.tril(A > 0.1, -1).sum())
+    with pytest.raises(ValueError, match="tokens"):
+        ag.draw_graph(ax, A, tokens=["a"])
+    with pytest.raises(ValueError, match="one"):
+        ag.draw_graph(ax, np.stack([A, A]))
+    plt.close(fig)
 
 
 def test_minkowski_check_rejects_bad_shapes():

@@ -150,29 +150,93 @@ def _np(a, name: str, ndim: int) -> np.ndarray:
     return arr
 
 
-def causal_attention(X, W_q, W_k, *, temperature: float = 1.0, top_k: int | None = None) -> np.ndarray:
+def _positive_int(name: str, v, allow_none: bool = True) -> int | None:
+    if v is None and allow_none:
+        return None
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+        raise ValueError(f"{name} = {v!r} is not allowed: expected None or an integer >= 1")
+    return int(v)
+
+
+def _masked_softmax(scores: np.ndarray, allowed: np.ndarray, top_k: int | None) -> np.ndarray:
+    """Softmax over the last axis where `allowed`; with top_k only each row's k largest allowed scores."""
+    if top_k is not None:
+        masked = np.where(allowed, scores, -np.inf)
+        k = min(top_k, scores.shape[-1])
+        kth = -np.sort(-masked, axis=-1)[..., k - 1: k]
+        allowed = allowed & (masked >= kth)
+    scores = np.where(allowed, scores, -np.inf)
+    w = np.exp(scores - scores.max(-1, keepdims=True))
+    return w / w.sum(-1, keepdims=True)
+
+
+def causal_attention(X, W_q, W_k, *, temperature: float = 1.0, top_k: int | None = None,
+                     window: int | None = None) -> np.ndarray:
     """(H, T, T) causal softmax attention softmax(X Q_h (X K_h)^T / (temperature sqrt(d_k))).
 
-    top_k keeps each row's k largest scores (a sparser attention graph), the rest get weight exactly 0.
+    Two ways to make the attention graph sparser: top_k keeps each row's k largest scores, window keeps
+    only the `window` most recent keys (j > i - window, a sliding window as in Gemma-3); the other weights
+    are exactly 0. A larger temperature flattens the rows (denser at any threshold eps > 0).
     """
     X = _np(X, "X", 2)
     Q, K = _np(W_q, "W_q", 3), _np(W_k, "W_k", 3)
     if Q.shape != K.shape or Q.shape[1] != X.shape[1]:
         raise ValueError(f"W_q, W_k: expected equal shapes (H, d={X.shape[1]}, d_k), got {Q.shape} and {K.shape}")
-    if not temperature > 0:
-        raise ValueError(f"temperature = {temperature!r} is not allowed: expected a number > 0")
+    _check_temperature(temperature)
+    top_k, window = _positive_int("top_k", top_k), _positive_int("window", window)
     T = X.shape[0]
     scores = np.einsum("td,hdk,hek,se->hts", X, Q, K, X, optimize=True) / (temperature * np.sqrt(Q.shape[2]))
-    allowed = np.broadcast_to(np.tril(np.ones((T, T), dtype=bool)), scores.shape).copy()
-    if top_k is not None:
-        if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 1:
-            raise ValueError(f"top_k = {top_k!r} is not allowed: expected None or an integer >= 1")
-        masked = np.where(allowed, scores, -np.inf)
-        kth = -np.sort(-masked, axis=-1)[..., min(top_k, T) - 1: min(top_k, T)]
-        allowed &= masked >= kth
-    scores = np.where(allowed, scores, -np.inf)
-    w = np.exp(scores - scores.max(-1, keepdims=True))
-    return w / w.sum(-1, keepdims=True)
+    i, j = np.arange(T)[:, None], np.arange(T)[None, :]
+    allowed = (j <= i) & ((i - j < window) if window is not None else True)
+    return _masked_softmax(scores, np.broadcast_to(allowed, scores.shape), top_k)
+
+
+def _check_temperature(temperature) -> None:
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float, np.floating)) \
+            or not np.isfinite(temperature) or not temperature > 0:
+        raise ValueError(f"temperature = {temperature!r} is not allowed: expected a number > 0")
+
+
+def read_context(context, queries, W_q, W_k, W_v, W_o, *, temperature: float = 1.0, top_k: int | None = None,
+                 keys: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """N queries reading one fixed context of T tokens (a shared prefix in a KV cache): the controlled setting
+    of Theorem 2.1, where only the attention weights change from one query to the next.
+
+    context: (T, d) tokens; queries: (N, d) query tokens; projections as in `causal_attention` and `mha_output`.
+    keys: attend only to the last `keys` tokens of the context (a fixed attention graph: every query has the
+    same support); top_k: each query keeps its k largest scores (the support then changes with the query).
+    Returns the weights (N, H, T) and the MHA outputs sum_h w_h X V_h O_h, (N, d_out). The queries' own
+    values are not mixed in, so each output lies in the Minkowski sum of the heads' hulls over the context.
+    """
+    X, Y = _np(context, "context", 2), _np(queries, "queries", 2)
+    Q, K, V, O = (_np(W, name, 3) for W, name in ((W_q, "W_q"), (W_k, "W_k"), (W_v, "W_v"), (W_o, "W_o")))
+    d = X.shape[1]
+    if Y.shape[1] != d or Q.shape != K.shape or Q.shape[1] != d or V.shape[:2] != Q.shape[:2] \
+            or O.shape[:2] != (V.shape[0], V.shape[2]):
+        raise ValueError(f"shapes do not chain: context {X.shape}, queries {Y.shape}, W_q {Q.shape}, W_k {K.shape}, "
+                         f"W_v {V.shape}, W_o {O.shape}")
+    _check_temperature(temperature)
+    top_k, keys = _positive_int("top_k", top_k), _positive_int("keys", keys)
+    T = X.shape[0]
+    scores = np.einsum("nd,hdk,hek,te->nht", Y, Q, K, X, optimize=True) / (temperature * np.sqrt(Q.shape[2]))
+    allowed = np.arange(T) >= T - (keys or T)
+    w = _masked_softmax(scores, np.broadcast_to(allowed, scores.shape), top_k)
+    return w, np.einsum("nht,td,hdv,hvo->no", w, X, V, O, optimize=True)
+
+
+def affine_rank(points, rtol: float = 1e-9) -> int:
+    """Dimension of the affine span of the rows of `points`: singular values of the centred matrix above
+    rtol x max(shape) x (the largest singular value of the uncentred matrix), so that round-off in a
+    cloud of (near-)identical points does not count as a direction. The exact 'linear' dimension."""
+    from threadpoolctl import threadpool_limits  # installed with scikit-learn
+
+    P = _np(points, "points", 2)
+    if len(P) < 2 or not np.any(P):
+        return 0
+    with threadpool_limits(1):  # small SVDs: a second BLAS thread only adds contention on a busy machine
+        top = np.linalg.norm(P, 2)
+        s = np.linalg.svd(P - P.mean(0), compute_uv=False)
+    return int((s > rtol * max(P.shape) * top).sum())
 
 
 def mha_output(X, W_v, W_o, attention) -> np.ndarray:
@@ -186,8 +250,9 @@ class MinkowskiCheck:
     """Theorem 2.1 checked row by row (arrays indexed like `rows`).
 
     bound: sum over heads of the number of attended tokens (the theorem's count, = summed ID_eps at eps).
-    tight_bound: min(sum_h (support_h - 1), d_out): each head's weights sum to 1, so its hull has one
-    dimension fewer than its vertex count; this is what generic position attains.
+    tight_bound: min(sum_h min(support_h - 1, rank(V_h O_h)), d_out): each head's weights sum to 1, so its
+    hull has one dimension fewer than its vertex count, and the head maps into the column space of V_h O_h;
+    this is what generic position attains.
     dimension: rank of the affine span of all outputs reachable by varying each head's weights over its
     support. residual: L1 distance from the actual output row to the Minkowski sum (LP optimum).
     """
@@ -264,6 +329,7 @@ def minkowski_dimension_check(X, W_v, W_o, attention=None, *, W_q=None, W_k=None
     vertices = np.einsum("td,hdv,hvo->hto", X, V, O, optimize=True)  # p_hj
     outputs = mha_output(X, V, O, A)[rows]
     scale = max(1.0, float(np.abs(vertices).max()))
+    head_rank = [_rank(V[h] @ O[h], rtol) for h in range(H)]
     out = {k: [] for k in ("support", "inside", "residual", "dim", "lin", "bound", "tight")}
     for i in rows:
         sets = [vertices[h, : i + 1][support_mask[h, i, : i + 1]] for h in range(H)]
@@ -278,8 +344,52 @@ def minkowski_dimension_check(X, W_v, W_o, attention=None, *, W_q=None, W_k=None
         out["dim"].append(_rank(directions, rtol))
         out["lin"].append(_rank(np.vstack(sets), rtol))
         out["bound"].append(sum(sizes))
-        out["tight"].append(min(sum(sizes) - H, O.shape[2]))
+        out["tight"].append(min(sum(min(n - 1, r) for n, r in zip(sizes, head_rank)), O.shape[2]))
     return MinkowskiCheck(rows=rows, support=np.array(out["support"]), in_minkowski_sum=np.array(out["inside"]),
                           residual=np.array(out["residual"]), dimension=np.array(out["dim"]),
                           linear_dimension=np.array(out["lin"]), bound=np.array(out["bound"]),
                           tight_bound=np.array(out["tight"]), outputs=outputs)
+
+
+# ----------------------------------------------------------------------------- drawing
+
+def draw_graph(ax, attention, tokens=None, *, eps: float = 0.0, mode: str = "absolute", max_width: float = 6.0,
+               cmap: str = "viridis", self_loops: bool = True) -> int:
+    """Draw one (T, T) causal attention map as a directed graph on the axes `ax` (static, deterministic).
+
+    Tokens sit on a horizontal line in order; each edge query i -> key j < i with weight > eps (see `edges`)
+    is an arc above the line whose width and colour grow with the weight; a weight on the token itself
+    (j = i) is a disc under the token when self_loops. Returns the number of edges drawn (self-loops
+    included).
+    """
+    from matplotlib import colormaps
+    from matplotlib.collections import LineCollection
+
+    A = _square(attention)
+    if A.ndim != 2:
+        raise ValueError(f"attention: expected one (T, T) map, got shape {A.shape}")
+    T = A.shape[0]
+    if tokens is not None and len(tokens) != T:
+        raise ValueError(f"tokens: expected {T} labels, got {len(tokens)}")
+    mask = edges(A, eps, mode) & np.tril(np.ones((T, T), dtype=bool))
+    qi, kj = np.nonzero(np.tril(mask, -1))
+    w = A[qi, kj]
+    order = np.argsort(w, kind="stable")  # heavy edges drawn last, on top
+    qi, kj, w = qi[order], kj[order], w[order]
+    s = np.linspace(0.0, np.pi, 32)
+    segs = [np.column_stack([(j + i) / 2 - (i - j) / 2 * np.cos(s), (i - j) / 2 * np.sin(s)]) for i, j in zip(qi, kj)]
+    colour = colormaps[cmap]
+    ax.add_collection(LineCollection(segs, linewidths=0.3 + max_width * w, colors=colour(w), alpha=0.8))
+    diag = np.diag(A) * np.diag(mask)
+    if self_loops:
+        ax.scatter(np.arange(T), np.full(T, -0.6), s=80 * diag, c=colour(diag), edgecolors="none", zorder=3)
+    ax.scatter(np.arange(T), np.zeros(T), s=6, color="k", zorder=4)
+    if tokens is not None:
+        ax.set_xticks(np.arange(T), [str(t) for t in tokens], rotation=90, fontsize="x-small")
+    ax.set_xlim(-1, T)
+    ax.set_ylim(-1.5, max(T / 2, 1) + 0.5)
+    ax.set_yticks([])
+    ax.grid(False)
+    for side in ("left", "right", "top"):
+        ax.spines[side].set_visible(False)
+    return int(len(w) + (np.count_nonzero(diag) if self_loops else 0))

@@ -1,0 +1,188 @@
+"""The attention + MLP sine toy (paper A, Figs. 4-5): embedding, the fast attention path against the plain
+formula, training to a stated loss, determinism, region counts against brute force, and clear errors."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from icl_geometry import partition
+from icl_geometry.toys import sine_attention as sa
+
+# A small config that trains in a few seconds on one CPU core: 2 periods, 200 bins, 300 Adam steps.
+SMALL = dict(context=8, heads=2, n_bins=200, periods=2.0, steps=300)
+LOSS_THRESHOLD = 0.01  # training MSE; sin has variance 0.5, the untrained toy starts near 0.5
+
+
+@pytest.fixture(scope="module")
+def small_fit() -> sa.FitResult:
+    return sa.train(seed=0, **SMALL)
+
+
+# ----------------------------------------------------------------------------- embedding and model
+
+def test_clocks_turn_as_documented():
+    w = sa.clock_frequencies(10, periods=5.0)
+    np.testing.assert_allclose(w.numpy(), np.arange(1, 11) / 50)
+    span = 2 * 5.0 * math.pi  # the series covers [-5 pi, 5 pi]
+    assert float(w[-1]) * span == pytest.approx(2 * math.pi)  # the fastest clock turns exactly once
+    # the clocks of a context C are among those of 2C: a longer context only adds information
+    w20 = sa.clock_frequencies(20, periods=5.0)
+    assert all(torch.isclose(w20, v).any() for v in w)
+
+
+def test_embedding_layout():
+    t = sa.time_grid(7, 5.0)
+    X = sa.embed(t, context=4, d_model=10)
+    assert X.shape == (7, 4, 10)
+    s, c = sa.clocks(t, 4, 5.0)
+    torch.testing.assert_close(X[..., 0], s)
+    torch.testing.assert_close(X[..., 1], c)
+    pos = sa.position_code(4, 8)
+    torch.testing.assert_close(X[..., 2:], pos.expand(7, -1, -1))  # the position code does not depend on t
+    torch.testing.assert_close(pos[0], torch.cat([torch.zeros(4), torch.ones(4)]).double())
+    with pytest.raises(ValueError, match="1-d"):
+        sa.embed(t[None], 4)
+
+
+@pytest.mark.parametrize("context,heads", [(1, 1), (3, 2), (12, 5)])
+def test_fast_attention_matches_the_plain_formula(context, heads):
+    model = sa.SineAttentionToy(sa.ToyConfig(context=context, heads=heads, dtype="float64", n_bins=50))
+    t = sa.time_grid(300, 5.0)
+    weights, z = model.attention(t)
+    torch.testing.assert_close(model.mlp_input(t), z, rtol=0, atol=1e-12)
+    torch.testing.assert_close(weights.sum(-1), torch.ones(300, heads, dtype=torch.float64))
+    assert weights.shape == (300, heads, context)
+    if context == 1:
+        assert torch.all(weights == 1)
+
+
+def test_mlp_input_rank_is_capped_by_heads_times_head_width():
+    ranks = {heads: sa.mlp_input_rank(sa.SineAttentionToy(sa.ToyConfig(context=6, heads=heads, n_bins=400,
+                                                                           dtype="float64")))
+             for heads in (1, 3, 10)}
+    assert ranks[1] == 2 and ranks[3] == 6  # generic weights attain H d_head while it is below d_model
+    assert 6 < ranks[10] <= 16  # capped by d_model (directions below rtol x the largest are not counted)
+
+
+def test_initial_hyperplanes_cut_the_input_curve():
+    """Each neuron's bias puts its hyperplane through the MLP input of one bin: no neuron starts dead."""
+    model = sa.SineAttentionToy(sa.ToyConfig(context=5, heads=2, n_bins=300))
+    P = sa.activation_patterns(model)
+    assert P.any(0).all() and (~P).any(0).all()
+
+
+# ----------------------------------------------------------------------------- training
+
+def test_small_config_trains_below_the_threshold(small_fit):
+    assert small_fit.losses[0] > 0.3  # starts near the variance of sin (0.5)
+    assert small_fit.loss < LOSS_THRESHOLD
+    assert sa.fit_error(small_fit.model)["mse"] == pytest.approx(small_fit.loss)
+    assert small_fit.losses.shape == (SMALL["steps"],)
+    assert small_fit.config.context == 8 and small_fit.config.heads == 2
+
+
+def test_training_is_deterministic(small_fit):
+    again = sa.train(seed=0, **SMALL)
+    np.testing.assert_array_equal(again.losses, small_fit.losses)
+    other = sa.train(seed=1, **{**SMALL, "steps": 5})
+    assert other.losses[0] != small_fit.losses[0]
+
+
+def test_restarts_keep_the_best():
+    fit = sa.train(seed=0, restarts=3, **{**SMALL, "steps": 40})
+    assert fit.restart_losses.shape == (3,)
+    assert fit.loss == fit.restart_losses.min()
+    assert sa.fit_error(fit.model)["mse"] == pytest.approx(fit.loss)
+
+
+def test_threads_are_restored():
+    before = torch.get_num_threads()
+    sa.train(seed=0, **{**SMALL, "steps": 2})
+    assert torch.get_num_threads() == before
+
+
+# ----------------------------------------------------------------------------- regions
+
+def brute_force(model: sa.SineAttentionToy, per_bin: int) -> tuple[int, int]:
+    """Pieces and distinct patterns from `partition.activation_patterns` sampled on a fine grid of t."""
+    P = partition.activation_patterns(model.mlp, sa.mlp_inputs(model, sa.fine_grid(model, per_bin)))
+    changes = (P[1:] != P[:-1]).sum(1)
+    assert changes.max() <= 1, "grid too coarse: two neurons switch within one step"
+    return 1 + int(changes.sum()), partition.count_distinct(P)
+
+
+def test_region_counts_match_brute_force(small_fit):
+    for model in (small_fit.model, sa.SineAttentionToy(sa.ToyConfig(**{**SMALL, "context": 3, "heads": 1}))):
+        counted = sa.count_regions(model, per_bin=10)
+        assert (counted.pieces, counted.distinct) == brute_force(model, per_bin=400)
+        assert counted.pieces == len(counted.boundaries) + 1
+        assert np.all(np.diff(counted.boundaries) > 0)
+        assert counted.distinct <= counted.pieces and counted.distinct_on_bins <= counted.distinct
+        assert counted.distinct <= partition.regions_bound(model.config.hidden, sa.mlp_input_rank(model))
+
+
+def test_region_boundaries_are_where_a_neuron_switches(small_fit):
+    model = small_fit.model
+    b = sa.count_regions(model, per_bin=10).boundaries
+    pre = model.mlp[0](torch.from_numpy(sa.mlp_inputs(model, torch.from_numpy(b))).to(model.W_q)).detach()
+    # at each boundary one neuron's pre-activation is ~0 (up to the polyline's chord error)
+    assert pre.abs().min(1).values.max() < 1e-2 * pre.abs().max()
+
+
+def test_one_head_one_token_is_an_ellipse():
+    """C = 1: the MLP input is an affine image of (sin t/P, cos t/P), an ellipse traced once; a line cuts it
+    at most twice, so there are at most 1 + 2 x hidden pieces."""
+    model = sa.SineAttentionToy(sa.ToyConfig(context=1, heads=1, n_bins=200))
+    assert sa.mlp_input_rank(model) == 2
+    assert sa.count_regions(model, per_bin=5).pieces <= 1 + 2 * model.config.hidden
+
+
+def test_deeper_mlp_is_counted_exactly_on_every_segment():
+    model = sa.SineAttentionToy(sa.ToyConfig(context=4, heads=2, n_bins=60, dtype="float64"))
+    g = torch.Generator().manual_seed(0)
+    model.mlp = nn.Sequential(nn.Linear(16, 6), nn.ReLU(), nn.Linear(6, 6), nn.ReLU(), nn.Linear(6, 1)).double()
+    with torch.no_grad():
+        for p in model.mlp.parameters():
+            p.copy_(torch.randn(p.shape, generator=g, dtype=torch.float64) * 0.5)
+    counted = sa.count_regions(model, per_bin=10)
+    P = partition.activation_patterns(model.mlp, sa.mlp_inputs(model, sa.fine_grid(model, 2000)))
+    assert counted.pieces == 1 + int((P[1:] != P[:-1]).any(1).sum())
+
+
+def test_summarise_and_sweep():
+    rows = sa.sweep([1, 2], [2], progress=False, keep=True, n_bins=100, periods=2.0, steps=3)
+    assert [(r["heads"], r["context"]) for r in rows] == [(1, 2), (2, 2)]
+    assert {"mse", "pieces", "distinct", "linear_probe_mse", "rank", "fit"} <= set(rows[0])
+    assert rows[1]["fit"].config.heads == 2
+    assert 0 <= rows[0]["linear_probe_mse"] <= 0.5 + 1e-9
+
+
+# ----------------------------------------------------------------------------- errors
+
+@pytest.mark.parametrize("field,value,message", [
+    ("context", 0, "context"), ("heads", 1.5, "heads"), ("heads", True, "heads"), ("d_model", 7, "d_model"),
+    ("d_model", 2, "d_model"), ("lr", -1.0, "lr"), ("periods", float("inf"), "periods"), ("steps", -1, "steps"),
+    ("warmup", 1.0, "warmup"), ("dtype", "float16", "dtype"), ("n_bins", 1, "n_bins"), ("restarts", 0, "restarts"),
+])
+def test_bad_config_values_name_the_field(field, value, message):
+    with pytest.raises(ValueError, match=message):
+        sa.ToyConfig(**{field: value})
+
+
+def test_bad_arguments_give_clear_errors():
+    with pytest.raises(ValueError, match="unknown ToyConfig fields"):
+        sa.train(contxt=10)
+    with pytest.raises(ValueError, match="device"):
+        sa.train(device="tpu", **{**SMALL, "steps": 1})
+    with pytest.raises(ValueError, match="config"):
+        sa.train({"context": 3})
+    model = sa.SineAttentionToy(sa.ToyConfig(**SMALL))
+    with pytest.raises(ValueError, match="per_bin"):
+        sa.count_regions(model, per_bin=0)
+    with pytest.raises(ValueError, match="heads, contexts"):
+        sa.sweep([], [1], progress=False)
