@@ -98,6 +98,33 @@ def test_restarts_keep_the_best():
     assert fit.restart_losses.shape == (3,)
     assert fit.loss == fit.restart_losses.min()
     assert sa.fit_error(fit.model)["mse"] == pytest.approx(fit.loss)
+    assert len(set(fit.restart_losses.round(8))) == 3  # the restarts start from different initialisations
+
+
+def test_stacked_restarts_get_their_own_gradients():
+    """Training the restarts together is training each alone: the gradient of the summed loss with respect to
+    restart r's stacked parameters equals the gradient of restart r's own loss. (The trajectories still differ
+    slightly: round-off decides the side of a ReLU kink, and Adam amplifies round-off in near-flat directions.)"""
+    config = sa.ToyConfig(**{**SMALL, "dtype": "float64", "restarts": 3})
+    models = [sa.SineAttentionToy(config, r) for r in range(3)]
+    with torch.no_grad():  # at initialisation one bin sits exactly on each neuron's kink (the anchors): move off it
+        for m in models:
+            m.mlp[0].bias += 1e-3
+    t = sa.time_grid(config.n_bins, config.periods)
+    sin, cos = sa.clocks(t, config.context, config.periods)
+    stacked = [torch.stack([getattr(m, a).detach() for m in models]).requires_grad_(True)
+               for a in ("W_q", "W_k", "W_v", "W_o")]
+    z = sa.mha_last(*stacked, sin, cos, models[0].position_code(), config.d_head)  # (3, n, D)
+    losses = torch.stack([torch.mean((m.mlp(z[r]).squeeze(-1) - sa.target(t)) ** 2) for r, m in enumerate(models)])
+    losses.sum().backward()
+    for r, m in enumerate(models):
+        own = torch.mean((m(t) - sa.target(t)) ** 2)
+        assert float(own.detach()) == pytest.approx(float(losses[r].detach()), rel=1e-12)
+        grads = torch.autograd.grad(own, [m.W_q, m.W_k, m.W_v, m.W_o])
+        for g_stacked, g_own in zip(stacked, grads):
+            torch.testing.assert_close(g_stacked.grad[r], g_own, rtol=1e-9, atol=1e-12)
+    fit = sa.train(**{**SMALL, "dtype": "float64", "restarts": 3, "steps": 1})
+    assert fit.restart_losses.shape == (3,)
 
 
 def test_threads_are_restored():

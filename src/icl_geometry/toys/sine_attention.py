@@ -28,10 +28,10 @@ The paper gives neither the embedding's formula nor the widths, optimiser or num
   dead). `restarts` > 1 keeps the restart with the lowest training loss: the fits are noisy across seeds,
   and the best of a few restarts is a better estimate of what the architecture can express.
   Speed: the tokens are (clock, position code) with the position code the same for every time bin, so the
-  scores and the value mixing are computed from the 2 clock channels and a (C, d_head) table per head,
-  never from the (n_bins, C, d_model) token tensor (`mlp_input`, checked against the plain formula
-  `attention` in the tests). One fit of 1000 bins, C = 100, H = 10 then costs ~30 ms a step on one CPU core;
-  `train` runs on one thread (faster for these small ops, and the result does not depend on the core count).
+  scores and the value mixing are computed from the 2 clock channels and small per-head tables, never from
+  the (n_bins, C, d_model) token tensor (`mha_last`, checked against the plain formula `attention` in the
+  tests), and the restarts are trained together as one stacked model. `train` runs on one thread (faster
+  for these small ops, and the result does not depend on the core count).
 
 "Regions along the input". The input of the whole model is the time t; the MLP's input z(t) is a curve in
 R^d_model, not a line. We follow it on a grid of t (`per_bin` points per bin) and count, with
@@ -160,6 +160,35 @@ def embed(t: torch.Tensor, context: int, d_model: int = 16, periods: float = 5.0
 
 # ----------------------------------------------------------------------------- model
 
+def mha_last(W_q: torch.Tensor, W_k: torch.Tensor, W_v: torch.Tensor, W_o: torch.Tensor, sin: torch.Tensor,
+             cos: torch.Tensor, pos: torch.Tensor, d_head: int) -> torch.Tensor:
+    """MHA(X)_last for R stacked models at once: W_q, W_k, W_v (R, H, D, k), W_o (R, H, k, D), clocks (n, C),
+    position code pos (C, D - 2). Returns (R, n, D). The training loop's hot path.
+
+    The query is affine in u = (sin, cos, 1) of the last token and every token is (clock, position code),
+    so the scores are  alpha_h sin_p + beta_h cos_p + u . P[:, h, p]  with small (3, H, C) tables, and the
+    output is (sum_p w sin_p) (V O)_sin + (sum_p w cos_p) (V O)_cos + sum_{h,p} w_hp (pos_p V_h O_h):
+    a few matrix products and elementwise passes over (n, H, C), never the (n, C, D) tokens.
+    """
+    R, H, _, _ = W_q.shape
+    n, C = sin.shape
+    q_tab = torch.stack([W_q[:, :, 0], W_q[:, :, 1], torch.einsum("d,rhdk->rhk", pos[-1], W_q[:, :, 2:])],
+                        dim=1) / math.sqrt(d_head)  # (R, 3, H, k)
+    u = torch.stack([sin[:, -1], cos[:, -1], torch.ones_like(sin[:, -1])], dim=1)  # (n, 3)
+    q = torch.einsum("ni,rihk->rnhk", u, q_tab)
+    alpha = (q * W_k[:, None, :, 0]).sum(-1)  # (R, n, H): query . (sin row of W_k)
+    beta = (q * W_k[:, None, :, 1]).sum(-1)
+    pos_k = torch.einsum("pd,rhdk->rhkp", pos, W_k[:, :, 2:])
+    P = torch.einsum("rihk,rhkp->rihp", q_tab, pos_k).reshape(R, 3, H * C)
+    scores = (u @ P).view(R, n, H, C) + alpha[..., None] * sin[None, :, None, :] + beta[..., None] * cos[None, :, None, :]
+    w = torch.softmax(scores, dim=-1)
+    vo_sin = torch.einsum("rhk,rhke->rhe", W_v[:, :, 0], W_o)  # (R, H, D)
+    vo_cos = torch.einsum("rhk,rhke->rhe", W_v[:, :, 1], W_o)
+    vo_pos = torch.einsum("pd,rhdk,rhke->rhpe", pos, W_v[:, :, 2:], W_o).reshape(R, H * C, -1)
+    return ((w * sin[None, :, None, :]).sum(-1) @ vo_sin + (w * cos[None, :, None, :]).sum(-1) @ vo_cos
+            + w.reshape(R, n, H * C) @ vo_pos)
+
+
 class SineAttentionToy(nn.Module):
     """Embedding -> one multi-head causal attention block (read at the last token) -> ReLU MLP -> sin(t)."""
 
@@ -200,32 +229,14 @@ class SineAttentionToy(nn.Module):
         heads = torch.einsum("nhp,nhpk->nhk", weights, values)
         return weights, torch.einsum("nhk,hke->ne", heads, self.W_o)
 
-    def mlp_input_from_clocks(self, sin: torch.Tensor, cos: torch.Tensor) -> torch.Tensor:
-        """MHA(X)_last from the clock channels (n, C) alone: the training loop's hot path.
-
-        The query is affine in u = (sin, cos, 1) of the last token and every token is (clock, position code),
-        so the scores are  alpha_h sin_p + beta_h cos_p + u . P[:, h, p]  with small (3, H, C) tables, and the
-        output is (sum_p w sin_p) (V O)_sin + (sum_p w cos_p) (V O)_cos + sum_{h,p} w_hp (pos_p V_h O_h):
-        two matrix products and a few elementwise passes over (n, H, C).
-        """
+    def position_code(self) -> torch.Tensor:
         c = self.config
-        H, C, D = c.heads, c.context, c.d_model
-        pos = position_code(C, D - 2, c.pe_base, self.W_q.dtype).to(self.W_q.device)
-        Wq, Wk, Wv, Wo = self.W_q, self.W_k, self.W_v, self.W_o
-        q_tab = torch.stack([Wq[:, 0], Wq[:, 1], pos[-1] @ Wq[:, 2:]]) / math.sqrt(c.d_head)  # (3, H, k)
-        n = sin.shape[0]
-        u = torch.stack([sin[:, -1], cos[:, -1], torch.ones_like(sin[:, -1])], dim=1)  # (n, 3)
-        q = torch.einsum("ni,ihk->nhk", u, q_tab)
-        alpha, beta = (q * Wk[:, 0]).sum(-1), (q * Wk[:, 1]).sum(-1)  # (n, H)
-        pos_k = torch.einsum("pd,hdk->hkp", pos, Wk[:, 2:])  # (H, k, C)
-        P = torch.einsum("ihk,hkp->ihp", q_tab, pos_k).reshape(3, H * C)
-        scores = (u @ P).view(n, H, C) + alpha[..., None] * sin[:, None, :] + beta[..., None] * cos[:, None, :]
-        w = torch.softmax(scores, dim=-1)
-        vo_sin = torch.einsum("hk,hke->he", Wv[:, 0], Wo)  # (H, D)
-        vo_cos = torch.einsum("hk,hke->he", Wv[:, 1], Wo)
-        vo_pos = torch.einsum("pd,hdk,hke->hpe", pos, Wv[:, 2:], Wo).reshape(H * C, D)
-        return ((w * sin[:, None, :]).sum(-1) @ vo_sin + (w * cos[:, None, :]).sum(-1) @ vo_cos
-                + w.reshape(n, H * C) @ vo_pos)
+        return position_code(c.context, c.d_model - 2, c.pe_base, self.W_q.dtype).to(self.W_q.device)
+
+    def mlp_input_from_clocks(self, sin: torch.Tensor, cos: torch.Tensor) -> torch.Tensor:
+        """MHA(X)_last from the clock channels (n, C) alone (see `mha_last`)."""
+        params = (self.W_q[None], self.W_k[None], self.W_v[None], self.W_o[None])
+        return mha_last(*params, sin, cos, self.position_code(), self.config.d_head)[0]
 
     def mlp_input(self, t: torch.Tensor) -> torch.Tensor:
         """(len(t), d_model): what the MLP receives at each time."""
@@ -261,28 +272,48 @@ def _lr_factor(i: int, steps: int, warmup: float) -> float:
     return min(1.0, (i + 1) / warm) * 0.5 * (1 + math.cos(math.pi * i / max(steps, 1)))
 
 
-def _train_one(config: ToyConfig, restart: int, device: str) -> tuple[SineAttentionToy, np.ndarray]:
-    model = SineAttentionToy(config, restart).to(device)
+def _train_restarts(config: ToyConfig, device: str) -> tuple[list[SineAttentionToy], np.ndarray]:
+    """Train all restarts at once: their parameters are stacked on a leading axis and the loss is the sum of
+    their MSEs, so each restart gets exactly its own gradient and its own (elementwise) Adam update - the
+    same optimisation as training them one by one, for the per-step overhead of one."""
+    models = [SineAttentionToy(config, r).to(device) for r in range(config.restarts)]
     t = time_grid(config.n_bins, config.periods, config.torch_dtype).to(device)
     y = target(t)
     sin, cos = clocks(t, config.context, config.periods)  # the embedding is fixed: build it once
-    opt = torch.optim.Adam(model.parameters(), lr=config.lr)
+    pos = models[0].position_code()
+
+    def stack(get) -> torch.Tensor:
+        return torch.stack([get(m).detach() for m in models]).clone().requires_grad_(True)
+
+    Wq, Wk, Wv, Wo = (stack(lambda m, a=a: getattr(m, a)) for a in ("W_q", "W_k", "W_v", "W_o"))
+    W1, b1 = stack(lambda m: m.mlp[0].weight), stack(lambda m: m.mlp[0].bias)
+    W2, b2 = stack(lambda m: m.mlp[2].weight), stack(lambda m: m.mlp[2].bias)
+    params = [Wq, Wk, Wv, Wo, W1, b1, W2, b2]
+    opt = torch.optim.Adam(params, lr=config.lr)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: _lr_factor(i, config.steps, config.warmup))
-    losses = torch.empty(config.steps, dtype=torch.float64)
+    losses = torch.empty(config.steps, config.restarts, dtype=torch.float64)
     for i in range(config.steps):
         opt.zero_grad(set_to_none=True)
-        loss = torch.mean((model.mlp(model.mlp_input_from_clocks(sin, cos)).squeeze(-1) - y) ** 2)
-        loss.backward()
+        z = mha_last(Wq, Wk, Wv, Wo, sin, cos, pos, config.d_head)  # (R, n, D)
+        out = torch.relu(z @ W1.transpose(1, 2) + b1[:, None]) @ W2.transpose(1, 2) + b2[:, None]
+        per_restart = torch.mean((out[..., 0] - y) ** 2, dim=1)
+        per_restart.sum().backward()
         opt.step()
         sched.step()
-        losses[i] = loss.detach()
-    return model.eval(), losses.numpy()
+        losses[i] = per_restart.detach()
+    with torch.no_grad():
+        for r, m in enumerate(models):
+            for dst, src in ((m.W_q, Wq), (m.W_k, Wk), (m.W_v, Wv), (m.W_o, Wo), (m.mlp[0].weight, W1),
+                             (m.mlp[0].bias, b1), (m.mlp[2].weight, W2), (m.mlp[2].bias, b2)):
+                dst.copy_(src[r])
+    return [m.eval() for m in models], losses.numpy()
 
 
 def train(config: ToyConfig | None = None, *, device: str = "cpu", **overrides: Any) -> FitResult:
     """Train the toy (full batch) and return the best of `config.restarts` restarts by final training loss.
 
     `overrides` replace fields of `config` (or of the default `ToyConfig()`), e.g. train(context=100, heads=10).
+    The restarts are trained together (see `_train_restarts`); restart r starts from seed x 1000003 + r.
     """
     if config is not None and not isinstance(config, ToyConfig):
         raise ValueError(f"config: expected a ToyConfig or None, got {type(config).__name__}")
@@ -297,12 +328,12 @@ def train(config: ToyConfig | None = None, *, device: str = "cpu", **overrides: 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # the ops are small: one thread is faster, and the result cannot depend on the core count
     try:
-        for r in range(config.restarts):
-            model, losses = _train_one(config, r, device)
+        models, losses = _train_restarts(config, device)
+        for r, model in enumerate(models):
             final = float(fit_error(model)["mse"])
             finals.append(final)
             if best is None or final < best[2]:
-                best = (model, losses, final)
+                best = (model, losses[:, r], final)
     finally:
         torch.set_num_threads(threads)
     return FitResult(model=best[0], config=config, losses=best[1], restart_losses=np.array(finals),
