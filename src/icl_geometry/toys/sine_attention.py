@@ -272,11 +272,27 @@ def _lr_factor(i: int, steps: int, warmup: float) -> float:
     return min(1.0, (i + 1) / warm) * 0.5 * (1 + math.cos(math.pi * i / max(steps, 1)))
 
 
+STACK_ELEMENTS = 250_000  # stack restarts while R x n_bins x heads x context stays below this (CPU cache)
+
+
 def _train_restarts(config: ToyConfig, device: str) -> tuple[list[SineAttentionToy], np.ndarray]:
-    """Train all restarts at once: their parameters are stacked on a leading axis and the loss is the sum of
-    their MSEs, so each restart gets exactly its own gradient and its own (elementwise) Adam update - the
-    same optimisation as training them one by one, for the per-step overhead of one."""
-    models = [SineAttentionToy(config, r).to(device) for r in range(config.restarts)]
+    """Train the restarts in stacked groups: their parameters are stacked on a leading axis and the loss is
+    the sum of their MSEs, so each restart gets exactly its own gradient and its own (elementwise) Adam
+    update - the same optimisation as training them one by one, for the per-step overhead of one group.
+    Small models are stacked (the step is overhead-bound); large ones on the CPU are trained one at a time
+    (stacking them only spills the cache; see benchmarks/bench_sine_attention.py)."""
+    size = config.n_bins * config.heads * config.context
+    group = config.restarts if device == "cuda" else max(1, min(config.restarts, STACK_ELEMENTS // size))
+    models, losses = [], []
+    for first in range(0, config.restarts, group):
+        m, l = _train_group(config, range(first, min(first + group, config.restarts)), device)
+        models += m
+        losses.append(l)
+    return models, np.concatenate(losses, axis=1)
+
+
+def _train_group(config: ToyConfig, restarts: range, device: str) -> tuple[list[SineAttentionToy], np.ndarray]:
+    models = [SineAttentionToy(config, r).to(device) for r in restarts]
     t = time_grid(config.n_bins, config.periods, config.torch_dtype).to(device)
     y = target(t)
     sin, cos = clocks(t, config.context, config.periods)  # the embedding is fixed: build it once
@@ -291,7 +307,7 @@ def _train_restarts(config: ToyConfig, device: str) -> tuple[list[SineAttentionT
     params = [Wq, Wk, Wv, Wo, W1, b1, W2, b2]
     opt = torch.optim.Adam(params, lr=config.lr)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: _lr_factor(i, config.steps, config.warmup))
-    losses = torch.empty(config.steps, config.restarts, dtype=torch.float64)
+    losses = torch.empty(config.steps, len(models), dtype=torch.float64)
     for i in range(config.steps):
         opt.zero_grad(set_to_none=True)
         z = mha_last(Wq, Wk, Wv, Wo, sin, cos, pos, config.d_head)  # (R, n, D)
