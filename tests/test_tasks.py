@@ -85,3 +85,80 @@ def test_shuffle_keeps_the_words(text, seed):
 def test_unknown_family():
     with pytest.raises(ValueError, match="next_letter"):
         tasks.make_items("poetry", 3)
+
+
+def test_new_families_have_right_answers():
+    for it in tasks.make_items("sequence", 30, seed=0):
+        terms = [int(t) for t in it.question.split(": ")[1].split(", ")[:4]]
+        step = terms[1] - terms[0]
+        assert all(b - a == step for a, b in zip(terms, terms[1:])) and int(it.answer) == terms[-1] + step
+    for it in tasks.make_items("country_of", 20, seed=0):
+        assert tasks.CAPITALS[it.answer] == it.question.split(" is the capital")[0]
+    for it in tasks.make_items("first_letter", 20, seed=0):
+        word = it.question.split("'")[1]
+        assert it.answer == word[0].upper() and it.aliases == (word[0],)
+
+
+@pytest.mark.parametrize("family, text, ok", [
+    ("capitals", "The capital of Colombia is Bogotá.", True),  # accents are ignored
+    ("capitals", "The capital of Spain is Madrid, and the capital of Colombia is Bogota", False),  # first named
+    ("capitals", "Paris or Bogota", False),
+    ("antonyms", "The opposite of 'hot' is 'cold'.", True),
+    ("antonyms", "The opposite of 'cold' is 'hot'.", False),  # a restatement is read after its "is"
+    ("country_of", "The capital of Germany is Berlin.", True),  # no restatement rule for this family
+    ("country_of", "Berlin is the capital of France.", False),
+])
+def test_extractor_reads_restatements_and_names(family, text, ok):
+    gold = {"capitals": ("What is the capital of Colombia?", "Bogota"),
+            "antonyms": ("What is the opposite of 'hot'?", "cold"),
+            "country_of": ("Berlin is the capital of which country?", "Germany")}[family]
+    assert tasks.is_correct(tasks.Item(family, *gold), text) is ok
+
+
+def test_aliases_count_as_correct():
+    kyiv = tasks.Item("capitals", "What is the capital of Ukraine?", "Kyiv", aliases=("Kiev",))
+    assert tasks.is_correct(kyiv, "The capital of Ukraine is Kiev.") and not tasks.is_correct(kyiv, "Lviv")
+    letter = tasks.Item("first_letter", "What is the first letter of the word 'egg'?", "E", aliases=("e",))
+    assert tasks.is_correct(letter, "e") and tasks.is_correct(letter, "E") and not tasks.is_correct(letter, "g")
+    assert [it for it in tasks.make_items("capitals", 48, seed=0) if it.answer == "Kyiv"][0].aliases == ("Kiev",)
+
+
+def test_stop_rule():
+    assert not tasks.stop_at_newline("Paris") and tasks.stop_at_newline("Paris\nQ")
+
+
+class _Tok:
+    """Just enough of a chat tokenizer to see the messages the prompt builder sends."""
+
+    def apply_chat_template(self, messages, tokenize=False, add_generation_prompt=True):
+        return "".join(f"<{m['role']}>{m['content']}</{m['role']}>" for m in messages) + "<assistant>"
+
+
+class _Chat:
+    chat, tokenizer = True, _Tok()
+
+
+def test_chat_prompts_are_multi_turn_and_nested():
+    test, pool = tasks.split("capitals", 1, 6, seed=0)
+    item = test[0]
+    msgs = tasks.chat_messages(item, pool[:3])
+    assert [m["role"] for m in msgs] == ["user", "assistant"] * 3 + ["user"]
+    assert msgs[0]["content"].startswith("Answer with the name of a city.\n\nQ: ")
+    assert msgs[1]["content"] == f"A: {pool[0].answer}" and msgs[-1]["content"] == f"Q: {item.question}"
+    prompts = [tasks.format_prompt(_Chat(), item, pool[:k]) for k in range(1, 4)]
+    tail = f"Q: {item.question}</user><assistant>"
+    heads = [p[: -len(tail)] for p in prompts]
+    assert all(p.endswith(tail) for p in prompts)
+    assert all(heads[i + 1].startswith(heads[i]) for i in range(2))  # shots are nested: one pass can share them
+    single = tasks.format_prompt(_Chat(), item, pool[:2], chat_style="single_turn")
+    assert single == f"<user>{tasks.build_prompt(item, pool[:2])}</user><assistant>"
+    shuffled = tasks.chat_messages(item, pool[:2], context="shuffled")
+    assert len(shuffled) == 1 and shuffled[0]["content"].endswith(f"\n\nQ: {item.question}")
+    with pytest.raises(ValueError, match="chat_style"):
+        tasks.format_prompt(_Chat(), item, chat_style="json")
+
+
+@pytest.mark.parametrize("text, stop", [("\n A: Par", False), ("Paris\n", True), ("A:\n", False), ("A:\nParis", False),
+                                        ("A:\nParis\n", True), ("\n\n", False)])
+def test_stop_rule_cases(text, stop):
+    assert tasks.stop_at_newline(text) is stop

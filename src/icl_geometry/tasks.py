@@ -13,6 +13,7 @@ from __future__ import annotations
 import random
 import re
 import string
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
@@ -21,12 +22,14 @@ CONTEXTS = ("shots", "random", "shuffled")
 
 @dataclass(frozen=True)
 class Item:
-    """One question with its gold answer; `options` lists the answers a reader could pick from."""
+    """One question with its gold answer; `options` lists the answers a reader could pick from,
+    `aliases` other spellings or equally right answers that also score as correct."""
 
     family: str
     question: str
     answer: str
     options: tuple[str, ...] = ()
+    aliases: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,14 @@ ANTONYMS = {
     "friend": "enemy", "heavy": "light", "north": "south", "east": "west", "question": "answer",
     "above": "below", "enter": "exit", "give": "take", "accept": "refuse", "remember": "forget",
 }
+# Equally right answers a judge model would accept; scoring only (prompts and shots use the gold answer).
+CAPITAL_ALIASES = {"Kyiv": ("Kiev",), "Beijing": ("Peking",)}
+COUNTRY_ALIASES = {"Czechia": ("Czech Republic",), "Turkey": ("Turkiye",), "Netherlands": ("Holland",)}
+ANTONYM_ALIASES = {
+    "old": ("new",), "light": ("heavy",), "hard": ("easy",), "loud": ("soft",), "big": ("little",),
+    "happy": ("unhappy",), "open": ("shut",), "give": ("receive",), "accept": ("reject", "decline"),
+    "enter": ("leave",), "begin": ("finish",), "friend": ("foe",), "true": ("untrue",), "win": ("loss",),
+}
 NAMES = ("Anna", "Ben", "Carla", "David", "Emma", "Farid", "Grace", "Hugo", "Ines", "Jack", "Kira",
          "Liam", "Maya", "Noah", "Olga", "Pablo", "Quinn", "Rosa", "Sam", "Tara", "Umar", "Vera")
 OBJECTS = ("apple", "book", "marble", "pencil", "coin", "card", "shell", "sticker", "cookie", "stamp",
@@ -102,12 +113,13 @@ def _next_letter(rng: random.Random) -> Item:
 
 def _capital(rng: random.Random) -> Item:
     country = rng.choice(sorted(CAPITALS))
-    return Item("capitals", f"What is the capital of {country}?", CAPITALS[country])
+    city = CAPITALS[country]
+    return Item("capitals", f"What is the capital of {country}?", city, aliases=CAPITAL_ALIASES.get(city, ()))
 
 
 def _antonym(rng: random.Random) -> Item:
     word = rng.choice(sorted(ANTONYMS))
-    return Item("antonyms", f"What is the opposite of '{word}'?", ANTONYMS[word])
+    return Item("antonyms", f"What is the opposite of '{word}'?", ANTONYMS[word], aliases=ANTONYM_ALIASES.get(word, ()))
 
 
 def _last_word(rng: random.Random) -> Item:
@@ -148,6 +160,27 @@ def _word_problem(rng: random.Random) -> Item:
                 f"How many {obj}s does {n2} have?", str(2 * a))
 
 
+def _sequence(rng: random.Random) -> Item:
+    """Continue an arithmetic progression: induction from the pattern, no knowledge needed."""
+    step = rng.choice((1, 2, 3, 4, 5, 10))
+    start = rng.randint(1, 30)
+    terms = [start + i * step for i in range(4)]
+    return Item("sequence", f"What number comes next: {', '.join(map(str, terms))}, ...?", str(start + 4 * step))
+
+
+def _country_of(rng: random.Random) -> Item:
+    """The capitals lookup run backwards (city -> country): same facts, a less practised direction."""
+    country = rng.choice(sorted(CAPITALS))
+    return Item("country_of", f"{CAPITALS[country]} is the capital of which country?", country,
+                aliases=COUNTRY_ALIASES.get(country, ()))
+
+
+def _first_letter(rng: random.Random) -> Item:
+    word = rng.choice(sorted(set(WORDS + OBJECTS) | set(ANTONYMS)))
+    return Item("first_letter", f"What is the first letter of the word '{word}'?", word[0].upper(),
+                aliases=(word[0],))
+
+
 FAMILIES: dict[str, Family] = {f.name: f for f in (
     Family("arithmetic", "two-digit addition or subtraction", "Answer with a number.", _arithmetic, True),
     Family("compare", "pick the larger or smaller of two numbers", "Answer with a number.", _compare, True),
@@ -158,6 +191,9 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
     Family("count_items", "length of a short list", "Answer with a number.", _count_items, True),
     Family("word_problems", "one-step word problems (GSM8K-Zero style)", "Answer with a number or a name.",
            _word_problem),
+    Family("sequence", "next term of an arithmetic progression", "Answer with a number.", _sequence, True),
+    Family("country_of", "country whose capital a city is", "Answer with the name of a country.", _country_of),
+    Family("first_letter", "first letter of a word", "Answer with a single letter.", _first_letter),
 )}
 
 
@@ -240,16 +276,12 @@ def shuffle_words(text: str, rng: random.Random) -> str:
     return " ".join(words)
 
 
-def build_prompt(item: Item, shots: Sequence[Item] = (), context: str = "shots", tokenizer: Any = None,
-                 seed: int = 0, instruction: bool = True) -> str:
-    """Plain-text prompt: instruction, a context block, then `Q: question` / `A:`.
-
-    context='shots': the k question-answer pairs; 'random': random tokens, as many as the shots'
-    text has; 'shuffled': the shots' words in a random order. Wrap with `lm.format_prompt` for chat models.
-    """
+def context_block(item: Item, shots: Sequence[Item] = (), context: str = "shots", tokenizer: Any = None,
+                  seed: int = 0) -> str:
+    """The text that precedes the question: the k question-answer pairs ('shots'), as many random
+    vocabulary tokens as those pairs have ('random'), or their words in a random order ('shuffled')."""
     if context not in CONTEXTS:
         raise ValueError(f"context = {context!r} is not allowed: expected one of {list(CONTEXTS)}.")
-    head = check_family(item.family).instruction if instruction else ""
     block = "\n\n".join(qa_block(s) for s in shots)
     if shots and context != "shots":
         rng = random.Random(f"{context}:{seed}:{item.question}")
@@ -260,8 +292,63 @@ def build_prompt(item: Item, shots: Sequence[Item] = (), context: str = "shots",
                 raise ValueError("context='random' needs the model's tokenizer")
             n_tokens = len(tokenizer(block, add_special_tokens=False)["input_ids"])
             block = random_token_text(tokenizer, n_tokens, rng)
+    return block
+
+
+def build_prompt(item: Item, shots: Sequence[Item] = (), context: str = "shots", tokenizer: Any = None,
+                 seed: int = 0, instruction: bool = True) -> str:
+    """Plain-text prompt: instruction, a context block (`context_block`), then `Q: question` / `A:`.
+
+    This is the prompt of base models; `format_prompt` builds the chat version for instruct models.
+    """
+    head = check_family(item.family).instruction if instruction else ""
+    block = context_block(item, shots, context, tokenizer, seed)
     parts = [p for p in (head, block, f"Q: {item.question}\nA:") if p]
     return "\n\n".join(parts)
+
+
+CHAT_STYLES = ("multi_turn", "single_turn")
+
+
+def chat_messages(item: Item, shots: Sequence[Item] = (), context: str = "shots", tokenizer: Any = None,
+                  seed: int = 0, instruction: bool = True) -> list[dict[str, str]]:
+    """Chat messages for an instruct model: each shot is a user turn `Q: ...` and an assistant turn `A: ...`
+    (few-shot as multi-turn, like lm-evaluation-harness's `fewshot_as_multiturn`), then the question.
+
+    Random-token and shuffled contexts are not question-answer pairs: their block is prepended to the
+    question's user turn. The instruction opens the first user turn.
+    """
+    head = check_family(item.family).instruction if instruction else ""
+    question = f"Q: {item.question}"
+    if context != "shots" or not shots:
+        block = context_block(item, shots, context, tokenizer, seed)
+        return [{"role": "user", "content": "\n\n".join(p for p in (head, block, question) if p)}]
+    messages: list[dict[str, str]] = []
+    for i, shot in enumerate(shots):
+        lead = f"{head}\n\n" if head and i == 0 else ""
+        messages += [{"role": "user", "content": f"{lead}Q: {shot.question}"},
+                     {"role": "assistant", "content": f"A: {shot.answer}"}]
+    return messages + [{"role": "user", "content": question}]
+
+
+def format_prompt(loaded: Any, item: Item, shots: Sequence[Item] = (), context: str = "shots", seed: int = 0,
+                  chat_style: str = "multi_turn", chat: bool | None = None) -> str:
+    """The prompt a model sees: `build_prompt` for base models, the chat template for instruct models.
+
+    chat_style='multi_turn' (default) gives each shot its own user/assistant turns; 'single_turn' puts the
+    whole plain-text prompt (shots and a trailing `A:`) in one user message. A small chat model reads the
+    single turn as several questions and often answers one of the shots instead (chapter 4 measures this).
+    """
+    if chat_style not in CHAT_STYLES:
+        raise ValueError(f"chat_style = {chat_style!r} is not allowed: expected one of {list(CHAT_STYLES)}.")
+    use_chat = loaded.chat if chat is None else chat
+    if not use_chat:
+        return build_prompt(item, shots, context, loaded.tokenizer, seed)
+    if chat_style == "single_turn":
+        messages = [{"role": "user", "content": build_prompt(item, shots, context, loaded.tokenizer, seed)}]
+    else:
+        messages = chat_messages(item, shots, context, loaded.tokenizer, seed)
+    return loaded.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -270,6 +357,13 @@ def first_line(text: str) -> str:
     text = text.strip()
     text = re.sub(r"^(A|Answer)\s*:\s*", "", text, flags=re.IGNORECASE)
     return text.split("\n", 1)[0].strip()
+
+
+def stop_at_newline(text: str) -> bool:
+    """The stop rule of greedy decoding: the answer is complete once a line with some text (other than an
+    'A:' label) has ended; `first_line` reads only that line."""
+    text = re.sub(r"^\s*(A|Answer)\s*:", "", text, flags=re.IGNORECASE)
+    return re.search(r"\S[^\n]*\n", text) is not None
 
 
 def extract_number(text: str) -> str | None:
@@ -288,21 +382,70 @@ def extract_number(text: str) -> str | None:
     return None
 
 
+def fold(text: str) -> str:
+    """Lower case without accents ('Bogotá' -> 'bogota'), for comparing names."""
+    text = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in text if not unicodedata.combining(c)).lower()
+
+
+def _find(phrase: str, line: str, case: bool = False) -> int | None:
+    """Start of `phrase` as a whole word in `line`, or None."""
+    hay, needle = (line, phrase) if case else (fold(line), fold(phrase))
+    m = re.search(rf"(?<![\w]){re.escape(needle)}(?![\w])", hay)
+    return m.start() if m else None
+
+
 def _first_option(line: str, options: Sequence[str]) -> str | None:
     best, where = None, len(line) + 1
     for opt in options:
-        m = re.search(rf"(?<![\w]){re.escape(opt)}(?![\w])", line, flags=re.IGNORECASE)
-        if m and m.start() < where:
-            best, where = opt, m.start()
+        at = _find(opt, line)
+        if at is not None and at < where:
+            best, where = opt, at
     return best
+
+
+# A reply that restates the question ("The capital of Peru is Lima.") is read after its "is": per family,
+# because the same words can be the answer elsewhere ("The capital of Peru is Lima" answers country_of).
+_RESTATEMENTS = {
+    "capitals": r"capital", "antonyms": r"(?:opposite|antonym)", "next_letter": r"(?:next |previous )?letter",
+    "first_letter": r"first letter", "last_word": r"last word",
+}
+
+
+def _after_restatement(family: str, line: str) -> str:
+    noun = _RESTATEMENTS.get(family)
+    if noun is None:
+        return line
+    m = re.match(rf"^(?:the\s+)?{noun}\b.*?\s(?:is|are)\s+(.*)$", line, flags=re.IGNORECASE)
+    return m.group(1) if m else line
+
+
+def _vocabulary(family: str) -> tuple[str, ...]:
+    """Every answer the family's generator can produce, longest first (what 'first named' is taken among)."""
+    if family not in _VOCAB:
+        words: set[str] = set()
+        if family == "country_of":
+            words = set(CAPITALS) | {a for v in COUNTRY_ALIASES.values() for a in v}
+        elif family == "capitals":
+            words = set(CAPITALS.values()) | {a for v in CAPITAL_ALIASES.values() for a in v}
+        elif family == "antonyms":
+            words = set(ANTONYMS) | set(ANTONYMS.values()) | {a for v in ANTONYM_ALIASES.values() for a in v}
+        _VOCAB[family] = tuple(sorted(words, key=lambda w: (-len(w), w)))
+    return _VOCAB[family]
+
+
+_VOCAB: dict[str, tuple[str, ...]] = {}
 
 
 def extract_answer(item: Item, text: str) -> str | None:
     """The model's answer to `item` read from its continuation, or None when there is none.
 
-    Rules (no judge model: every item has one short gold answer): items with options take the
-    option named first; numeric answers take the first number; other answers count when the gold
-    appears as a whole word in the first line of at most 12 words (single letters: case-sensitive).
+    Rules (no judge model: every item has one short gold answer): items with options take the option
+    named first; numeric answers take the first number (after a trailing '='); other answers are read
+    from the first line of at most 12 words, after a restatement of the question ('The opposite of
+    hot is cold' -> 'cold'), as the first answer of the family's vocabulary named there (the gold, an
+    alias, or a wrong answer), else the first word. Accents and case are ignored, except for
+    single letters, which are case-sensitive.
     """
     line = first_line(text)
     if item.options:
@@ -311,17 +454,25 @@ def extract_answer(item: Item, text: str) -> str | None:
         return extract_number(text)
     if len(line.split()) > 12:
         return None
-    flags = 0 if len(item.answer) == 1 else re.IGNORECASE
-    if re.search(rf"(?<![\w]){re.escape(item.answer)}(?![\w])", line, flags=flags):
-        return item.answer
-    return line.split()[0].strip(string.punctuation) if line.split() else None
+    span = _after_restatement(item.family, line)
+    accepted = (item.answer, *item.aliases)
+    case = len(item.answer) == 1
+    candidates = [(at, a) for a in accepted if (at := _find(a, span, case)) is not None]
+    candidates += [(at, w) for w in _vocabulary(item.family) if (at := _find(w, span, case)) is not None]
+    if candidates:
+        return min(candidates, key=lambda c: c[0])[1]
+    words = span.split()
+    return words[0].strip(string.punctuation + "'\"") if words else None
 
 
 def is_correct(item: Item, text: str) -> bool:
+    """Whether the extracted answer is the gold answer or one of its aliases (see `extract_answer`)."""
     pred = extract_answer(item, text)
     if pred is None:
         return False
-    return pred == item.answer if len(item.answer) == 1 else pred.lower() == item.answer.lower()
+    if len(item.answer) == 1:
+        return pred in (item.answer, *item.aliases)
+    return fold(pred) in {fold(a) for a in (item.answer, *item.aliases)}
 
 
 @dataclass
@@ -339,22 +490,19 @@ class Evaluation:
 
 
 def few_shot_prompts(loaded: Any, items: Sequence[Item], pool: Sequence[Item], k: int, seed: int = 0,
-                     context: str = "shots") -> list[str]:
-    """Formatted (chat template where the model has one) k-shot prompts for every item."""
-    from icl_geometry import lm
-
-    return [lm.format_prompt(loaded, build_prompt(it, choose_shots(pool, k, seed, i), context,
-                                                  loaded.tokenizer, seed))
+                     context: str = "shots", chat_style: str = "multi_turn") -> list[str]:
+    """Formatted k-shot prompts for every item (`format_prompt`: chat template where the model has one)."""
+    return [format_prompt(loaded, it, choose_shots(pool, k, seed, i), context, seed, chat_style)
             for i, it in enumerate(items)]
 
 
 def evaluate(loaded: Any, items: Sequence[Item], pool: Sequence[Item], k: int, seed: int = 0,
              context: str = "shots", max_new_tokens: int = 10, batch_size: int = 16,
-             progress: bool = False) -> Evaluation:
+             progress: bool = False, chat_style: str = "multi_turn") -> Evaluation:
     """Greedy answers of a model to k-shot prompts, scored by `is_correct`."""
     from icl_geometry import lm
 
-    prompts = few_shot_prompts(loaded, items, pool, k, seed, context)
+    prompts = few_shot_prompts(loaded, items, pool, k, seed, context, chat_style)
     outputs = lm.generate(loaded, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size,
                           progress=progress)
     return Evaluation(list(items), prompts, outputs, [is_correct(it, o) for it, o in zip(items, outputs)])
