@@ -112,6 +112,48 @@ def test_layer_profile_finds_the_layer_that_separates():
     assert abs(diff.loc[0, "mean"]) < 0.06 and diff.loc[0, "ci_high"] - diff.loc[0, "ci_low"] < 0.15
 
 
+def _fake_run(n_items=12, ks=(1, 2), L=3, seed=0):
+    """A ContextRun with known structure: 'shots' values exceed 'random' ones by exactly 2."""
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    spec = [(i, c, k) for i in range(n_items) for c in ("shots", "random") for k in ks]
+    rows = pd.DataFrame({"item": [i for i, _, _ in spec], "family": ["capitals" if i % 2 else "arithmetic" for i, _, _ in spec],
+                         "context": [c for _, c, _ in spec], "k": [k for _, _, k in spec],
+                         "correct": rng.random(len(spec)) < 0.5})
+    base = rng.normal(size=(n_items, L))
+    vals = np.array([base[i] + (2.0 if c == "shots" else 0.0) + k for i, c, k in spec])
+    return cg.ContextRun("fake", L, 0.1, None, [None] * n_items, rows, {"id_abs": vals}, {"id_abs": base},
+                         np.zeros((len(spec), 1, 2)), np.zeros((n_items, 1, 2)), (0,))
+
+
+def test_context_contrast_and_delta_on_a_known_run():
+    run = _fake_run()
+    d = run.delta("id_abs")
+    assert np.allclose(d[run.mask("random")], np.repeat(run.rows.k[run.mask("random")].to_numpy()[:, None], 3, 1))
+    mean, (lo, hi), n = cg.context_contrast(run, d[:, -1], "shots", "random", n_boot=100)
+    assert n == 12 and mean == pytest.approx(2.0) and lo == pytest.approx(2.0) and hi == pytest.approx(2.0)
+    with pytest.raises(ValueError, match="share no"):
+        cg.context_contrast(run, d[:, -1], "shots", "shuffled")
+
+
+def test_family_dummies_and_layer_correlations():
+    dummies = cg.family_dummies(["a", "b", "c", "b"])
+    assert list(dummies) == ["family=b", "family=c"] and dummies["family=b"].tolist() == [0, 1, 0, 1]
+    rng = np.random.default_rng(0)
+    correct = rng.random(200) < 0.5
+    delta = np.column_stack([rng.normal(size=200), correct + 0.1 * rng.normal(size=200)])
+    table = cg.layer_correlations(delta, correct, np.arange(200) // 4, n_boot=100)
+    assert table.loc[1, "r"] > 0.8 and table.loc[1, "ci_low"] > 0.7 and table.loc[0, "ci_low"] < 0 < table.loc[0, "ci_high"]
+
+
+def test_parse_families():
+    assert cg.parse_families(" capitals, sequence ") == ("capitals", "sequence")
+    for bad in ("", "capitals,poetry", "capitals,capitals", ["capitals"]):
+        with pytest.raises(ValueError, match="families"):
+            cg.parse_families(bad)
+
+
 # ----------------------------------------------------------------------------- TwoNN and packing
 
 def test_token_cloud_twonn_equals_intrinsic_dim():
@@ -176,6 +218,7 @@ def test_packed_pass_equals_unpacked_and_the_plain_tracer(smollm2, tiny):
     assert len(cg.make_packs(cg._tokenize(smollm2, prompts), tails)) < len(prompts)  # packing happened
     plain = cg.trace_generate(smollm2, prompts, tails, max_new_tokens=6, batch_size=3, pack=False)
     assert packed.outputs == plain.outputs
+    assert packed.tokens_fed < plain.tokens_fed  # the shared shots were computed once
     assert np.mean(packed.id_abs == plain.id_abs) > 0.99 and np.mean(packed.id_rel == plain.id_rel) > 0.99
     np.testing.assert_allclose(packed.twonn, plain.twonn, rtol=1e-3)
     traces = lm.trace_batch(smollm2, prompts, positions=tuple(range(-max(tails), 0)), batch_size=4)
@@ -210,6 +253,7 @@ def test_run_experiment_small(smollm2):
     first = run.rows.index[0]
     assert np.array_equal(d[first], run.values["id_abs"][first] - run.zero["id_abs"][run.rows.item[first]])
     assert d.shape == (len(run.rows), smollm2.n_layers) and run.last_mlp.shape[1] == 2
+    assert run.tokens_fed > 0 and set(run.seconds) == {"zero_shot_pass", "context_pass"}
     with pytest.raises(ValueError, match="measure"):
         run.delta("mle")
     with pytest.raises(ValueError, match="k must be >= 1"):

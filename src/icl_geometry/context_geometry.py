@@ -16,6 +16,7 @@ one item are not independent, so every interval resamples whole items (a cluster
 from __future__ import annotations
 
 import math
+import time
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
@@ -44,6 +45,7 @@ class PromptPass:
     n_tail: np.ndarray  # (n,) tail tokens whose MLP inputs form the TwoNN cloud
     last_mlp: np.ndarray  # (n, len(mlp_layers), d_model) float16: the last token's MLP input at mlp_layers
     mlp_layers: tuple[int, ...] = ()
+    tokens_fed: int = 0  # token positions the model actually computed (prefill and decoding, padding included)
 
 
 def _eos_ids(loaded: Any) -> set[int]:
@@ -301,6 +303,7 @@ def _run_packs(loaded: Any, packs: list[_Pack], res: PromptPass, eps: float, max
         res.id_rel[idx, layer] = ag.id_eps(rows, eps, "relative", "sum", head_axis=1)
 
     cache = DynamicCache()  # plain full-attention layers: the block mask decides what each query sees
+    res.tokens_fed += B * W
     handles = _hooks(loaded, keep_tails, lambda layer, w: None)
     try:
         loaded.model(input_ids=torch.from_numpy(input_ids).to(dev), attention_mask=additive(allowed),
@@ -318,6 +321,7 @@ def _run_packs(loaded: Any, packs: list[_Pack], res: PromptPass, eps: float, max
     for step in range(max_new_tokens):
         mask = np.concatenate([mask, eye], axis=2)  # each query also sees its own earlier queries
         handles = _hooks(loaded, measure_mlp, measure_attn) if step == 0 else []
+        res.tokens_fed += B * J
         try:
             out = loaded.model(input_ids=torch.from_numpy(step_ids).to(dev), attention_mask=additive(mask),
                                position_ids=torch.from_numpy(step_pos).to(dev), past_key_values=cache,
@@ -344,61 +348,41 @@ def _run_packs(loaded: Any, packs: list[_Pack], res: PromptPass, eps: float, max
 
 def _pass_chunk(loaded: Any, prompts: list[str], tails: np.ndarray, idx: np.ndarray, res: PromptPass, eps: float,
                 max_new_tokens: int, stop: Callable[[str], bool], layers_kept: tuple[int, ...]) -> None:
-    from icl_geometry import lm
-
+    """The unpacked path: one left-padded batch, the model's own masks (sliding windows included)."""
     enc = encode(loaded, prompts)
     mask = enc["attention_mask"]
     B, W = mask.shape
-    lengths = mask.sum(-1)
-    if int(tails.max()) > int(lengths.min()):
-        raise ValueError("tails: a tail is longer than its prompt")
-    state = {"layer_mlp": 0, "layer_att": 0, "prefill": True}
     tail_max = int(tails.max())
 
-    def mlp_hook(_module, args, kwargs):
-        if not state["prefill"]:
-            return
-        x = (args[0] if args else kwargs["hidden_states"]).float()
-        layer = state["layer_mlp"]
-        state["layer_mlp"] += 1
-        tail = x[:, W - tail_max:]  # (B, tail_max, d); prompt b uses its last tails[b] rows
+    def measure_mlp(layer: int, x: torch.Tensor) -> None:
+        tail = x[:, W - tail_max:].float()  # prompt b uses its last tails[b] rows
         for t in np.unique(tails):
             rows = np.flatnonzero(tails == t)
             res.twonn[idx[rows], layer] = token_cloud_twonn(tail[rows, tail_max - t:])
         if layer in layers_kept:
-            res.last_mlp[idx, layers_kept.index(layer)] = x[:, -1].cpu().numpy().astype(np.float16)
+            res.last_mlp[idx, layers_kept.index(layer)] = x[:, -1].float().cpu().numpy().astype(np.float16)
 
-    def attn_hook(_module, _args, output):
-        if not state["prefill"]:
-            return
-        weights = output[1] if isinstance(output, tuple) and len(output) > 1 else None
-        if weights is None:
-            raise RuntimeError("The attention module returned no weights: the model must use eager attention")
-        rows = weights[:, :, -1, :].float().cpu()  # (B, heads, W): padded keys have weight 0
-        layer = state["layer_att"]
-        state["layer_att"] += 1
+    def measure_attn(layer: int, w: torch.Tensor) -> None:
+        rows = w[:, :, -1, :].float().cpu()  # (B, heads, W): padded keys have weight 0
         res.id_abs[idx, layer] = ag.id_eps(rows, eps, "absolute", "sum", head_axis=1)
         res.id_rel[idx, layer] = ag.id_eps(rows, eps, "relative", "sum", head_axis=1)
 
-    handles = []
+    handles = _hooks(loaded, measure_mlp, measure_attn)
     try:
-        for layer in loaded.layers:
-            handles.append(lm.mlp_module(layer).register_forward_pre_hook(mlp_hook, with_kwargs=True))
-            handles.append(lm.attention_module(layer).register_forward_hook(attn_hook))
         out = loaded.model(**enc, use_cache=True, logits_to_keep=1)
     finally:
         for h in handles:
             h.remove()
-    state["prefill"] = False
-    res.n_tokens[idx] = lengths.cpu().numpy()
-    texts = _greedy_continue(loaded, out, mask, enc["position_ids"], max_new_tokens, stop)
+    texts, steps = _greedy_continue(loaded, out, mask, enc["position_ids"], max_new_tokens, stop)
+    res.tokens_fed += B * (W + steps)
     for i, text in zip(idx, texts):
         res.outputs[i] = text
 
 
 def _greedy_continue(loaded: Any, out: Any, mask: torch.Tensor, position_ids: torch.Tensor, max_new_tokens: int,
-                     stop: Callable[[str], bool]) -> list[str]:
-    """Greedy decoding from a prefill output; a sequence stops at an EOS token or when `stop(text)`."""
+                     stop: Callable[[str], bool]) -> tuple[list[str], int]:
+    """Greedy decoding from a prefill output; a sequence stops at an EOS token or when `stop(text)`.
+    Returns the texts and the number of decoding forward passes."""
     tok = loaded.tokenizer
     eos = _eos_ids(loaded)
     B = mask.shape[0]
@@ -407,6 +391,7 @@ def _greedy_continue(loaded: Any, out: Any, mask: torch.Tensor, position_ids: to
     new: list[list[int]] = [[] for _ in range(B)]
     done = [False] * B
     nxt = out.logits[:, -1].argmax(-1)
+    steps = 0
     for step in range(max_new_tokens):
         for b in range(B):
             if done[b]:
@@ -425,9 +410,10 @@ def _greedy_continue(loaded: Any, out: Any, mask: torch.Tensor, position_ids: to
         step_ids = torch.where(torch.tensor(done, device=nxt.device), tok.pad_token_id, nxt)[:, None]
         out = loaded.model(input_ids=step_ids, attention_mask=mask, position_ids=pos, past_key_values=cache,
                            use_cache=True, logits_to_keep=1)
+        steps += 1
         cache = out.past_key_values
         nxt = out.logits[:, -1].argmax(-1)
-    return [tok.decode(ids, skip_special_tokens=True) for ids in new]
+    return [tok.decode(ids, skip_special_tokens=True) for ids in new], steps
 
 
 # ============================================================================= analysis (plain arrays)
@@ -672,6 +658,8 @@ class ContextRun:
     last_mlp: np.ndarray  # (n_rows, len(mlp_layers), d_model) float16
     zero_last_mlp: np.ndarray  # (n_items, len(mlp_layers), d_model)
     mlp_layers: tuple[int, ...]
+    tokens_fed: int = 0  # token positions computed, both passes (packing makes this far less than the prompts' sum)
+    seconds: dict[str, float] = field(default_factory=dict)  # wall time of the 0-shot pass and the context pass
 
     def delta(self, measure: str) -> np.ndarray:
         """(n_rows, n_layers): each row's value minus its item's 0-shot value (the paper's 'ID change')."""
@@ -721,7 +709,9 @@ def run_experiment(loaded: Any, families: Sequence[str], n_candidates: int, shot
         cand += test
         cand_idx += list(range(len(test)))
     zero_prompts = prompts_for(loaded, cand, pools, cand_idx, 0, "shots", seed, chat_style)
+    t0 = time.perf_counter()
     res0, correct0 = answer(loaded, cand, zero_prompts, **kw)
+    t1 = time.perf_counter()
     candidates = pd.DataFrame({"family": [it.family for it in cand], "index": cand_idx,
                                "question": [it.question for it in cand], "answer": [it.answer for it in cand],
                                "output": res0.outputs, "correct": correct0})
@@ -734,6 +724,7 @@ def run_experiment(loaded: Any, families: Sequence[str], n_candidates: int, shot
     prompts = [prompts_for(loaded, [items[b]], pools, [cand_idx[base[b]]], k, c, seed, chat_style)[0]
                for b, c, k in spec]
     res, correct = answer(loaded, [items[b] for b, _, _ in spec], prompts, **kw) if spec else (None, np.zeros(0, bool))
+    t2 = time.perf_counter()
     rows = pd.DataFrame({"item": [b for b, _, _ in spec], "family": [items[b].family for b, _, _ in spec],
                          "context": [c for _, c, _ in spec], "k": [k for _, _, k in spec], "correct": correct,
                          "output": res.outputs if res else [], "n_tokens": res.n_tokens if res else []})
@@ -742,4 +733,60 @@ def run_experiment(loaded: Any, families: Sequence[str], n_candidates: int, shot
     zero = {m: getattr(res0, m)[base] for m in MEASURES}
     return ContextRun(loaded.name, L, eps, candidates, items, rows, values, zero,
                       res.last_mlp if res else np.zeros((0, len(res0.mlp_layers), loaded.d_model), np.float16),
-                      res0.last_mlp[base], res0.mlp_layers)
+                      res0.last_mlp[base], res0.mlp_layers, res0.tokens_fed + (res.tokens_fed if res else 0),
+                      {"zero_shot_pass": t1 - t0, "context_pass": t2 - t1})
+
+
+def parse_families(value: Any) -> tuple[str, ...]:
+    """The chapter's `families` parameter: comma-separated names of `tasks.FAMILIES`, validated."""
+    names = tuple(v.strip() for v in str(value).split(",") if v.strip()) if isinstance(value, str) else ()
+    bad = [v for v in names if v not in tasks.FAMILIES]
+    if not names or bad or len(set(names)) != len(names):
+        raise ValueError(f"Parameter 'families' = {value!r} is not allowed: expected distinct comma-separated "
+                         f"names from {list(tasks.FAMILIES)}.")
+    return names
+
+
+# ============================================================================= chapter-level summaries
+
+def family_dummies(families: Sequence[str]) -> dict[str, np.ndarray]:
+    """One 0/1 column per family but the first (reference), to control a logistic fit for the family."""
+    fam = np.asarray(families)
+    levels = sorted(set(fam.tolist()))
+    return {f"family={f}": (fam == f).astype(float) for f in levels[1:]}
+
+
+def layer_correlations(delta: np.ndarray, correct: Sequence[bool], groups: Sequence[Any], n_boot: int = 200,
+                       level: float = 0.9, seed: int = 0, method: str = "spearman"):
+    """Per layer, the correlation of the change with correctness and its item-bootstrap interval."""
+    import pandas as pd
+
+    rows = []
+    for layer in range(np.asarray(delta).shape[1]):
+        r, (lo, hi) = bootstrap_correlation(delta[:, layer], np.asarray(correct, float), groups, method, n_boot,
+                                            level, seed)
+        rows.append({"layer": layer, "r": r, "ci_low": lo, "ci_high": hi})
+    return pd.DataFrame(rows)
+
+
+def context_contrast(run: ContextRun, values: np.ndarray, a: str, b: str, n_boot: int = 1000, level: float = 0.9,
+                     seed: int = 0) -> tuple[float, tuple[float, float], int]:
+    """Mean of values[context a] - values[context b] over the (item, k) pairs both contexts have, averaged
+    within items first, with a bootstrap interval over items. Returns (mean, interval, n_items)."""
+    from icl_geometry.claims import bootstrap_interval
+
+    r = run.rows
+    key = list(zip(r["item"], r["k"]))
+    va = {kk: v for kk, v, m in zip(key, values, run.mask(a)) if m}
+    vb = {kk: v for kk, v, m in zip(key, values, run.mask(b)) if m}
+    both = sorted(set(va) & set(vb))
+    if not both:
+        raise ValueError(f"context_contrast: contexts {a!r} and {b!r} share no (item, k) pair")
+    per_item: dict[int, list[float]] = {}
+    for item, k in both:
+        per_item.setdefault(item, []).append(float(va[item, k]) - float(vb[item, k]))
+    diffs = np.array([np.mean(v) for v in per_item.values()])
+    if len(diffs) < 2:
+        return float(diffs.mean()), (math.nan, math.nan), len(diffs)
+    mean, ci = bootstrap_interval(diffs, n_boot=n_boot, level=level, seed=seed)
+    return mean, ci, len(diffs)
