@@ -162,3 +162,10 @@ def test_chat_prompts_are_multi_turn_and_nested():
                                         ("A:\nParis\n", True), ("\n\n", False)])
 def test_stop_rule_cases(text, stop):
     assert tasks.stop_at_newline(text) is stop
+
+
+def test_small_families_can_run_out_gracefully():
+    with pytest.raises(ValueError, match="distinct items"):
+        tasks.split("capitals", 40, 20)
+    test, pool = tasks.split("capitals", 40, 20, strict=False)
+    assert len(pool) == 20 and len(test) == len(tasks.CAPITALS) - 20

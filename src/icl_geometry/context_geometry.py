@@ -428,7 +428,9 @@ def wilson_interval(successes: int, n: int, level: float = 0.9) -> tuple[float, 
     p = successes / n
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return (max(0.0, centre - half), min(1.0, centre + half))
+    lo = 0.0 if successes == 0 else max(0.0, centre - half)  # exact ends: no rounding below 0 or above 1
+    hi = 1.0 if successes == n else min(1.0, centre + half)
+    return (min(lo, p), max(hi, p))
 
 
 def bin_edges(x: np.ndarray, bins: int | Sequence[float] = 6, strategy: str = "quantile") -> np.ndarray:
@@ -658,7 +660,8 @@ class ContextRun:
     last_mlp: np.ndarray  # (n_rows, len(mlp_layers), d_model) float16
     zero_last_mlp: np.ndarray  # (n_items, len(mlp_layers), d_model)
     mlp_layers: tuple[int, ...]
-    tokens_fed: int = 0  # token positions computed, both passes (packing makes this far less than the prompts' sum)
+    tokens_fed: int = 0  # token positions computed, both passes (packing makes this far less than prompt_tokens)
+    prompt_tokens: int = 0  # the prompts' lengths summed: what unpacked passes would compute, decoding aside
     seconds: dict[str, float] = field(default_factory=dict)  # wall time of the 0-shot pass and the context pass
 
     def delta(self, measure: str) -> np.ndarray:
@@ -686,7 +689,7 @@ def run_experiment(loaded: Any, families: Sequence[str], n_candidates: int, shot
                    mlp_layers: Sequence[int] = (0, -1), progress: bool = False) -> ContextRun:
     """Paper A's section-3 experiment on `loaded`.
 
-    1. `n_candidates` test items per family, answered at 0 shots; the base set is the items answered wrongly
+    1. `n_candidates` test items per family (fewer if a family has fewer), answered at 0 shots; the base set is the items answered wrongly
        (at most `n_base`, families interleaved). 2. Each base item with k shots for k in `shots`
        (context 'shots'), and with random tokens or shuffled shot text of the same length for k in
        `perturbed_shots`. Every prompt is traced at every layer and answered greedily in the same pass.
@@ -704,7 +707,7 @@ def run_experiment(loaded: Any, families: Sequence[str], n_candidates: int, shot
     kw = dict(eps=eps, batch_size=batch_size, max_new_tokens=max_new_tokens, mlp_layers=mlp_layers, progress=progress)
     pools, cand, cand_idx = {}, [], []
     for fam in families:
-        test, pool = tasks.split(fam, n_candidates, n_pool, seed=seed)
+        test, pool = tasks.split(fam, n_candidates, n_pool, seed=seed, strict=False)
         pools[fam] = pool
         cand += test
         cand_idx += list(range(len(test)))
@@ -734,6 +737,7 @@ def run_experiment(loaded: Any, families: Sequence[str], n_candidates: int, shot
     return ContextRun(loaded.name, L, eps, candidates, items, rows, values, zero,
                       res.last_mlp if res else np.zeros((0, len(res0.mlp_layers), loaded.d_model), np.float16),
                       res0.last_mlp[base], res0.mlp_layers, res0.tokens_fed + (res.tokens_fed if res else 0),
+                      int(res0.n_tokens.sum() + (res.n_tokens.sum() if res else 0)),
                       {"zero_shot_pass": t1 - t0, "context_pass": t2 - t1})
 
 

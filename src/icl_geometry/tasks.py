@@ -203,8 +203,11 @@ def check_family(name: str) -> Family:
     return FAMILIES[name]
 
 
-def make_items(family: str, n: int, seed: int = 0, exclude: Sequence[Item] = ()) -> list[Item]:
-    """`n` distinct items of a family, seeded; questions in `exclude` are never repeated."""
+def make_items(family: str, n: int, seed: int = 0, exclude: Sequence[Item] = (), strict: bool = True) -> list[Item]:
+    """`n` distinct items of a family, seeded; questions in `exclude` are never repeated.
+
+    Small families (e.g. 48 capitals) run out: `strict=False` returns the distinct items found instead of failing.
+    """
     fam = check_family(family)
     if n < 0:
         raise ValueError(f"n = {n} is not allowed: expected an integer >= 0.")
@@ -218,15 +221,16 @@ def make_items(family: str, n: int, seed: int = 0, exclude: Sequence[Item] = ())
         if item.question not in seen:
             seen.add(item.question)
             items.append(item)
-    if len(items) < n:
+    if len(items) < n and strict:
         raise ValueError(f"Family {family!r} has only {len(items)} distinct items for seed {seed}; asked for {n}.")
     return items
 
 
-def split(family: str, n_test: int, n_pool: int, seed: int = 0) -> tuple[list[Item], list[Item]]:
-    """Test items and a disjoint pool from which few-shot examples are drawn."""
+def split(family: str, n_test: int, n_pool: int, seed: int = 0, strict: bool = True) -> tuple[list[Item], list[Item]]:
+    """Test items and a disjoint pool from which few-shot examples are drawn (`strict=False`: fewer test
+    items when the family runs out; the pool is always complete)."""
     pool = make_items(family, n_pool, seed=seed + 1)
-    test = make_items(family, n_test, seed=seed, exclude=pool)
+    test = make_items(family, n_test, seed=seed, exclude=pool, strict=strict)
     return test, pool
 
 

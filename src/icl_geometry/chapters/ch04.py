@@ -1,0 +1,38 @@
+from icl_geometry.profiles import ChapterSpec, Param
+from icl_geometry.tasks import CHAT_STYLES
+
+SPEC = ChapterSpec(
+    number="04",
+    slug="context_and_reasoning",
+    title="Context and reasoning: does the last layer's intrinsic dimension predict a correct answer?",
+    uses_model=True,
+    params=(
+        Param("families", ci="compare,count_items,word_problems,first_letter",
+              full="word_problems,arithmetic,compare,sequence,capitals,country_of,antonyms,next_letter,"
+                   "count_items,last_word,first_letter",
+              kind="str", help="comma-separated task families (icl_geometry.tasks.FAMILIES) the questions come from"),
+        Param("n_candidates", ci=16, full=400, kind="int", low=2, high=100_000,
+              help="questions per family answered at 0 shots; the base set is the ones answered wrongly"),
+        Param("n_base", ci=20, full=300, kind="int", low=2, high=100_000,
+              help="largest base set (items wrong at 0 shots, families interleaved); the paper used about 300"),
+        Param("shots", ci=(1, 2, 3, 4, 5, 6, 7, 8, 9, 10), full=(1, 2, 3, 4, 5, 6, 7, 8, 9, 10), kind="ints",
+              low=1, high=64, help="numbers of question-answer examples prepended (Fig. 6)"),
+        Param("perturbed_shots", ci=(5, 10), full=(1, 2, 3, 4, 5, 6, 7, 8, 9, 10), kind="ints", low=1, high=64,
+              help="lengths, in shots, of the random-token and shuffled-text contexts (Fig. 7); "
+                   "these prompts share no prefix, so they cost the most"),
+        Param("n_pool", ci=12, full=20, kind="int", low=1, high=1000,
+              help="examples per family the shots are drawn from (>= the largest k)"),
+        Param("eps", ci=0.1, full=0.1, kind="float", low=0.0, high=1.0,
+              help="threshold of the paper's ID_eps (eq. 8)"),
+        Param("n_bins", ci=5, full=8, kind="int", low=2, high=50,
+              help="bins of ID change in Figs. 6-7 (equal-count bins)"),
+        Param("n_boot", ci=200, full=1000, kind="int", low=20, high=100_000,
+              help="bootstrap resamples (over items) for every interval"),
+        Param("batch_size", ci=8, full=16, kind="int", low=1, high=1024,
+              help="prompts (packs of nested prompts) per forward pass"),
+        Param("max_new_tokens", ci=10, full=16, kind="int", low=1, high=256,
+              help="greedy answer length limit (answers stop at the end of their first line)"),
+        Param("chat_style", ci="multi_turn", full="multi_turn", kind="str", choices=CHAT_STYLES,
+              help="how shots are laid out for chat models: own user/assistant turns, or one user message"),
+    ),
+)
