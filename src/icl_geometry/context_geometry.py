@@ -1,10 +1,12 @@
 """Chapter 4's experiment (paper A, section 3): does added context raise the last layer's intrinsic
 dimension, and does that rise predict a correct answer?
 
-One pass per prompt does everything: a prefill forward pass with hooks that keep, per layer, the paper's
-ID_eps at the last prompt token (both readings of eq. 8, summed over heads), the TwoNN dimension of the
-MLP inputs of the question's own tokens, and the last token's MLP input at a few layers; then greedy
-decoding reuses that pass's key-value cache and stops each answer at its first complete line.
+One forward pass per group of prompts does everything: hooks keep, per layer, the paper's ID_eps at the
+last prompt token (both readings of eq. 8, summed over heads), the TwoNN dimension of the MLP inputs of the
+question's own tokens, and the last token's MLP input at a few layers; greedy decoding then reuses the
+pass's key-value cache and stops each answer at its first complete line. The k-shot prompts of one question
+(k = 1..10, nested shots) share their examples, so they are packed into one sequence under a block
+attention mask with each prompt's own position ids: exact, and about 3-4x fewer tokens.
 
 The analysis half works on plain arrays and is tested on synthetic data with known answers: binned
 accuracy (the paper's Figs. 6-7), per-layer profiles for correct vs incorrect answers (Fig. 8), and what
@@ -28,7 +30,6 @@ from icl_geometry import attention_graph as ag
 from icl_geometry import tasks
 
 MEASURES = ("id_abs", "id_rel", "twonn")
-MEASURE_NAMES = {"id_abs": "ID_eps absolute", "id_rel": "ID_eps relative", "twonn": "TwoNN (question tokens)"}
 
 
 # ============================================================================= one pass per prompt
