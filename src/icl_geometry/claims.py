@@ -207,5 +207,6 @@ def spearman_interval(a: Any, b: Any, level: float = 0.9) -> tuple[float, tuple[
         raise ValueError(f"spearman_interval: need at least 4 pairs, got {n}")
     se = np.sqrt((1 + r**2 / 2) / (n - 3))
     z = stats.norm.ppf(0.5 + level / 2)
-    centre = np.arctanh(np.clip(r, -1 + 1e-12, 1 - 1e-12))  # rho = +-1 (a perfect ranking) stays finite
-    return r, (float(np.tanh(centre - z * se)), float(np.tanh(centre + z * se)))
+    if abs(r) >= 1.0:
+        return r, (r, r)  # a perfect ranking: the Fisher transform is infinite, the interval degenerate
+    return r, (float(np.tanh(np.arctanh(r) - z * se)), float(np.tanh(np.arctanh(r) + z * se)))
