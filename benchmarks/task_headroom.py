@@ -31,7 +31,7 @@ def measure(loaded: lm.LoadedModel, family: str, n: int, chat_style: str) -> dic
     prompts = [p for i, it in enumerate(test)
                for k in SHOTS for p in cg.prompts_for(loaded, [it], {family: pool}, [i], k, chat_style=chat_style)]
     t0 = time.perf_counter()
-    res, correct = cg.answer(loaded, items, prompts, batch_size=8)
+    res, correct = cg.answer(loaded, items, prompts)
     wall = time.perf_counter() - t0
     c = correct.reshape(n, len(SHOTS))
     wrong0 = ~c[:, 0]

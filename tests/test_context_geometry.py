@@ -258,3 +258,11 @@ def test_run_experiment_small(smollm2):
         run.delta("mle")
     with pytest.raises(ValueError, match="k must be >= 1"):
         cg.run_experiment(smollm2, ["capitals"], n_candidates=2, shots=(0, 1))
+
+
+def test_batches_respect_size_and_token_budget():
+    lengths = [10, 10, 20, 30, 100, 500]
+    batches = cg._batches(list(range(6)), lengths, size=3, tokens=100)
+    assert batches == [[0, 1, 2], [3], [4], [5]]  # 4 x 30 > 100; a long one stands alone
+    assert sum(batches, []) == list(range(6))
+    assert cg._batches(list(range(6)), lengths, size=1, tokens=10**6) == [[i] for i in range(6)]

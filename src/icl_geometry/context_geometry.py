@@ -161,13 +161,15 @@ def _sliding_window(loaded: Any) -> int | None:
 
 @torch.no_grad()
 def trace_generate(loaded: Any, prompts: Sequence[str], tails: Sequence[int], *, eps: float = 0.1,
-                   max_new_tokens: int = 12, batch_size: int = 8,
+                   max_new_tokens: int = 16, batch_size: int = 32, batch_tokens: int = 4096,
                    stop: Callable[[str], bool] = tasks.stop_at_newline, mlp_layers: Sequence[int] = (0, -1),
                    pack: bool = True, progress: bool = False) -> PromptPass:
     """Trace and answer prompts in one go: hooks on the forward pass measure every layer at the last prompt
     token, and greedy decoding continues from the same key-value cache. Results are in input order.
 
     tails[i]: how many final tokens of prompt i (its question) form its TwoNN cloud (>= 3).
+    A batch holds at most `batch_size` packs and `batch_tokens` padded token positions (one pack if it is
+    longer): short prompts go in large batches, which saves the per-call cost of every decoding step.
     pack=True: prompts that differ only by how many nested shots precede the same question are computed in
     one sequence with a block attention mask and their true position ids, so the shared shots are processed
     once (about 4x fewer tokens for k = 1..10). Each prompt sees exactly its own tokens at their own
@@ -197,8 +199,8 @@ def trace_generate(loaded: Any, prompts: Sequence[str], tails: Sequence[int], *,
         packs = [_Pack(ids[i][:len(ids[i]) - int(tails[i])], ids[i][len(ids[i]) - int(tails[i]):],
                        [(i, len(ids[i]) - int(tails[i]))]) for i in packable]
     packs.sort(key=lambda p: p.length)
-    jobs: list[tuple[str, Any]] = [("pack", packs[i:i + batch_size]) for i in range(0, len(packs), batch_size)]
-    jobs += [("plain", plain[i:i + batch_size]) for i in range(0, len(plain), batch_size)]
+    jobs: list[tuple[str, Any]] = [("pack", b) for b in _batches(packs, [p.length for p in packs], batch_size, batch_tokens)]
+    jobs += [("plain", b) for b in _batches(plain, [len(ids[i]) for i in plain], batch_size, batch_tokens)]
     if progress:
         from tqdm.auto import tqdm
 
@@ -210,6 +212,17 @@ def trace_generate(loaded: Any, prompts: Sequence[str], tails: Sequence[int], *,
             _pass_chunk(loaded, [prompts[i] for i in job], np.asarray([int(tails[i]) for i in job]),
                         np.asarray(job), res, eps, max_new_tokens, stop, layers_kept)
     return res
+
+
+def _batches(things: list[Any], lengths: list[int], size: int, tokens: int) -> list[list[Any]]:
+    """Consecutive groups of `things` (sorted by length) with <= size members and <= tokens padded positions."""
+    out: list[list[Any]] = []
+    for thing, n in zip(things, lengths):
+        if out and len(out[-1]) < size and (len(out[-1]) + 1) * n <= tokens:
+            out[-1].append(thing)
+        else:
+            out.append([thing])
+    return out
 
 
 def _hooks(loaded: Any, on_mlp: Callable[[int, torch.Tensor], None],
@@ -453,7 +466,7 @@ def bin_edges(x: np.ndarray, bins: int | Sequence[float] = 6, strategy: str = "q
         return np.linspace(lo, hi if hi > lo else lo + 1, bins + 1)
     if strategy != "quantile":
         raise ValueError(f"strategy = {strategy!r} is not allowed: expected 'quantile' or 'uniform'")
-    edges = np.unique(np.quantile(x, np.linspace(0, 1, bins + 1)))
+    edges = np.unique(np.round(np.quantile(x, np.linspace(0, 1, bins + 1)), 9))  # rounding merges float-noise ties
     return edges if len(edges) > 1 else np.array([edges[0], edges[0] + 1])
 
 
@@ -686,7 +699,7 @@ def _interleave(groups: list[list[int]]) -> list[int]:
 def run_experiment(loaded: Any, families: Sequence[str], n_candidates: int, shots: Sequence[int],
                    perturbed_shots: Sequence[int] = (), n_base: int | None = None,
                    contexts: Sequence[str] = tasks.CONTEXTS, seed: int = 0, n_pool: int = 20, eps: float = 0.1,
-                   batch_size: int = 8, max_new_tokens: int = 12, chat_style: str = "multi_turn",
+                   batch_size: int = 32, batch_tokens: int = 4096, max_new_tokens: int = 16, chat_style: str = "multi_turn",
                    mlp_layers: Sequence[int] = (0, -1), progress: bool = False) -> ContextRun:
     """Paper A's section-3 experiment on `loaded`.
 
@@ -705,7 +718,8 @@ def run_experiment(loaded: Any, families: Sequence[str], n_candidates: int, shot
         raise ValueError("shots and perturbed_shots: every k must be >= 1 (0 shots is the baseline)")
     if ks_all and max(ks_all) > n_pool:
         raise ValueError(f"n_pool = {n_pool} is smaller than the largest k ({max(ks_all)})")
-    kw = dict(eps=eps, batch_size=batch_size, max_new_tokens=max_new_tokens, mlp_layers=mlp_layers, progress=progress)
+    kw = dict(eps=eps, batch_size=batch_size, batch_tokens=batch_tokens, max_new_tokens=max_new_tokens,
+              mlp_layers=mlp_layers, progress=progress)
     pools, cand, cand_idx = {}, [], []
     for fam in families:
         test, pool = tasks.split(fam, n_candidates, n_pool, seed=seed, strict=False)
