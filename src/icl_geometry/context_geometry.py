@@ -173,7 +173,8 @@ def trace_generate(loaded: Any, prompts: Sequence[str], tails: Sequence[int], *,
     pack=True: prompts that differ only by how many nested shots precede the same question are computed in
     one sequence with a block attention mask and their true position ids, so the shared shots are processed
     once (about 4x fewer tokens for k = 1..10). Each prompt sees exactly its own tokens at their own
-    positions, so the result is the unpacked one up to floating-point rounding (`pack=False` checks it).
+    positions, so the result is the unpacked one up to floating-point rounding (`pack=False` checks it; in
+    float32 the answers agree, in bfloat16 rounding can flip a near-tied greedy token or a weight at eps).
     Prompts too long for a sliding-window model's window are never packed.
     """
     n, L = len(prompts), loaded.n_layers
