@@ -206,7 +206,7 @@ def tiny(smollm2):
 
 def test_tail_is_the_question(smollm2, tiny):
     prompts, items, tails = tiny
-    ids = cg._tokenize(smollm2, prompts)
+    ids = lm.token_ids(smollm2, prompts)
     for x, it, t in zip(ids, items, tails):
         text = smollm2.tokenizer.decode(x[-t:])
         assert text.startswith(f"Q: {it.question}") and len(set(tails[:3])) == 1
@@ -215,7 +215,7 @@ def test_tail_is_the_question(smollm2, tiny):
 def test_packed_pass_equals_unpacked_and_the_plain_tracer(smollm2, tiny):
     prompts, items, tails = tiny
     packed = cg.trace_generate(smollm2, prompts, tails, max_new_tokens=6, batch_size=3)
-    assert len(cg.make_packs(cg._tokenize(smollm2, prompts), tails)) < len(prompts)  # packing happened
+    assert len(cg.make_packs(lm.token_ids(smollm2, prompts), tails)) < len(prompts)  # packing happened
     plain = cg.trace_generate(smollm2, prompts, tails, max_new_tokens=6, batch_size=3, pack=False)
     assert packed.outputs == plain.outputs
     assert packed.tokens_fed < plain.tokens_fed  # the shared shots were computed once
@@ -266,3 +266,26 @@ def test_batches_respect_size_and_token_budget():
     assert batches == [[0, 1, 2], [3], [4], [5]]  # 4 x 30 > 100; a long one stands alone
     assert sum(batches, []) == list(range(6))
     assert cg._batches(list(range(6)), lengths, size=1, tokens=10**6) == [[i] for i in range(6)]
+
+
+def test_item_mean_weighs_items_equally():
+    mean, (lo, hi), n = cg.item_mean_interval([1.0, 1.0, 3.0], ["a", "a", "b"], n_boot=200)
+    assert mean == pytest.approx(2.0) and n == 2  # not the row mean 5/3
+    assert 1.0 <= lo <= mean <= hi <= 3.0
+    assert np.isnan(cg.item_mean_interval([4.0, 6.0], [0, 0])[1][0])
+    with pytest.raises(ValueError, match="group labels"):
+        cg.item_mean_interval([1.0, 2.0], [0])
+
+
+def test_slope_difference_is_paired():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=200)
+    y = rng.random(200) < 1 / (1 + np.exp(-2 * x))
+    g = np.repeat(np.arange(50), 4)
+    fit = cg.fit_logistic({"x": x}, y, g, n_boot=100)
+    value, (lo, hi) = cg.slope_difference(fit, fit)
+    assert value == 0.0 and lo == 0.0 and hi == 0.0  # the same resamples: every paired difference is 0
+    other = cg.fit_logistic({"x": -x}, y, g, n_boot=100)
+    value, (lo, hi) = cg.slope_difference(fit, other)
+    assert value == pytest.approx(2 * fit.coef[0]) and lo <= value <= hi
+    assert np.isnan(cg.slope_difference(fit, cg.fit_logistic({"x": x}, y, g))[1][0])

@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 import time
 import warnings
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
@@ -27,6 +28,7 @@ import numpy as np
 import torch
 
 from icl_geometry import attention_graph as ag
+from icl_geometry import lm
 from icl_geometry import tasks
 
 MEASURES = ("id_abs", "id_rel", "twonn")
@@ -56,23 +58,6 @@ def _eos_ids(loaded: Any) -> set[int]:
             continue
         ids.update([v] if isinstance(v, int) else list(v))
     return ids
-
-
-def encode(loaded: Any, prompts: Sequence[str]) -> dict[str, torch.Tensor]:
-    """Left-padded batch with position ids that count real tokens only.
-
-    Prompts that already begin with the BOS token (chat templates such as Llama-3's write it) are not given
-    a second one.
-    """
-    tok = loaded.tokenizer
-    if tok.pad_token is None:
-        tok.pad_token = tok.eos_token
-    tok.padding_side = "left"
-    bos = tok.bos_token
-    add = not (bos and all(p.startswith(bos) for p in prompts))
-    enc = tok(list(prompts), return_tensors="pt", padding=True, add_special_tokens=add)
-    enc["position_ids"] = (enc["attention_mask"].cumsum(-1) - 1).clamp(min=0)
-    return {k: v.to(loaded.device) for k, v in enc.items()}
 
 
 def tail_lengths(loaded: Any, prompts: Sequence[str], markers: Sequence[str]) -> list[int]:
@@ -119,12 +104,6 @@ class _Pack:
     @property
     def length(self) -> int:  # tokens in the prefill sequence (each tail's last token comes in the first step)
         return len(self.head) + len(self.members) * (len(self.tail) - 1)
-
-
-def _tokenize(loaded: Any, prompts: Sequence[str]) -> list[list[int]]:
-    bos = loaded.tokenizer.bos_token
-    add = not (bos and all(p.startswith(bos) for p in prompts))
-    return loaded.tokenizer(list(prompts), add_special_tokens=add)["input_ids"]
 
 
 def make_packs(ids: Sequence[Sequence[int]], tails: Sequence[int], max_members: int = 16) -> list[_Pack]:
@@ -186,7 +165,7 @@ def trace_generate(loaded: Any, prompts: Sequence[str], tails: Sequence[int], *,
     res = PromptPass([""] * n, np.zeros((n, L), np.int64), np.zeros((n, L), np.int64), np.full((n, L), np.nan),
                      np.zeros(n, np.int64), np.asarray(tails, np.int64),
                      np.zeros((n, len(layers_kept), loaded.d_model), np.float16), layers_kept)
-    ids = _tokenize(loaded, prompts)
+    ids = lm.token_ids(loaded, prompts)
     if any(int(t) > len(x) for t, x in zip(tails, ids)):
         raise ValueError("tails: a tail is longer than its prompt")
     res.n_tokens[:] = [len(x) for x in ids]
@@ -224,30 +203,6 @@ def _batches(things: list[Any], lengths: list[int], size: int, tokens: int) -> l
         else:
             out.append([thing])
     return out
-
-
-def _hooks(loaded: Any, on_mlp: Callable[[int, torch.Tensor], None],
-           on_attn: Callable[[int, torch.Tensor], None]) -> list[Any]:
-    from icl_geometry import lm
-
-    count = {"mlp": 0, "attn": 0}
-
-    def mlp_hook(_module, args, kwargs):
-        on_mlp(count["mlp"], args[0] if args else kwargs["hidden_states"])
-        count["mlp"] += 1
-
-    def attn_hook(_module, _args, output):
-        weights = output[1] if isinstance(output, tuple) and len(output) > 1 else None
-        if weights is None:
-            raise RuntimeError("The attention module returned no weights: the model must use eager attention")
-        on_attn(count["attn"], weights)
-        count["attn"] += 1
-
-    handles = []
-    for layer in loaded.layers:
-        handles.append(lm.mlp_module(layer).register_forward_pre_hook(mlp_hook, with_kwargs=True))
-        handles.append(lm.attention_module(layer).register_forward_hook(attn_hook))
-    return handles
 
 
 def _run_packs(loaded: Any, packs: list[_Pack], res: PromptPass, eps: float, max_new_tokens: int,
@@ -319,14 +274,10 @@ def _run_packs(loaded: Any, packs: list[_Pack], res: PromptPass, eps: float, max
 
     cache = DynamicCache()  # plain full-attention layers: the block mask decides what each query sees
     res.tokens_fed += B * W
-    handles = _hooks(loaded, keep_tails, lambda layer, w: None)
-    try:
+    with lm.layer_hooks(loaded, on_mlp=keep_tails):
         loaded.model(input_ids=torch.from_numpy(input_ids).to(dev), attention_mask=additive(allowed),
                      position_ids=torch.from_numpy(positions).to(dev), past_key_values=cache, use_cache=True,
                      logits_to_keep=1)
-    finally:
-        for h in handles:
-            h.remove()
 
     tok, eos = loaded.tokenizer, _eos_ids(loaded)
     new: dict[int, list[int]] = {int(i): [] for i in idx}
@@ -335,15 +286,11 @@ def _run_packs(loaded: Any, packs: list[_Pack], res: PromptPass, eps: float, max
     eye = np.broadcast_to(np.eye(J, dtype=bool), (B, J, J))
     for step in range(max_new_tokens):
         mask = np.concatenate([mask, eye], axis=2)  # each query also sees its own earlier queries
-        handles = _hooks(loaded, measure_mlp, measure_attn) if step == 0 else []
         res.tokens_fed += B * J
-        try:
+        with lm.layer_hooks(loaded, measure_mlp, measure_attn) if step == 0 else nullcontext():
             out = loaded.model(input_ids=torch.from_numpy(step_ids).to(dev), attention_mask=additive(mask),
                                position_ids=torch.from_numpy(step_pos).to(dev), past_key_values=cache,
                                use_cache=True)
-        finally:
-            for h in handles:
-                h.remove()
         nxt = out.logits.argmax(-1).cpu().numpy()  # (B, J)
         for b, j in zip(*np.nonzero(~done)):
             t, i = int(nxt[b, j]), int(who[b, j])
@@ -364,7 +311,7 @@ def _run_packs(loaded: Any, packs: list[_Pack], res: PromptPass, eps: float, max
 def _pass_chunk(loaded: Any, prompts: list[str], tails: np.ndarray, idx: np.ndarray, res: PromptPass, eps: float,
                 max_new_tokens: int, stop: Callable[[str], bool], layers_kept: tuple[int, ...]) -> None:
     """The unpacked path: one left-padded batch, the model's own masks (sliding windows included)."""
-    enc = encode(loaded, prompts)
+    enc = lm.encode(loaded, prompts)
     mask = enc["attention_mask"]
     B, W = mask.shape
     tail_max = int(tails.max())
@@ -382,12 +329,8 @@ def _pass_chunk(loaded: Any, prompts: list[str], tails: np.ndarray, idx: np.ndar
         res.id_abs[idx, layer] = ag.id_eps(rows, eps, "absolute", "sum", head_axis=1)
         res.id_rel[idx, layer] = ag.id_eps(rows, eps, "relative", "sum", head_axis=1)
 
-    handles = _hooks(loaded, measure_mlp, measure_attn)
-    try:
+    with lm.layer_hooks(loaded, measure_mlp, measure_attn):
         out = loaded.model(**enc, use_cache=True, logits_to_keep=1)
-    finally:
-        for h in handles:
-            h.remove()
     texts, steps = _greedy_continue(loaded, out, mask, enc["position_ids"], max_new_tokens, stop)
     res.tokens_fed += B * (W + steps)
     for i, text in zip(idx, texts):
@@ -789,12 +732,27 @@ def layer_correlations(delta: np.ndarray, correct: Sequence[bool], groups: Seque
     return pd.DataFrame(rows)
 
 
+def item_mean_interval(values: Sequence[float], groups: Sequence[Any], n_boot: int = 1000, level: float = 0.9,
+                       seed: int = 0) -> tuple[float, tuple[float, float], int]:
+    """Mean over items of each item's mean (items weigh equally, however many rows they have), with a
+    bootstrap interval over items. Returns (mean, interval, n_items); the interval is NaN for one item."""
+    from icl_geometry.claims import bootstrap_interval
+
+    v = np.asarray(values, float)
+    labels, inverse = np.unique(np.asarray(groups), return_inverse=True)
+    if len(v) != len(inverse) or len(v) == 0:
+        raise ValueError(f"item_mean_interval: {len(v)} values but {len(inverse)} group labels")
+    per_item = np.array([v[inverse == g].mean() for g in range(len(labels))])
+    if len(per_item) < 2:
+        return float(per_item.mean()), (math.nan, math.nan), len(per_item)
+    mean, ci = bootstrap_interval(per_item, n_boot=n_boot, level=level, seed=seed)
+    return mean, ci, len(per_item)
+
+
 def context_contrast(run: ContextRun, values: np.ndarray, a: str, b: str, n_boot: int = 1000, level: float = 0.9,
                      seed: int = 0) -> tuple[float, tuple[float, float], int]:
     """Mean of values[context a] - values[context b] over the (item, k) pairs both contexts have, averaged
     within items first, with a bootstrap interval over items. Returns (mean, interval, n_items)."""
-    from icl_geometry.claims import bootstrap_interval
-
     r = run.rows
     key = list(zip(r["item"], r["k"]))
     va = {kk: v for kk, v, m in zip(key, values, run.mask(a)) if m}
@@ -802,11 +760,16 @@ def context_contrast(run: ContextRun, values: np.ndarray, a: str, b: str, n_boot
     both = sorted(set(va) & set(vb))
     if not both:
         raise ValueError(f"context_contrast: contexts {a!r} and {b!r} share no (item, k) pair")
-    per_item: dict[int, list[float]] = {}
-    for item, k in both:
-        per_item.setdefault(item, []).append(float(va[item, k]) - float(vb[item, k]))
-    diffs = np.array([np.mean(v) for v in per_item.values()])
-    if len(diffs) < 2:
-        return float(diffs.mean()), (math.nan, math.nan), len(diffs)
-    mean, ci = bootstrap_interval(diffs, n_boot=n_boot, level=level, seed=seed)
-    return mean, ci, len(diffs)
+    diffs = [float(va[pair]) - float(vb[pair]) for pair in both]
+    return item_mean_interval(diffs, [item for item, _ in both], n_boot=n_boot, level=level, seed=seed)
+
+
+def slope_difference(a: LogisticFit, b: LogisticFit, level: float = 0.9) -> tuple[float, tuple[float, float]]:
+    """First slope of fit a minus that of fit b, with a percentile interval from their bootstrap slopes
+    taken pairwise. Meaningful when both fits resampled the same items (same groups, n_boot and seed);
+    NaN interval when their bootstrap sizes differ."""
+    value = float(a.coef[0] - b.coef[0])
+    if len(a.boot) == 0 or len(a.boot) != len(b.boot):
+        return value, (math.nan, math.nan)
+    lo, hi = np.quantile(a.boot[:, 0] - b.boot[:, 0], [(1 - level) / 2, (1 + level) / 2])
+    return value, (float(lo), float(hi))

@@ -13,9 +13,11 @@ import re
 import shutil
 import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import torch
 
@@ -264,16 +266,59 @@ def format_prompt(loaded: LoadedModel, text: str, chat: bool | None = None) -> s
     return loaded.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
 
-def _encode(loaded: LoadedModel, prompts: Sequence[str]) -> dict[str, torch.Tensor]:
+def _needs_special_tokens(tokenizer: Any, prompts: Sequence[str]) -> bool:
+    """False when every prompt already begins with the BOS token (chat templates such as Llama-3's write
+    it), so that it is not added a second time."""
+    bos = tokenizer.bos_token
+    return not (bos and all(p.startswith(bos) for p in prompts))
+
+
+def token_ids(loaded: LoadedModel, prompts: Sequence[str]) -> list[list[int]]:
+    """Token ids of each prompt, unpadded, with the special tokens `encode` would add."""
+    tok = loaded.tokenizer
+    return tok(list(prompts), add_special_tokens=_needs_special_tokens(tok, prompts))["input_ids"]
+
+
+def encode(loaded: LoadedModel, prompts: Sequence[str]) -> dict[str, torch.Tensor]:
+    """Left-padded batch on the model's device, with position ids that count real tokens only."""
     tok = loaded.tokenizer
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     tok.padding_side = "left"
-    enc = tok(list(prompts), return_tensors="pt", padding=True, add_special_tokens=True)
+    enc = tok(list(prompts), return_tensors="pt", padding=True,
+              add_special_tokens=_needs_special_tokens(tok, prompts))
     mask = enc["attention_mask"]
     # Left padding shifts every token; positions must count real tokens only.
     enc["position_ids"] = (mask.cumsum(-1) - 1).clamp(min=0)
     return {k: v.to(loaded.device) for k, v in enc.items()}
+
+
+@contextmanager
+def layer_hooks(loaded: LoadedModel, on_mlp: Callable[[int, torch.Tensor], None] | None = None,
+                on_attn: Callable[[int, torch.Tensor], None] | None = None) -> Iterator[None]:
+    """While the block runs, every forward pass calls on_mlp(layer, MLP input) and on_attn(layer, attention
+    weights (batch, heads, queries, keys)) for each decoder layer, in order; the hooks are removed after."""
+    def mlp_hook(index: int, _module, args, kwargs):
+        on_mlp(index, args[0] if args else kwargs["hidden_states"])
+
+    def attn_hook(index: int, _module, _args, output):
+        weights = output[1] if isinstance(output, tuple) and len(output) > 1 else None
+        if weights is None:
+            raise RuntimeError("The attention module returned no weights: the model must use eager attention")
+        on_attn(index, weights)
+
+    handles = []
+    try:
+        for index, layer in enumerate(loaded.layers):
+            if on_mlp is not None:
+                handles.append(mlp_module(layer).register_forward_pre_hook(partial(mlp_hook, index),
+                                                                           with_kwargs=True))
+            if on_attn is not None:
+                handles.append(attention_module(layer).register_forward_hook(partial(attn_hook, index)))
+        yield
+    finally:
+        for h in handles:
+            h.remove()
 
 
 def _resolve_positions(positions: Sequence[int], length: int) -> list[int]:
@@ -318,7 +363,7 @@ def trace(loaded: LoadedModel, prompt: str, positions: Sequence[int] = (-1,),
 
 def _trace_chunk(loaded: LoadedModel, prompts: list[str], positions: list[int],
                  full_attention: bool) -> list[Trace]:
-    enc = _encode(loaded, prompts)
+    enc = encode(loaded, prompts)
     mask = enc["attention_mask"].bool().cpu()
     batch, width = mask.shape
     lengths = mask.sum(-1).tolist()
@@ -331,27 +376,16 @@ def _trace_chunk(loaded: LoadedModel, prompts: list[str], positions: list[int],
     att_rows: list[torch.Tensor] = []
     att_full: list[torch.Tensor] = []
 
-    def mlp_hook(_module, args, kwargs):
-        x = args[0] if args else kwargs["hidden_states"]
+    def on_mlp(_layer: int, x: torch.Tensor) -> None:
         mlp_in.append(x[rows_index, cols.to(x.device)].float().cpu())
 
-    def attn_hook(_module, _args, output):
-        weights = output[1] if isinstance(output, tuple) and len(output) > 1 else None
-        if weights is None:
-            raise RuntimeError("The attention module returned no weights: the model must use eager attention")
+    def on_attn(_layer: int, weights: torch.Tensor) -> None:
         att_rows.append(weights[rows_index, :, cols.to(weights.device)].float().cpu())  # (B, P, H, W)
         if full_attention:
             att_full.append(weights.float().cpu())
 
-    handles = []
-    try:
-        for layer in loaded.layers:
-            handles.append(mlp_module(layer).register_forward_pre_hook(mlp_hook, with_kwargs=True))
-            handles.append(attention_module(layer).register_forward_hook(attn_hook))
+    with layer_hooks(loaded, on_mlp, on_attn):
         out = loaded.model(**enc, use_cache=False)
-    finally:
-        for h in handles:
-            h.remove()
 
     logits = out.logits[:, -1].float().cpu()
     mlp = torch.stack(mlp_in, dim=1)  # (B, L, P, D)
@@ -383,7 +417,7 @@ def generate(loaded: LoadedModel, prompts: Sequence[str], max_new_tokens: int = 
     tok = loaded.tokenizer
     outputs: list[str] = []
     for chunk in chunks:
-        enc = _encode(loaded, chunk)
+        enc = encode(loaded, chunk)
         enc.pop("position_ids")  # generate() derives positions from the attention mask itself
         out = loaded.model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
                                     pad_token_id=tok.pad_token_id, top_p=None, top_k=None, temperature=None)

@@ -10,6 +10,7 @@ not assumed: see `headroom` and chapter 4.
 
 from __future__ import annotations
 
+import functools
 import random
 import re
 import string
@@ -345,13 +346,12 @@ def format_prompt(loaded: Any, item: Item, shots: Sequence[Item] = (), context: 
     """
     if chat_style not in CHAT_STYLES:
         raise ValueError(f"chat_style = {chat_style!r} is not allowed: expected one of {list(CHAT_STYLES)}.")
+    from icl_geometry import lm
+
     use_chat = loaded.chat if chat is None else chat
-    if not use_chat:
-        return build_prompt(item, shots, context, loaded.tokenizer, seed)
-    if chat_style == "single_turn":
-        messages = [{"role": "user", "content": build_prompt(item, shots, context, loaded.tokenizer, seed)}]
-    else:
-        messages = chat_messages(item, shots, context, loaded.tokenizer, seed)
+    if not use_chat or chat_style == "single_turn":
+        return lm.format_prompt(loaded, build_prompt(item, shots, context, loaded.tokenizer, seed), chat=use_chat)
+    messages = chat_messages(item, shots, context, loaded.tokenizer, seed)
     return loaded.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
 
@@ -424,21 +424,17 @@ def _after_restatement(family: str, line: str) -> str:
     return m.group(1) if m else line
 
 
+@functools.cache
 def _vocabulary(family: str) -> tuple[str, ...]:
     """Every answer the family's generator can produce, longest first (what 'first named' is taken among)."""
-    if family not in _VOCAB:
-        words: set[str] = set()
-        if family == "country_of":
-            words = set(CAPITALS) | {a for v in COUNTRY_ALIASES.values() for a in v}
-        elif family == "capitals":
-            words = set(CAPITALS.values()) | {a for v in CAPITAL_ALIASES.values() for a in v}
-        elif family == "antonyms":
-            words = set(ANTONYMS) | set(ANTONYMS.values()) | {a for v in ANTONYM_ALIASES.values() for a in v}
-        _VOCAB[family] = tuple(sorted(words, key=lambda w: (-len(w), w)))
-    return _VOCAB[family]
-
-
-_VOCAB: dict[str, tuple[str, ...]] = {}
+    words: set[str] = set()
+    if family == "country_of":
+        words = set(CAPITALS) | {a for v in COUNTRY_ALIASES.values() for a in v}
+    elif family == "capitals":
+        words = set(CAPITALS.values()) | {a for v in CAPITAL_ALIASES.values() for a in v}
+    elif family == "antonyms":
+        words = set(ANTONYMS) | set(ANTONYMS.values()) | {a for v in ANTONYM_ALIASES.values() for a in v}
+    return tuple(sorted(words, key=lambda w: (-len(w), w)))
 
 
 def extract_answer(item: Item, text: str) -> str | None:
