@@ -99,3 +99,12 @@ def test_unreachable_hub_id_is_a_clear_error(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(lm.ModelNotFoundError, match="Bundled|bundled"):
         lm.load("no-such-org/no-such-model-xyz")
+
+
+def test_bos_is_added_only_when_no_prompt_already_starts_with_it():
+    from types import SimpleNamespace
+
+    llama_like = SimpleNamespace(bos_token="<|begin_of_text|>")
+    assert not lm._needs_special_tokens(llama_like, ["<|begin_of_text|>a", "<|begin_of_text|>b"])
+    assert lm._needs_special_tokens(llama_like, ["<|begin_of_text|>a", "b"])
+    assert lm._needs_special_tokens(SimpleNamespace(bos_token=None), ["a"])
