@@ -5,13 +5,14 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, strategies as st
 
-from icl_geometry import profiles
+from icl_geometry import lm, profiles
+from icl_geometry.chapters.schema import PROFILES, Param
 from icl_geometry.chapters import all_specs, get_spec
 
 
 def test_every_chapter_resolves_under_both_profiles():
     for number, spec in all_specs().items():
-        for profile in profiles.PROFILES:
+        for profile in PROFILES:
             cfg = profiles.resolve(number, profile=profile, device="cpu")
             assert cfg.profile == profile and cfg.device == "cpu"
             for p in spec.params:
@@ -44,8 +45,8 @@ def test_cuda_without_a_gpu_is_refused():
 
 
 def test_hub_ids_and_local_dirs_are_accepted(tmp_path):
-    assert profiles.check_model("meta-llama/Meta-Llama-3-8B-Instruct")
-    assert profiles.check_model(str(tmp_path)) == str(tmp_path)
+    assert lm.check_model("meta-llama/Meta-Llama-3-8B-Instruct")
+    assert lm.check_model(str(tmp_path)) == str(tmp_path)
 
 
 def test_unknown_chapter():
@@ -55,7 +56,7 @@ def test_unknown_chapter():
 
 @given(st.integers(min_value=-10, max_value=10_000))
 def test_int_param_accepts_exactly_its_range(v):
-    p = profiles.Param("n", ci=5, full=5, kind="int", low=4, high=5000)
+    p = Param("n", ci=5, full=5, kind="int", low=4, high=5000)
     if 4 <= v <= 5000:
         assert p.validate(v) == v
     else:
@@ -65,7 +66,7 @@ def test_int_param_accepts_exactly_its_range(v):
 
 @given(st.lists(st.floats(allow_nan=True, allow_infinity=True), min_size=1, max_size=4))
 def test_floats_param_rejects_non_finite(values):
-    p = profiles.Param("x", ci=(0.0,), full=(0.0,), kind="floats", low=-1e9, high=1e9)
+    p = Param("x", ci=(0.0,), full=(0.0,), kind="floats", low=-1e9, high=1e9)
     ok = all(v == v and abs(v) <= 1e9 for v in values)
     if ok:
         assert p.validate(values) == tuple(values)

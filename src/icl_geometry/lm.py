@@ -21,8 +21,6 @@ from typing import Any, Callable, Iterator, Sequence
 
 import torch
 
-from icl_geometry.profiles import resolve_device
-
 CACHE_ENV = "ICL_GEOMETRY_CACHE"
 
 
@@ -59,6 +57,33 @@ def cache_dir() -> Path:
 
 def looks_like_hub_id(name: str) -> bool:
     return re.fullmatch(r"[A-Za-z0-9][\w.\-]*/[\w.\-]+", name) is not None
+
+
+DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
+
+
+def resolve_device(device: Any) -> str:
+    """'auto' picks CUDA when present; asking for CUDA without one is an error, not a silent fallback."""
+    if device not in DEVICES:
+        raise ValueError(f"Parameter 'device' = {device!r} is not allowed: expected one of {list(DEVICES)}.")
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("Parameter 'device' = 'cuda' is not allowed here: no CUDA device is available "
+                         "(allowed on this machine: ['auto', 'cpu']).")
+    return device
+
+
+def check_model(model: Any) -> str:
+    """A bundled name, an existing local directory, or something shaped like a hub id ('org/name')."""
+    if not isinstance(model, str) or not model:
+        raise ValueError(f"Parameter 'model' = {model!r} is not allowed: expected a model name (str).")
+    if model in BUNDLED or Path(model).expanduser().is_dir() or looks_like_hub_id(model):
+        return model
+    raise ValueError(
+        f"Parameter 'model' = {model!r} is not allowed: it is not a bundled model, not a local directory, "
+        f"and not a Hugging Face hub id of the form 'org/name'. Bundled models: {sorted(BUNDLED)}."
+    )
 
 
 @dataclass

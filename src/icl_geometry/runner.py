@@ -25,7 +25,8 @@ from typing import Any, Sequence
 
 from icl_geometry.chapters import all_specs, get_spec
 from icl_geometry.claims import repo_root
-from icl_geometry.profiles import DEVICES, PROFILES
+from icl_geometry.chapters.schema import PROFILES
+from icl_geometry.lm import DEVICES
 from icl_geometry.widgets import STATIC_ENV
 
 BOOK_FILES = ("_config.yml", "_toc.yml", "references.bib")

@@ -1,4 +1,4 @@
-from icl_geometry.profiles import ChapterSpec, Param
+from icl_geometry.chapters.schema import ChapterSpec, Param
 from icl_geometry.tasks import CHAT_STYLES
 
 SPEC = ChapterSpec(

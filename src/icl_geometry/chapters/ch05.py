@@ -1,4 +1,4 @@
-from icl_geometry.profiles import ChapterSpec, Param
+from icl_geometry.chapters.schema import ChapterSpec, Param
 
 
 def _grid(stop: float, step: float) -> tuple[float, ...]:
