@@ -14,7 +14,7 @@ export ICL_GEOMETRY_STATIC := 1
 export PYTHONHASHSEED := 0
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: venv book test replicate course refresh lock benchmarks clean
+.PHONY: venv book check test replicate course refresh lock benchmarks clean
 
 venv: $(STAMP)
 
@@ -32,9 +32,13 @@ book: venv
 	$(BIN)/icl-geometry build --notebooks runs/$(PROFILE)
 	@echo "Open _build/html/index.html"
 
-## Package tests, known-answer tests, and every chapter under nbval (the ci profile).
-test: venv
+## The developer's loop (under 90 s): unit, property and known-answer tests; tiny random models, no bundled one.
+check: venv
 	$(BIN)/python -m pytest
+
+## Everything, as CI runs it: `check`, the bundled models, portability, every chapter under nbval, the book.
+test: venv
+	$(BIN)/python -m pytest -m "slow or not slow" --nbval-lax tests book
 
 ## The paper-scale replication on a GPU: every chapter with the full profile, then the report.
 replicate: PROFILE = full

@@ -18,7 +18,7 @@ import numpy as np
 from _common import machine_info, write_results
 
 from icl_geometry import context_geometry as cg
-from icl_geometry import lm, tasks
+from icl_geometry import lm, stats, tasks
 
 SHOTS = (0, 1, 3, 5, 10)
 N_POOL = 12  # >= 10 shots; small families (capitals: 48 countries) need the rest for test items
@@ -36,7 +36,7 @@ def measure(loaded: lm.LoadedModel, family: str, n: int, chat_style: str) -> dic
     c = correct.reshape(n, len(SHOTS))
     wrong0 = ~c[:, 0]
     acc = {str(k): round(float(c[:, j].mean()), 3) for j, k in enumerate(SHOTS)}
-    ci = {str(k): [round(v, 3) for v in cg.wilson_interval(int(c[:, j].sum()), n)] for j, k in enumerate(SHOTS)}
+    ci = {str(k): [round(v, 3) for v in stats.wilson_interval(int(c[:, j].sum()), n)] for j, k in enumerate(SHOTS)}
     outs = np.asarray(res.outputs, dtype=object).reshape(n, len(SHOTS))
     return {
         "model": loaded.name, "family": family, "chat_style": chat_style if loaded.chat else "plain", "n_items": n,

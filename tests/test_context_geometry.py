@@ -11,20 +11,20 @@ from hypothesis import given, strategies as st
 from icl_geometry import attention_graph as ag
 from icl_geometry import context_geometry as cg
 from icl_geometry import intrinsic_dim as idm
-from icl_geometry import lm, tasks
+from icl_geometry import lm, stats, tasks
 
 
 # ----------------------------------------------------------------------------- statistics, known answers
 
 @pytest.mark.parametrize("s, n, lo, hi", [(0, 10, 0.0, 0.2775), (5, 10, 0.2366, 0.7634), (10, 10, 0.7225, 1.0)])
 def test_wilson_interval_matches_published_values(s, n, lo, hi):
-    got = cg.wilson_interval(s, n, level=0.95)
+    got = stats.wilson_interval(s, n, level=0.95)
     assert got == pytest.approx((lo, hi), abs=5e-4)
 
 
 def test_binned_accuracy_on_a_step():
     x = np.arange(100.0)
-    table = cg.binned_accuracy(x, x >= 50, bins=4)
+    table = stats.binned_accuracy(x, x >= 50, bins=4)
     assert table["n"].tolist() == [25, 25, 25, 25]
     assert table["accuracy"].tolist() == [0.0, 0.0, 1.0, 1.0]
     assert (table["ci_low"] <= table["accuracy"]).all() and (table["accuracy"] <= table["ci_high"]).all()
@@ -32,21 +32,21 @@ def test_binned_accuracy_on_a_step():
 
 def test_binned_accuracy_edges_ties_and_the_last_edge():
     x = np.array([0, 0, 0, 0, 1, 1, 2, 3])
-    assert cg.bin_edges(x, 4).tolist() == [0, 0.5, 1.25, 3]  # the two tied 0-quantiles merged
-    table = cg.binned_accuracy(x, x > 0, bins=[0, 1, 3])
+    assert stats.bin_edges(x, 4).tolist() == [0, 0.5, 1.25, 3]  # the two tied 0-quantiles merged
+    table = stats.binned_accuracy(x, x > 0, bins=[0, 1, 3])
     assert table["n"].tolist() == [4, 4]  # 3 sits on the last edge and is kept
-    table = cg.binned_accuracy([-5.0, 0.5, 9.0], [True, True, True], bins=[0, 1])
+    table = stats.binned_accuracy([-5.0, 0.5, 9.0], [True, True, True], bins=[0, 1])
     assert table["n"].tolist() == [1]  # outside the given edges: dropped
     with pytest.raises(ValueError, match="bins"):
-        cg.binned_accuracy(x, x > 0, bins=[1, 0])
+        stats.binned_accuracy(x, x > 0, bins=[1, 0])
 
 
 def test_bootstrap_correlation_perfect_and_null():
     x = np.arange(50.0)
-    r, (lo, hi) = cg.bootstrap_correlation(x, x ** 3, n_boot=200)
+    r, (lo, hi) = stats.bootstrap_correlation(x, x ** 3, n_boot=200)
     assert r == pytest.approx(1.0) and lo == pytest.approx(1.0) and hi == pytest.approx(1.0)
     rng = np.random.default_rng(0)
-    r, (lo, hi) = cg.bootstrap_correlation(rng.normal(size=2000), rng.normal(size=2000), n_boot=300)
+    r, (lo, hi) = stats.bootstrap_correlation(rng.normal(size=2000), rng.normal(size=2000), n_boot=300)
     assert lo < 0 < hi and abs(r) < 0.06
 
 
@@ -54,9 +54,9 @@ def test_cluster_bootstrap_is_wider_for_repeated_items():
     rng = np.random.default_rng(1)
     x, y = rng.normal(size=40), rng.normal(size=40)
     x10, y10, g10 = np.repeat(x, 10), np.repeat(y, 10), np.repeat(np.arange(40), 10)
-    _, rows = cg.bootstrap_correlation(x10, y10, method="pearson", n_boot=400)
-    _, items = cg.bootstrap_correlation(x10, y10, groups=g10, method="pearson", n_boot=400)
-    _, once = cg.bootstrap_correlation(x, y, method="pearson", n_boot=400)
+    _, rows = stats.bootstrap_correlation(x10, y10, method="pearson", n_boot=400)
+    _, items = stats.bootstrap_correlation(x10, y10, groups=g10, method="pearson", n_boot=400)
+    _, once = stats.bootstrap_correlation(x, y, method="pearson", n_boot=400)
     width = lambda ci: ci[1] - ci[0]  # noqa: E731
     assert width(items) > 2 * width(rows)
     assert width(items) == pytest.approx(width(once), rel=0.3)
@@ -71,7 +71,7 @@ def _simulate(n, a, b, seed=0):
 
 def test_logistic_recovers_known_coefficients():
     x, y = _simulate(20000, -0.5, 1.2)
-    fit = cg.fit_logistic({"x": x}, y)
+    fit = stats.fit_logistic({"x": x}, y)
     assert fit.converged
     assert fit.coef[0] / fit.scale[0] == pytest.approx(1.2, abs=0.06)  # per raw unit
     assert fit.intercept - fit.coef[0] * x.mean() / fit.scale[0] == pytest.approx(-0.5, abs=0.05)
@@ -83,7 +83,7 @@ def test_logistic_matches_scikit_learn_and_bootstrap_covers():
 
     x, y = _simulate(400, 0.3, 0.8, seed=2)
     z = 2 * x + 7
-    fit = cg.fit_logistic({"z": z, "noise": np.random.default_rng(3).normal(size=400)}, y, n_boot=300, ridge=0.0)
+    fit = stats.fit_logistic({"z": z, "noise": np.random.default_rng(3).normal(size=400)}, y, n_boot=300, ridge=0.0)
     sk = LogisticRegression(C=np.inf, tol=1e-10, max_iter=1000).fit(
         np.column_stack([z, np.random.default_rng(3).normal(size=400)]), y)
     assert fit.coef / fit.scale == pytest.approx(sk.coef_[0], rel=1e-4)
@@ -94,10 +94,10 @@ def test_logistic_matches_scikit_learn_and_bootstrap_covers():
 
 def test_logistic_stays_finite_under_separation_and_rejects_one_class():
     x = np.arange(20.0)
-    fit = cg.fit_logistic({"x": x}, x >= 10)
+    fit = stats.fit_logistic({"x": x}, x >= 10)
     assert np.isfinite(fit.coef).all() and fit.coef[0] > 3
     with pytest.raises(ValueError, match="both outcomes"):
-        cg.fit_logistic({"x": x}, np.zeros(20, bool))
+        stats.fit_logistic({"x": x}, np.zeros(20, bool))
 
 
 def test_layer_profile_finds_the_layer_that_separates():
@@ -106,7 +106,7 @@ def test_layer_profile_finds_the_layer_that_separates():
     correct = rng.random(150) < 0.5
     delta = rng.normal(size=(150, 3)) * 0.1
     delta[:, 2] += correct  # only the last layer differs between correct and incorrect rows
-    prof = cg.layer_profile(delta, correct, groups, n_boot=200).set_index(["group", "layer"])
+    prof = stats.layer_profile(delta, correct, groups, n_boot=200).set_index(["group", "layer"])
     diff = prof.loc["correct - incorrect"]
     assert diff.loc[2, "mean"] == pytest.approx(1.0, abs=0.05) and diff.loc[2, "ci_low"] > 0.9
     assert abs(diff.loc[0, "mean"]) < 0.06 and diff.loc[0, "ci_high"] - diff.loc[0, "ci_low"] < 0.15
@@ -138,12 +138,12 @@ def test_context_contrast_and_delta_on_a_known_run():
 
 
 def test_family_dummies_and_layer_correlations():
-    dummies = cg.family_dummies(["a", "b", "c", "b"])
+    dummies = stats.family_dummies(["a", "b", "c", "b"])
     assert list(dummies) == ["family=b", "family=c"] and dummies["family=b"].tolist() == [0, 1, 0, 1]
     rng = np.random.default_rng(0)
     correct = rng.random(200) < 0.5
     delta = np.column_stack([rng.normal(size=200), correct + 0.1 * rng.normal(size=200)])
-    table = cg.layer_correlations(delta, correct, np.arange(200) // 4, n_boot=100)
+    table = stats.layer_correlations(delta, correct, np.arange(200) // 4, n_boot=100)
     assert table.loc[1, "r"] > 0.8 and table.loc[1, "ci_low"] > 0.7 and table.loc[0, "ci_low"] < 0 < table.loc[0, "ci_high"]
 
 
@@ -269,12 +269,12 @@ def test_batches_respect_size_and_token_budget():
 
 
 def test_item_mean_weighs_items_equally():
-    mean, (lo, hi), n = cg.item_mean_interval([1.0, 1.0, 3.0], ["a", "a", "b"], n_boot=200)
+    mean, (lo, hi), n = stats.item_mean_interval([1.0, 1.0, 3.0], ["a", "a", "b"], n_boot=200)
     assert mean == pytest.approx(2.0) and n == 2  # not the row mean 5/3
     assert 1.0 <= lo <= mean <= hi <= 3.0
-    assert np.isnan(cg.item_mean_interval([4.0, 6.0], [0, 0])[1][0])
+    assert np.isnan(stats.item_mean_interval([4.0, 6.0], [0, 0])[1][0])
     with pytest.raises(ValueError, match="group labels"):
-        cg.item_mean_interval([1.0, 2.0], [0])
+        stats.item_mean_interval([1.0, 2.0], [0])
 
 
 def test_slope_difference_is_paired():
@@ -282,10 +282,10 @@ def test_slope_difference_is_paired():
     x = rng.normal(size=200)
     y = rng.random(200) < 1 / (1 + np.exp(-2 * x))
     g = np.repeat(np.arange(50), 4)
-    fit = cg.fit_logistic({"x": x}, y, g, n_boot=100)
-    value, (lo, hi) = cg.slope_difference(fit, fit)
+    fit = stats.fit_logistic({"x": x}, y, g, n_boot=100)
+    value, (lo, hi) = stats.slope_difference(fit, fit)
     assert value == 0.0 and lo == 0.0 and hi == 0.0  # the same resamples: every paired difference is 0
-    other = cg.fit_logistic({"x": -x}, y, g, n_boot=100)
-    value, (lo, hi) = cg.slope_difference(fit, other)
+    other = stats.fit_logistic({"x": -x}, y, g, n_boot=100)
+    value, (lo, hi) = stats.slope_difference(fit, other)
     assert value == pytest.approx(2 * fit.coef[0]) and lo <= value <= hi
-    assert np.isnan(cg.slope_difference(fit, cg.fit_logistic({"x": x}, y, g))[1][0])
+    assert np.isnan(stats.slope_difference(fit, stats.fit_logistic({"x": x}, y, g))[1][0])

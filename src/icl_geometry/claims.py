@@ -1,9 +1,11 @@
 """The replication registry: each chapter records what it measured next to what the paper claims.
 
 `ClaimBook(cfg).record(...)` judges one measured value against an expectation (a target with a
-tolerance, a direction, or an interval) and writes `results/<chapter>.json` atomically after every
-record, so a chapter that dies half-way still leaves the claims it reached. `report_table()` gathers
-every results file into one table for the replication-report page.
+tolerance, a direction, or an interval) and writes `<results>/<chapter>.json` atomically after every
+record, so a chapter that dies half-way still leaves the claims it reached. Results land beside the run
+(`runs/<profile>/results/` by default; the runner and the test suite point $ICL_GEOMETRY_RESULTS at their
+own folders), so ci, full and nbval runs never overwrite each other. `report_table()` gathers every
+results file into one table for the replication-report page.
 """
 
 from __future__ import annotations
@@ -30,10 +32,10 @@ def repo_root(start: Path | None = None) -> Path:
     return here
 
 
-def results_dir() -> Path:
-    """$ICL_GEOMETRY_RESULTS, else `results/` at the repository root."""
+def results_dir(profile: str = "ci") -> Path:
+    """$ICL_GEOMETRY_RESULTS, else `runs/<profile>/results/` at the repository root."""
     env = os.environ.get(RESULTS_ENV)
-    return Path(env).expanduser() if env else repo_root() / "results"
+    return Path(env).expanduser() if env else repo_root() / "runs" / profile / "results"
 
 
 @dataclass(frozen=True)
@@ -95,7 +97,7 @@ class ClaimBook:
     def __init__(self, cfg: Any, path: Path | None = None) -> None:
         self.chapter = str(cfg.chapter)
         self.meta = cfg.as_dict() if hasattr(cfg, "as_dict") else dict(cfg)
-        self.path = Path(path) if path else results_dir() / f"{self.chapter}.json"
+        self.path = Path(path) if path else results_dir(str(self.meta.get("profile", "ci"))) / f"{self.chapter}.json"
         self.claims: dict[str, Claim] = {}
 
     def record(self, claim_id: str, value: Any, *, expected: float | None = None,
@@ -143,6 +145,17 @@ class ClaimBook:
         return pd.DataFrame(rows, columns=["claim", "value", "expected", "verdict"])
 
 
+    def found(self, digits: int = 2):
+        """The "what we found" table every chapter ends with: claim, the paper's statement, the measured
+        value and its interval (`digits` significant figures), and the verdict."""
+        import pandas as pd
+
+        rows = [{"claim": c.claim_id, "paper": c.paper, "measured": f"{c.value:.{digits}g}",
+                 "interval": "" if c.low is None else f"[{c.low:.{digits}g}, {c.high:.{digits}g}]",
+                 "verdict": c.verdict} for c in self.claims.values()]
+        return pd.DataFrame(rows, columns=["claim", "paper", "measured", "interval", "verdict"])
+
+
 def report_table(directory: Path | None = None):
     """Every claim from every `results/*.json`, one row each, for the replication report."""
     import pandas as pd
@@ -160,53 +173,6 @@ def report_table(directory: Path | None = None):
     return pd.DataFrame(rows, columns=cols)
 
 
-def bootstrap_interval(values: Any, statistic: Any = None, n_boot: int = 2000, level: float = 0.95,
-                       seed: int = 0) -> tuple[float, tuple[float, float]]:
-    """A statistic of `values` (default: the mean over axis 0) and its percentile bootstrap interval.
-
-    Rows of `values` (items) are resampled with replacement; `statistic` maps a resampled array to a float.
-    """
-    import numpy as np
-
-    x = np.asarray(values, dtype=float)
-    if x.ndim == 0 or len(x) < 2:
-        raise ValueError(f"bootstrap_interval: need at least 2 values, got {x.shape}")
-    if not 0 < level < 1:
-        raise ValueError(f"bootstrap_interval: level = {level!r} is not allowed: expected a number in (0, 1)")
-    stat = statistic or (lambda a: float(a.mean()))
-    rng = np.random.default_rng(seed)
-    boots = np.array([stat(x[rng.integers(0, len(x), len(x))]) for _ in range(n_boot)])
-    lo, hi = np.quantile(boots, [(1 - level) / 2, (1 + level) / 2])
-    return float(stat(x)), (float(lo), float(hi))
-
-
-def paired_difference(a: Any, b: Any, n_boot: int = 2000, level: float = 0.95,
-                      seed: int = 0) -> tuple[float, tuple[float, float]]:
-    """Mean of b - a over paired items (e.g. correct at k shots minus correct at 0) with a bootstrap interval."""
-    import numpy as np
-
-    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    if a.shape != b.shape:
-        raise ValueError(f"paired_difference: a and b must have the same shape, got {a.shape} and {b.shape}")
-    return bootstrap_interval(b - a, n_boot=n_boot, level=level, seed=seed)
-
-
 def round_sig(value: float, sig: int = 2) -> float:
     """`value` rounded to `sig` significant figures (summary cells must print machine-stable numbers)."""
     return float(f"{value:.{sig}g}")
-
-
-def spearman_interval(a: Any, b: Any, level: float = 0.9) -> tuple[float, tuple[float, float]]:
-    """Spearman's rho of paired samples with a Fisher-z interval (Bonett-Wright standard error)."""
-    import numpy as np
-    from scipy import stats
-
-    r = float(stats.spearmanr(a, b).statistic)
-    n = len(a)
-    if n < 4:
-        raise ValueError(f"spearman_interval: need at least 4 pairs, got {n}")
-    se = np.sqrt((1 + r**2 / 2) / (n - 3))
-    z = stats.norm.ppf(0.5 + level / 2)
-    if abs(r) >= 1.0:
-        return r, (r, r)  # a perfect ranking: the Fisher transform is infinite, the interval degenerate
-    return r, (float(np.tanh(np.arctanh(r) - z * se)), float(np.tanh(np.arctanh(r) + z * se)))

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from icl_geometry.chapters import all_specs, get_spec
-from icl_geometry.claims import repo_root
+from icl_geometry.claims import RESULTS_ENV, repo_root
 from icl_geometry.chapters.schema import PROFILES
 from icl_geometry.lm import DEVICES
 from icl_geometry.widgets import STATIC_ENV
@@ -80,6 +80,11 @@ def run_chapter(chapter: str, profile: str = "ci", device: str = "auto", seed: i
     target = source if inplace else (out_dir or repo_root() / "runs" / profile) / spec.notebook
     target.parent.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault(STATIC_ENV, "1")
+    # Results land beside the executed notebook (runs/<profile>/results/), unless the caller chose a folder.
+    results = os.environ.get(RESULTS_ENV) or str((repo_root() / "runs" / profile if inplace else target.parent)
+                                                 / "results")
+    saved = os.environ.get(RESULTS_ENV)
+    os.environ[RESULTS_ENV] = results  # the kernel inherits it
     try:
         pm.execute_notebook(str(source), str(target), parameters={"profile": profile, "device": device,
                                                                  "seed": seed, **params},
@@ -88,6 +93,11 @@ def run_chapter(chapter: str, profile: str = "ci", device: str = "auto", seed: i
     except pm.PapermillExecutionError as err:
         raise ChapterFailed(f"Chapter {spec.number} failed in cell {err.exec_count} "
                             f"({target}): {err.ename}: {err.evalue}") from None
+    finally:
+        if saved is None:
+            os.environ.pop(RESULTS_ENV)
+        else:
+            os.environ[RESULTS_ENV] = saved
     return target
 
 

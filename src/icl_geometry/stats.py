@@ -1,0 +1,308 @@
+"""Statistics behind every verdict: intervals, bootstraps, correlations, logistic fits.
+
+Pure numpy/scipy; it imports nothing from the package. Observations that share an item (the k-shot
+prompts of one question, the layers of one prompt) are not independent, so every bootstrap here draws
+whole groups with replacement through one function, `cluster_resamples` (no groups: each row is its own).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+
+
+def cluster_resamples(groups: Sequence[Any] | int, n_boot: int, seed: int = 0) -> list[np.ndarray]:
+    """Row indices of `n_boot` resamples that draw whole groups with replacement.
+
+    `groups`: one label per row, or an int n for n independent rows (each row its own group)."""
+    groups = np.arange(groups) if isinstance(groups, (int, np.integer)) else np.asarray(groups)
+    labels, inverse = np.unique(groups, return_inverse=True)
+    members = [np.flatnonzero(inverse == g) for g in range(len(labels))]
+    rng = np.random.default_rng(seed)
+    return [np.concatenate([members[g] for g in rng.integers(0, len(labels), len(labels))]) for _ in range(n_boot)]
+
+
+def bootstrap_interval(values: Any, statistic: Any = None, n_boot: int = 2000, level: float = 0.95,
+                       seed: int = 0) -> tuple[float, tuple[float, float]]:
+    """A statistic of `values` (default: the mean over axis 0) and its percentile bootstrap interval.
+
+    Rows of `values` (items) are resampled with replacement; `statistic` maps a resampled array to a float.
+    """
+    x = np.asarray(values, dtype=float)
+    if x.ndim == 0 or len(x) < 2:
+        raise ValueError(f"bootstrap_interval: need at least 2 values, got {x.shape}")
+    if not 0 < level < 1:
+        raise ValueError(f"bootstrap_interval: level = {level!r} is not allowed: expected a number in (0, 1)")
+    stat = statistic or (lambda a: float(a.mean()))
+    boots = np.array([stat(x[rows]) for rows in cluster_resamples(len(x), n_boot, seed)])
+    lo, hi = np.quantile(boots, [(1 - level) / 2, (1 + level) / 2])
+    return float(stat(x)), (float(lo), float(hi))
+
+
+def paired_difference(a: Any, b: Any, n_boot: int = 2000, level: float = 0.95,
+                      seed: int = 0) -> tuple[float, tuple[float, float]]:
+    """Mean of b - a over paired items (e.g. correct at k shots minus correct at 0) with a bootstrap interval."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if a.shape != b.shape:
+        raise ValueError(f"paired_difference: a and b must have the same shape, got {a.shape} and {b.shape}")
+    return bootstrap_interval(b - a, n_boot=n_boot, level=level, seed=seed)
+
+
+def wilson_interval(successes: int, n: int, level: float = 0.9) -> tuple[float, float]:
+    """Wilson score interval for a binomial proportion (sensible at 0 and n successes, unlike Wald)."""
+    from scipy import stats
+
+    if n <= 0:
+        return (math.nan, math.nan)
+    z = float(stats.norm.ppf(0.5 + level / 2))
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    lo = 0.0 if successes == 0 else max(0.0, centre - half)  # exact ends: no rounding below 0 or above 1
+    hi = 1.0 if successes == n else min(1.0, centre + half)
+    return (min(lo, p), max(hi, p))
+
+
+def bin_edges(x: np.ndarray, bins: int | Sequence[float] = 6, strategy: str = "quantile") -> np.ndarray:
+    """Bin edges for x: given edges, or `bins` equal-width ('uniform') or equal-count ('quantile') bins.
+    Quantile edges that coincide (many tied values, e.g. integer ID changes) are merged."""
+    x = np.asarray(x, float)
+    x = x[np.isfinite(x)]
+    if len(x) == 0:
+        raise ValueError("bin_edges: no finite values")
+    if not isinstance(bins, (int, np.integer)):
+        edges = np.asarray(bins, float)
+        if edges.ndim != 1 or len(edges) < 2 or np.any(np.diff(edges) <= 0):
+            raise ValueError(f"bins: expected increasing edges, got {bins!r}")
+        return edges
+    if bins < 1:
+        raise ValueError(f"bins = {bins!r} is not allowed: expected an integer >= 1 or a list of edges")
+    if strategy == "uniform":
+        lo, hi = float(x.min()), float(x.max())
+        return np.linspace(lo, hi if hi > lo else lo + 1, bins + 1)
+    if strategy != "quantile":
+        raise ValueError(f"strategy = {strategy!r} is not allowed: expected 'quantile' or 'uniform'")
+    edges = np.unique(np.round(np.quantile(x, np.linspace(0, 1, bins + 1)), 9))  # rounding merges float-noise ties
+    return edges if len(edges) > 1 else np.array([edges[0], edges[0] + 1])
+
+
+def binned_accuracy(x: Sequence[float], correct: Sequence[bool], bins: int | Sequence[float] = 6,
+                    strategy: str = "quantile", level: float = 0.9):
+    """% correct per bin of x (the paper's Figs. 6-7), with counts and Wilson intervals.
+
+    Bins are closed on the left, the last also on the right; values outside given edges are dropped.
+    Returns a DataFrame: bin, low, high, n, n_correct, accuracy, ci_low, ci_high.
+    """
+    import pandas as pd
+
+    x, c = np.asarray(x, float), np.asarray(correct, bool)
+    if x.shape != c.shape:
+        raise ValueError(f"x and correct must have the same shape, got {x.shape} and {c.shape}")
+    edges = bin_edges(x, bins, strategy)
+    which = np.searchsorted(edges, x, side="right") - 1
+    which[x == edges[-1]] = len(edges) - 2
+    rows = []
+    for k in range(len(edges) - 1):
+        sel = (which == k) & np.isfinite(x)
+        n, s = int(sel.sum()), int(c[sel].sum())
+        lo, hi = wilson_interval(s, n, level)
+        rows.append({"bin": f"[{edges[k]:.3g}, {edges[k + 1]:.3g}{']' if k == len(edges) - 2 else ')'}",
+                     "low": edges[k], "high": edges[k + 1], "n": n, "n_correct": s,
+                     "accuracy": s / n if n else math.nan, "ci_low": lo, "ci_high": hi})
+    return pd.DataFrame(rows)
+
+
+def _corr(x: np.ndarray, y: np.ndarray, method: str) -> float:
+    from scipy import stats
+
+    if np.ptp(x) == 0 or np.ptp(y) == 0:
+        return math.nan
+    if method == "spearman":
+        return float(stats.spearmanr(x, y).statistic)
+    return float(np.corrcoef(x, y)[0, 1])
+
+
+def bootstrap_correlation(x: Sequence[float], y: Sequence[float], groups: Sequence[Any] | None = None,
+                          method: str = "spearman", n_boot: int = 1000, level: float = 0.9,
+                          seed: int = 0) -> tuple[float, tuple[float, float]]:
+    """Correlation of x and y (Spearman, or Pearson; with y binary, Pearson is the point-biserial r)
+    and a percentile bootstrap interval that resamples whole `groups` (items), or rows without groups."""
+    if method not in ("spearman", "pearson"):
+        raise ValueError(f"method = {method!r} is not allowed: expected 'spearman' or 'pearson'")
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    ok = np.isfinite(x) & np.isfinite(y)
+    x, y = x[ok], y[ok]
+    g = np.arange(len(x)) if groups is None else np.asarray(groups)[ok]
+    if len(x) < 4:
+        raise ValueError(f"bootstrap_correlation: need at least 4 pairs, got {len(x)}")
+    r = _corr(x, y, method)
+    boots = np.array([_corr(x[i], y[i], method) for i in cluster_resamples(g, n_boot, seed)])
+    boots = boots[np.isfinite(boots)]
+    if len(boots) == 0:
+        return r, (math.nan, math.nan)
+    lo, hi = np.quantile(boots, [(1 - level) / 2, (1 + level) / 2])
+    return r, (float(lo), float(hi))
+
+
+@dataclass
+class LogisticFit:
+    """P(correct) = sigmoid(intercept + coef . z), z the standardised predictors (per standard deviation)."""
+
+    names: tuple[str, ...]
+    intercept: float
+    coef: np.ndarray  # per standard deviation of each predictor
+    stderr: np.ndarray  # Wald standard errors (rows treated as independent)
+    ci: np.ndarray  # (n_predictors, 2) cluster-bootstrap percentile intervals (NaN without bootstrap)
+    scale: np.ndarray  # standard deviation of each predictor (coef / scale = change per raw unit)
+    n: int
+    converged: bool
+    boot: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)), repr=False)
+
+    def odds_ratio(self, name: str) -> float:
+        return float(np.exp(self.coef[self.names.index(name)]))
+
+
+def _irls(X: np.ndarray, y: np.ndarray, ridge: float, max_iter: int = 100, tol: float = 1e-10):
+    """Newton-Raphson for the logistic log-likelihood (column 0 = intercept, not penalised)."""
+    beta = np.zeros(X.shape[1])
+    pen = np.full(X.shape[1], ridge)
+    pen[0] = 0.0
+    for _ in range(max_iter):
+        p = 1 / (1 + np.exp(-np.clip(X @ beta, -40, 40)))
+        w = p * (1 - p)
+        grad = X.T @ (y - p) - pen * beta
+        H = (X * w[:, None]).T @ X + np.diag(pen)
+        step = np.linalg.solve(H + 1e-12 * np.eye(len(beta)), grad)
+        beta += step
+        if np.max(np.abs(step)) < tol:
+            return beta, H, True
+    return beta, H, False
+
+
+def fit_logistic(predictors: dict[str, Sequence[float]], correct: Sequence[bool], groups: Sequence[Any] | None = None,
+                 n_boot: int = 0, level: float = 0.9, seed: int = 0, ridge: float = 1e-3) -> LogisticFit:
+    """Logistic regression of correctness on standardised predictors, by Newton's method.
+
+    `ridge` (a tiny L2 penalty on the slopes) keeps the fit finite when a resample is perfectly
+    separated; at 1e-3 it changes an unseparated fit negligibly. With `n_boot`, slopes get percentile
+    intervals from a bootstrap over whole `groups` (items), which respects repeated items; the Wald
+    standard errors assume independent rows.
+    """
+    names = tuple(predictors)
+    if not names:
+        raise ValueError("fit_logistic: give at least one predictor")
+    y = np.asarray(correct, float)
+    Z = np.column_stack([np.asarray(predictors[k], float) for k in names])
+    if Z.shape[0] != len(y):
+        raise ValueError(f"fit_logistic: {Z.shape[0]} predictor rows but {len(y)} outcomes")
+    ok = np.all(np.isfinite(Z), axis=1)
+    Z, y = Z[ok], y[ok]
+    g = np.arange(len(y)) if groups is None else np.asarray(groups)[ok]
+    if len(y) < 3 or y.min() == y.max():
+        raise ValueError("fit_logistic: need at least 3 rows with both outcomes present")
+    mean, scale = Z.mean(0), Z.std(0)
+    scale = np.where(scale > 0, scale, 1.0)
+    X = np.column_stack([np.ones(len(y)), (Z - mean) / scale])
+    beta, H, converged = _irls(X, y, ridge)
+    stderr = np.sqrt(np.clip(np.diag(np.linalg.pinv(H)), 0, None))[1:]
+    boot = np.array([_irls(X[i], y[i], ridge)[0][1:] for i in cluster_resamples(g, n_boot, seed)
+                     if 0 < y[i].mean() < 1]) if n_boot else np.zeros((0, len(names)))
+    ci = (np.quantile(boot, [(1 - level) / 2, (1 + level) / 2], axis=0).T if len(boot)
+          else np.full((len(names), 2), math.nan))
+    return LogisticFit(names, float(beta[0]), beta[1:], stderr, ci, scale, len(y), converged, boot)
+
+
+def layer_profile(delta: np.ndarray, correct: Sequence[bool], groups: Sequence[Any], n_boot: int = 500,
+                  level: float = 0.9, seed: int = 0):
+    """Fig. 8: mean change per layer for correct and for incorrect answers, and their difference, each
+    with a bootstrap interval over whole items. delta: (n_rows, n_layers). Returns a long DataFrame."""
+    import pandas as pd
+
+    delta, c, g = np.asarray(delta, float), np.asarray(correct, bool), np.asarray(groups)
+    if delta.ndim != 2 or len(delta) != len(c):
+        raise ValueError(f"delta: expected (n_rows, n_layers) with n_rows = {len(c)}, got {delta.shape}")
+
+    def stats_of(rows: np.ndarray) -> np.ndarray:
+        cc = c[rows]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            m1 = np.nanmean(delta[rows][cc], 0) if cc.any() else np.full(delta.shape[1], np.nan)
+            m0 = np.nanmean(delta[rows][~cc], 0) if (~cc).any() else np.full(delta.shape[1], np.nan)
+        return np.stack([m1, m0, m1 - m0])
+
+    point = stats_of(np.arange(len(c)))
+    boots = np.stack([stats_of(i) for i in cluster_resamples(g, n_boot, seed)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        lo, hi = np.nanquantile(boots, [(1 - level) / 2, (1 + level) / 2], axis=0)
+    rows = []
+    for k, name in enumerate(("correct", "incorrect", "correct - incorrect")):
+        for layer in range(delta.shape[1]):
+            rows.append({"group": name, "layer": layer, "mean": point[k, layer], "ci_low": lo[k, layer],
+                         "ci_high": hi[k, layer]})
+    return pd.DataFrame(rows)
+
+
+def family_dummies(families: Sequence[str]) -> dict[str, np.ndarray]:
+    """One 0/1 column per family but the first (reference), to control a logistic fit for the family."""
+    fam = np.asarray(families)
+    levels = sorted(set(fam.tolist()))
+    return {f"family={f}": (fam == f).astype(float) for f in levels[1:]}
+
+
+def layer_correlations(delta: np.ndarray, correct: Sequence[bool], groups: Sequence[Any], n_boot: int = 200,
+                       level: float = 0.9, seed: int = 0, method: str = "spearman"):
+    """Per layer, the correlation of the change with correctness and its item-bootstrap interval."""
+    import pandas as pd
+
+    rows = []
+    for layer in range(np.asarray(delta).shape[1]):
+        r, (lo, hi) = bootstrap_correlation(delta[:, layer], np.asarray(correct, float), groups, method, n_boot,
+                                            level, seed)
+        rows.append({"layer": layer, "r": r, "ci_low": lo, "ci_high": hi})
+    return pd.DataFrame(rows)
+
+
+def item_mean_interval(values: Sequence[float], groups: Sequence[Any], n_boot: int = 1000, level: float = 0.9,
+                       seed: int = 0) -> tuple[float, tuple[float, float], int]:
+    """Mean over items of each item's mean (items weigh equally, however many rows they have), with a
+    bootstrap interval over items. Returns (mean, interval, n_items); the interval is NaN for one item."""
+    v = np.asarray(values, float)
+    labels, inverse = np.unique(np.asarray(groups), return_inverse=True)
+    if len(v) != len(inverse) or len(v) == 0:
+        raise ValueError(f"item_mean_interval: {len(v)} values but {len(inverse)} group labels")
+    per_item = np.array([v[inverse == g].mean() for g in range(len(labels))])
+    if len(per_item) < 2:
+        return float(per_item.mean()), (math.nan, math.nan), len(per_item)
+    mean, ci = bootstrap_interval(per_item, n_boot=n_boot, level=level, seed=seed)
+    return mean, ci, len(per_item)
+
+
+def slope_difference(a: LogisticFit, b: LogisticFit, level: float = 0.9) -> tuple[float, tuple[float, float]]:
+    """First slope of fit a minus that of fit b, with a percentile interval from their bootstrap slopes
+    taken pairwise. Meaningful when both fits resampled the same items (same groups, n_boot and seed);
+    NaN interval when their bootstrap sizes differ."""
+    value = float(a.coef[0] - b.coef[0])
+    if len(a.boot) == 0 or len(a.boot) != len(b.boot):
+        return value, (math.nan, math.nan)
+    lo, hi = np.quantile(a.boot[:, 0] - b.boot[:, 0], [(1 - level) / 2, (1 + level) / 2])
+    return value, (float(lo), float(hi))
+
+
+def spearman_interval(a: Any, b: Any, level: float = 0.9) -> tuple[float, tuple[float, float]]:
+    """Spearman's rho of paired samples with a Fisher-z interval (Bonett-Wright standard error)."""
+    from scipy import stats
+
+    r = float(stats.spearmanr(a, b).statistic)
+    n = len(a)
+    if n < 4:
+        raise ValueError(f"spearman_interval: need at least 4 pairs, got {n}")
+    se = np.sqrt((1 + r**2 / 2) / (n - 3))
+    z = stats.norm.ppf(0.5 + level / 2)
+    if abs(r) >= 1.0:
+        return r, (r, r)  # a perfect ranking: the Fisher transform is infinite, the interval degenerate
+    return r, (float(np.tanh(np.arctanh(r) - z * se)), float(np.tanh(np.arctanh(r) + z * se)))
