@@ -160,18 +160,6 @@ def plane_through(p0, p1, p2) -> Plane:
     return Plane(origin=origin, basis=basis, coords=(P - origin) @ basis.T)
 
 
-def plane_from_basis(origin, basis) -> Plane:
-    """A plane from a point and two spanning vectors (orthonormalised here)."""
-    origin = _as_array(origin, "origin").ravel()
-    B = _as_array(basis, "basis")
-    if B.shape != (2, origin.shape[0]):
-        raise ValueError(f"basis: expected shape (2, {origin.shape[0]}), got {B.shape}")
-    Q, R = np.linalg.qr(B.T)
-    if abs(R[1, 1]) <= 1e-12 * max(abs(R[0, 0]), 1e-300):
-        raise ValueError("basis: the two vectors are (nearly) parallel, so they span no plane")
-    return Plane(origin=origin, basis=Q.T, coords=np.zeros((0, 2)))
-
-
 # ----------------------------------------------------------------------------- exact 2-D enumeration
 
 @dataclass(frozen=True)
