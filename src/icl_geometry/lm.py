@@ -102,6 +102,7 @@ class LoadedModel:
     device: str
     chat: bool
     architecture: str
+    device_map: dict[str, Any] = field(default_factory=dict)  # accelerate's placement when sharded, else empty
 
     @property
     def layers(self) -> torch.nn.ModuleList:
@@ -186,19 +187,37 @@ def _source(name_or_path: str) -> tuple[str | Path, str]:
     raise _not_found(name_or_path, "it is not a bundled model, not a local directory, and not a hub id")
 
 
-def load(name_or_path: str = DEFAULT_MODEL, device: str = "auto", dtype: torch.dtype | None = None) -> LoadedModel:
-    """Load a causal LM with eager attention (the only implementation that returns attention weights)."""
+def load(name_or_path: str = DEFAULT_MODEL, device: str = "auto", dtype: torch.dtype | None = None,
+         device_map: str | dict[str, Any] | None = None, max_memory: dict[Any, Any] | None = None,
+         offload_folder: str | Path | None = None) -> LoadedModel:
+    """Load a causal LM with eager attention (the only implementation that returns attention weights).
+
+    Placement: on the CPU the whole model sits in memory. On CUDA (device 'cuda', or 'auto' with a GPU)
+    accelerate places it (`device_map='auto'`): on one GPU when it fits, else across every visible GPU,
+    then in CPU memory, then on disk under `offload_folder`, as a 70B model needs. `device_map` (any
+    accelerate device map, e.g. {'model.layers.5': 'disk', ...}) and `max_memory` override that placement
+    on any device. Hooks, traces and the engine work the same on a sharded model: accelerate moves each
+    layer's inputs to that layer's device.
+    """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     device = resolve_device(device)
     dtype = dtype or (torch.float32 if device == "cpu" else torch.bfloat16)
     source, name = _source(name_or_path)
+    if device_map is None and device == "cuda":
+        device_map = "auto"
+    placement: dict[str, Any] = {}
+    if device_map is not None:
+        folder = offload_folder or cache_dir() / "offload" / re.sub(r"[^\w.\-]", "_", name)
+        placement = {"device_map": device_map, "max_memory": max_memory, "offload_folder": str(folder)}
     try:
         tokenizer = AutoTokenizer.from_pretrained(source)
-        model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, attn_implementation="eager")
+        model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, attn_implementation="eager", **placement)
     except OSError as err:
         raise _not_found(name_or_path, f"transformers could not find or download it ({err.__class__.__name__})") from err
-    model.to(device).eval()
+    if device_map is None:
+        model.to(device)
+    model.eval()
     cfg = model.config.get_text_config()
     n_heads = cfg.num_attention_heads
     return LoadedModel(
@@ -206,8 +225,24 @@ def load(name_or_path: str = DEFAULT_MODEL, device: str = "auto", dtype: torch.d
         n_kv_heads=getattr(cfg, "num_key_value_heads", None) or n_heads, d_model=cfg.hidden_size,
         d_mlp=getattr(cfg, "intermediate_size", None) or 4 * cfg.hidden_size,
         activation=getattr(cfg, "hidden_activation", None) or getattr(cfg, "hidden_act", "?"),
-        device=device, chat=getattr(tokenizer, "chat_template", None) is not None,
-        architecture=type(model).__name__)
+        device=input_device(model, device), chat=getattr(tokenizer, "chat_template", None) is not None,
+        architecture=type(model).__name__, device_map=dict(getattr(model, "hf_device_map", None) or {}))
+
+
+def input_device(model: torch.nn.Module, device: str) -> str:
+    """Where a batch of token ids must go: the input embedding's device under a device map (a CPU- or
+    disk-offloaded embedding takes its inputs on the CPU), else `device`."""
+    placed = getattr(model, "hf_device_map", None)
+    if not placed:
+        return device
+    embed = model.get_input_embeddings()
+    name = next((n for n, m in model.named_modules() if m is embed), "")
+    where = next((v for k, v in placed.items() if name == k or name.startswith(k + ".") or k == ""), None)
+    if where is None:
+        where = next(iter(placed.values()))
+    if isinstance(where, int):
+        return f"cuda:{where}"
+    return "cpu" if where in ("cpu", "disk") else str(where)
 
 
 def _architecture(cfg: Any, name: str, architecture: str, chat: bool) -> dict[str, Any]:
