@@ -1,12 +1,12 @@
-"""Shared fixtures: the bundled models are loaded once per test session (they are real, never mocked)."""
+"""Shared fixtures: the bundled models are loaded once per test session (they are real, never mocked).
+
+Markers are kept true: a test that is not marked `slow` and still tries to load a bundled model fails with
+a message saying so (the fast tier, `make check`, must never dequantize a model)."""
 
 from __future__ import annotations
 
-import os
-
 import pytest
-
-os.environ.setdefault("ICL_GEOMETRY_STATIC", "1")
+from hypothesis import settings
 
 
 @pytest.fixture(scope="session")
@@ -22,7 +22,26 @@ def gemma3():
 
     return lm.load("gemma3-270m", device="cpu")
 
-from hypothesis import settings  # noqa: E402
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    unmarked = [item.nodeid for item in items if {"smollm2", "gemma3"} & set(getattr(item, "fixturenames", ()))
+                and item.get_closest_marker("slow") is None]
+    if unmarked:
+        raise pytest.UsageError(f"tests using a bundled-model fixture must be marked slow: {unmarked}")
+
+
+@pytest.fixture(autouse=True)
+def _bundled_models_only_in_slow_tests(request, monkeypatch):
+    if request.node.get_closest_marker("slow") is not None:
+        return
+    from icl_geometry import lm
+
+    def refuse(entry):
+        raise RuntimeError(f"{request.node.nodeid} loads the bundled model {entry.name!r} but is not marked "
+                           "@pytest.mark.slow (the fast tier never loads a bundled model)")
+
+    monkeypatch.setattr(lm, "_materialise_bundled", refuse)
+
 
 # Wall-clock deadlines make property tests flaky on a loaded 2-core CI machine; speed lives in benchmarks/.
 settings.register_profile("book", deadline=None, derandomize=True)
