@@ -204,6 +204,7 @@ def tiny(smollm2):
     return prompts, items, tails
 
 
+@pytest.mark.slow
 def test_tail_is_the_question(smollm2, tiny):
     prompts, items, tails = tiny
     ids = lm.token_ids(smollm2, prompts)
@@ -212,6 +213,7 @@ def test_tail_is_the_question(smollm2, tiny):
         assert text.startswith(f"Q: {it.question}") and len(set(tails[:3])) == 1
 
 
+@pytest.mark.slow
 def test_packed_pass_equals_unpacked_and_the_plain_tracer(smollm2, tiny):
     prompts, items, tails = tiny
     packed = cg.trace_generate(smollm2, prompts, tails, max_new_tokens=6, batch_size=3)
@@ -235,6 +237,7 @@ def test_packed_pass_equals_unpacked_and_the_plain_tracer(smollm2, tiny):
         assert theirs.startswith(ours)  # the same greedy tokens, ours stop at the end of the first line
 
 
+@pytest.mark.slow
 def test_trace_generate_rejects_bad_tails(smollm2):
     with pytest.raises(ValueError, match="tails"):
         cg.trace_generate(smollm2, ["Q: a b c"], [2])
@@ -242,6 +245,7 @@ def test_trace_generate_rejects_bad_tails(smollm2):
         cg.trace_generate(smollm2, ["Q: a", "Q: b"], [3])
 
 
+@pytest.mark.slow
 def test_run_experiment_small(smollm2):
     run = cg.run_experiment(smollm2, ["capitals"], n_candidates=6, shots=(1, 2), perturbed_shots=(1,),
                             n_base=2, n_pool=4, max_new_tokens=6)
