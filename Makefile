@@ -62,4 +62,4 @@ lock: venv
 	mv requirements.lock.new requirements.lock
 
 clean:
-	rm -rf _build runs results course .pytest_cache .hypothesis
+	rm -rf _build runs course .pytest_cache .hypothesis
