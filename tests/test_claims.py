@@ -96,3 +96,34 @@ def test_table_with_significant_figures_prints_plain_text(book):
     values = dict(zip(book.table(sig=2).claim, book.table(sig=2).value))
     assert values == {"tiny": "0", "large": "17000", "small": "3.6e-05"}
     assert book.table(sig=2, floor=0.0).value.iloc[0] == "1.6e-07"
+
+
+def test_no_effect_needs_a_margin_declared_beforehand(book):
+    assert book.record("tight", 0.0, kind="paper", direction="greater", interval=(-0.7, 0.75)).verdict == "inconclusive"
+    c = book.record("null", 0.0, kind="paper", direction="greater", interval=(-0.7, 0.75), null_margin=1.0)
+    assert c.verdict == "no effect" and c.null_margin == 1.0
+    assert book.record("wide", 0.0, kind="paper", direction="greater", interval=(-2, 2), null_margin=1.0).verdict == "inconclusive"
+    assert book.record("big", 3.0, kind="paper", direction="greater", interval=(2, 4), null_margin=1.0).verdict == "reproduced"
+
+
+def test_claims_of_no_effect(book):
+    kw = dict(kind="paper", direction="none", null_margin=0.1)
+    assert book.record("a", 0.01, interval=(-0.05, 0.05), **kw).verdict == "reproduced"
+    assert book.record("b", 0.5, interval=(0.3, 0.7), **kw).verdict == "not reproduced"
+    assert book.record("c", 0.05, interval=(-0.05, 0.2), **kw).verdict == "inconclusive"
+    with pytest.raises(ValueError, match="null_margin"):
+        book.record("d", 0.0, kind="paper", direction="none", interval=(-1, 1))
+
+
+def test_kinds_intervals_and_forced_outcomes(book):
+    with pytest.raises(ValueError, match="kind"):
+        book.record("x", 1.0, kind="replication", direction="greater", interval=(0.5, 1.5))
+    with pytest.raises(ValueError, match="interval"):
+        book.record("x", 1.0, kind="paper", direction="greater")
+    assert book.record("exact", 3.0, kind="paper", direction="greater", exact="a count on fixed data").verdict == "reproduced"
+    check = book.record("identity", 0.0, kind="check", expected=0.0, tolerance=0.0)
+    forced = book.record("capped", -5.0, kind="paper", direction="greater", interval=(-6, -4),
+                         forced_by="the absolute reading is capped at 9 keys per head")
+    assert not check.counts and not forced.counts and book.claims["exact"].counts
+    assert "forced" in book.found().set_index("claim").loc["capped", "verdict"]
+    assert book.false_positive_note().startswith("0 paper claims")  # "exact" counts but has no interval to err

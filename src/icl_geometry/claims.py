@@ -19,8 +19,11 @@ from pathlib import Path
 from typing import Any
 
 RESULTS_ENV = "ICL_GEOMETRY_RESULTS"
-VERDICTS = ("reproduced", "not reproduced", "inconclusive")
-DIRECTIONS = ("greater", "less")
+VERDICTS = ("reproduced", "not reproduced", "inconclusive", "no effect")
+DIRECTIONS = ("greater", "less", "none")  # "none": the claim is that there is no effect (within null_margin)
+# paper: a statement the paper makes; ours: the book's own derivation, extension or control;
+# check: an identity or self-consistency check that cannot fail with correct code (never a replication).
+KINDS = ("paper", "ours", "check")
 
 
 def repo_root(start: Path | None = None) -> Path:
@@ -50,6 +53,15 @@ class Claim:
     note: str = ""
     low: float | None = None  # uncertainty interval on `value`, if the chapter measured one
     high: float | None = None
+    kind: str | None = None  # one of KINDS
+    null_margin: float | None = None  # smallest effect of interest, declared before measuring
+    forced_by: str = ""  # why the outcome is forced by how the measure is built (then it is no evidence)
+    exact: str = ""  # why the value has no sampling uncertainty (then it needs no interval)
+
+    @property
+    def counts(self) -> bool:
+        """Whether this claim enters the replication count: a paper claim whose outcome was not forced."""
+        return self.kind == "paper" and not self.forced_by
 
 
 def _number(name: str, v: Any) -> float:
@@ -64,16 +76,22 @@ def _number(name: str, v: Any) -> float:
 
 def judge(value: float, *, expected: float | None = None, tolerance: float | None = None,
           direction: str | None = None, threshold: float = 0.0,
-          interval: tuple[float, float] | None = None) -> tuple[str, str]:
+          interval: tuple[float, float] | None = None, null_margin: float | None = None) -> tuple[str, str]:
     """Verdict and a readable expectation for one value.
 
     - `expected` + `tolerance`: reproduced when |value - expected| <= tolerance.
     - `direction` ('greater'/'less') + `threshold`: reproduced when value lies on that side.
       With an `interval` (e.g. a bootstrap CI), an interval that straddles the threshold is
-      'inconclusive' rather than a verdict either way.
+      'inconclusive' rather than a verdict either way, unless a `null_margin` d was declared and the
+      interval lies inside [threshold - d, threshold + d]: then the verdict is 'no effect'.
+    - `direction='none'` (the claim is that there is no effect) + `null_margin` + `interval`: reproduced
+      when the interval lies inside the margin, not reproduced when it excludes the threshold,
+      inconclusive otherwise.
     """
     if (expected is None) == (direction is None):
         raise ValueError("claims: give exactly one of `expected` (with `tolerance`) or `direction`")
+    if null_margin is not None and (direction is None or not null_margin > 0):
+        raise ValueError(f"claims: `null_margin` must be a number > 0 and goes with `direction`, got {null_margin!r}")
     if expected is not None:
         if tolerance is None or tolerance < 0:
             raise ValueError(f"claims: `tolerance` must be a number >= 0 with `expected`, got {tolerance!r}")
@@ -81,12 +99,21 @@ def judge(value: float, *, expected: float | None = None, tolerance: float | Non
         return ("reproduced" if ok else "not reproduced"), f"{expected:g} ± {tolerance:g}"
     if direction not in DIRECTIONS:
         raise ValueError(f"claims: `direction` = {direction!r} is not allowed: expected one of {list(DIRECTIONS)}")
+    lo, hi = sorted(interval) if interval is not None else (value, value)
+    inside = null_margin is not None and threshold - null_margin <= lo and hi <= threshold + null_margin
+    if direction == "none":
+        if null_margin is None or interval is None:
+            raise ValueError("claims: direction='none' (no effect) needs a `null_margin` and an `interval`")
+        text = f"within {threshold:g} ± {null_margin:g}"
+        if inside:
+            return "reproduced", text
+        return ("inconclusive" if lo <= threshold <= hi else "not reproduced"), text
     sign = ">" if direction == "greater" else "<"
-    text = f"{sign} {threshold:g}"
-    if interval is not None:
-        lo, hi = sorted(interval)
-        if lo <= threshold <= hi:
-            return "inconclusive", text
+    text = f"{sign} {threshold:g}" + (f" (no effect: within ± {null_margin:g})" if null_margin is not None else "")
+    if inside:
+        return "no effect", text
+    if interval is not None and lo <= threshold <= hi:
+        return "inconclusive", text
     ok = value > threshold if direction == "greater" else value < threshold
     return ("reproduced" if ok else "not reproduced"), text
 
@@ -100,22 +127,44 @@ class ClaimBook:
         self.path = Path(path) if path else results_dir(str(self.meta.get("profile", "ci"))) / f"{self.chapter}.json"
         self.claims: dict[str, Claim] = {}
 
-    def record(self, claim_id: str, value: Any, *, expected: float | None = None,
+    def record(self, claim_id: str, value: Any, *, kind: str | None = None, expected: float | None = None,
                tolerance: float | None = None, direction: str | None = None, threshold: float = 0.0,
-               interval: tuple[float, float] | None = None, paper: str = "", note: str = "") -> Claim:
-        """Judge `value` (see `judge`) and save it; returns the recorded claim."""
+               interval: tuple[float, float] | None = None, null_margin: float | None = None,
+               paper: str = "", note: str = "", forced_by: str = "", exact: str = "") -> Claim:
+        """Judge `value` (see `judge`) and save it; returns the recorded claim.
+
+        kind: 'paper', 'ours' or 'check' (see KINDS). A paper or ours claim judged by a direction needs an
+        `interval`, unless `exact` says why the value has no sampling uncertainty. `forced_by` says why
+        the outcome could not have come out otherwise (such a claim is shown, never counted).
+        """
         if not claim_id or not isinstance(claim_id, str):
             raise ValueError(f"claims: claim_id must be a non-empty string, got {claim_id!r}")
+        if kind is not None and kind not in KINDS:
+            raise ValueError(f"claims: kind = {kind!r} is not allowed: expected one of {list(KINDS)}")
         value = _number("value", value)
         if interval is not None:
             interval = (_number("interval[0]", interval[0]), _number("interval[1]", interval[1]))
+        if kind in ("paper", "ours") and direction is not None and interval is None and not exact:
+            raise ValueError(f"claims: {claim_id!r} is a data-dependent verdict: give its `interval` "
+                             f"(seeds, restarts or bootstrap), or say in `exact` why it has none")
         verdict, expectation = judge(value, expected=expected, tolerance=tolerance, direction=direction,
-                                     threshold=threshold, interval=interval)
+                                     threshold=threshold, interval=interval, null_margin=null_margin)
         claim = Claim(claim_id, value, verdict, expectation, paper, note,
-                      *(sorted(interval) if interval else (None, None)))
+                      *(sorted(interval) if interval else (None, None)), kind, null_margin, forced_by, exact)
         self.claims[claim_id] = claim
         self.save()
         return claim
+
+    def false_positive_note(self, level: float = 0.9) -> str:
+        """How many paper claims this run judges, and how many would come out 'reproduced' by chance alone
+        if every paper claim were false (each one-sided interval at `level` excludes the threshold on the
+        claimed side with probability (1 - level) / 2 under the null)."""
+        judged = [c for c in self.claims.values() if c.counts and c.low is not None]
+        n = len(judged)
+        chance = n * (1 - level) / 2
+        at_least_one = 1 - (1 - (1 - level) / 2) ** n if n else 0.0
+        return (f"{n} paper claims judged with {level:.0%} intervals: if all were false, about {chance:.1f} "
+                f"would still come out 'reproduced' by chance (at least one with probability {at_least_one:.0%}).")
 
     def save(self) -> None:
         payload = {"chapter": self.chapter, "config": self.meta,
@@ -140,9 +189,12 @@ class ClaimBook:
                 return round(value, digits)
             return format(round_sig(value if abs(value) >= floor else 0.0, sig), "g")
 
-        rows = [{"claim": c.claim_id, "value": shown(c.value), "expected": c.expectation, "verdict": c.verdict}
-                for c in self.claims.values()]
-        return pd.DataFrame(rows, columns=["claim", "value", "expected", "verdict"])
+        rows = [{"claim": c.claim_id, "kind": c.kind or "", "value": shown(c.value), "expected": c.expectation,
+                 "verdict": c.verdict + (" (forced)" if c.forced_by else "")} for c in self.claims.values()]
+        columns = ["claim", "kind", "value", "expected", "verdict"]
+        if not any(row["kind"] for row in rows):  # chapters not yet labelled print as before
+            columns.remove("kind")
+        return pd.DataFrame(rows, columns=["claim", "kind", "value", "expected", "verdict"])[columns]
 
 
     def found(self, digits: int = 2):
@@ -150,10 +202,11 @@ class ClaimBook:
         value and its interval (`digits` significant figures), and the verdict."""
         import pandas as pd
 
-        rows = [{"claim": c.claim_id, "paper": c.paper, "measured": f"{c.value:.{digits}g}",
+        rows = [{"claim": c.claim_id, "kind": c.kind or "", "paper": c.paper, "measured": f"{c.value:.{digits}g}",
                  "interval": "" if c.low is None else f"[{c.low:.{digits}g}, {c.high:.{digits}g}]",
-                 "verdict": c.verdict} for c in self.claims.values()]
-        return pd.DataFrame(rows, columns=["claim", "paper", "measured", "interval", "verdict"])
+                 "verdict": c.verdict + (f" (forced: {c.forced_by})" if c.forced_by else "")}
+                for c in self.claims.values()]
+        return pd.DataFrame(rows, columns=["claim", "kind", "paper", "measured", "interval", "verdict"])
 
 
 def report_table(directory: Path | None = None):
