@@ -80,9 +80,9 @@ def run_chapter(chapter: str, profile: str = "ci", device: str = "auto", seed: i
     target = source if inplace else (out_dir or repo_root() / "runs" / profile) / spec.notebook
     target.parent.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault(STATIC_ENV, "1")
-    # Results land beside the executed notebook (runs/<profile>/results/), unless the caller chose a folder.
-    results = os.environ.get(RESULTS_ENV) or str((repo_root() / "runs" / profile if inplace else target.parent)
-                                                 / "results")
+    # Results land beside the executed notebook: book/results/ for the committed chapters (--inplace; the
+    # report page is built from them), runs/<profile>/results/ otherwise, unless the caller chose a folder.
+    results = os.environ.get(RESULTS_ENV) or str(target.parent / "results")
     saved = os.environ.get(RESULTS_ENV)
     os.environ[RESULTS_ENV] = results  # the kernel inherits it
     try:
