@@ -3,6 +3,7 @@ from icl_geometry.tasks import FAMILIES
 
 SPEC = ChapterSpec(
     number="00",
+    paper="A",
     slug="inside_a_small_llm",
     title="Inside a small LLM",
     uses_model=True,

@@ -2,6 +2,7 @@ from icl_geometry.chapters.schema import ChapterSpec, Param
 
 SPEC = ChapterSpec(
     number="01",
+    paper="A",
     slug="partition_geometry",
     title="Partition geometry of MLPs: exact linear regions, and why intrinsic dimension multiplies them",
     uses_model=True,

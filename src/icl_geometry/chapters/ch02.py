@@ -2,6 +2,7 @@ from icl_geometry.chapters.schema import ChapterSpec, Param
 
 SPEC = ChapterSpec(
     number="02",
+    paper="A",
     slug="attention_graphs",
     title="Attention as a graph: density, the Minkowski-sum bound, and the attention + MLP toy",
     uses_model=True,

@@ -3,6 +3,7 @@ from icl_geometry.tasks import FAMILIES
 
 SPEC = ChapterSpec(
     number="03",
+    paper="A",
     slug="intrinsic_dimension",
     title="Intrinsic dimension: estimators you can trust, next to the paper's attention count",
     uses_model=True,

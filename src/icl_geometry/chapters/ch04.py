@@ -3,6 +3,7 @@ from icl_geometry.tasks import CHAT_STYLES
 
 SPEC = ChapterSpec(
     number="04",
+    paper="A",
     slug="context_and_reasoning",
     title="Context and reasoning: does the last layer's intrinsic dimension predict a correct answer?",
     uses_model=True,

@@ -7,6 +7,7 @@ def _grid(stop: float, step: float) -> tuple[float, ...]:
 
 SPEC = ChapterSpec(
     number="05",
+    paper="B",
     slug="icl_linear_regression",
     title="In-context linear regression: why a higher-rank attention is more easily distracted",
     uses_model=False,

@@ -105,6 +105,7 @@ class ChapterSpec:
     params: tuple[Param, ...] = ()
     uses_model: bool = False
     default_model: str = DEFAULT_MODEL
+    paper: str = ""  # which paper the chapter replicates: "A" or "B" (the report groups claims by it)
     # Checks that involve several knobs: each takes the validated values and raises ValueError naming them.
     checks: tuple[Callable[[Mapping[str, Any]], None], ...] = ()
 
