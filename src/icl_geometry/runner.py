@@ -27,9 +27,11 @@ from icl_geometry.chapters import all_specs, get_spec
 from icl_geometry.claims import RESULTS_ENV, repo_root
 from icl_geometry.chapters.schema import PROFILES
 from icl_geometry.lm import DEVICES
+from icl_geometry.report import counts_line, load_rows, write_report
 from icl_geometry.widgets import STATIC_ENV
 
 BOOK_FILES = ("_config.yml", "_toc.yml", "references.bib")
+REPORT_COUNTS = "<!-- report-counts -->"  # in book/intro.md: replaced by the report's counts at build time
 
 
 class ChapterFailed(RuntimeError):
@@ -112,6 +114,10 @@ def stage_book(notebooks: Path, stage: Path) -> Path:
     for page in (root / "book").iterdir():
         if page.suffix in (".md", ".png", ".svg") or page.is_dir() and page.name in ("images", "figures"):
             (shutil.copytree if page.is_dir() else shutil.copy2)(page, stage / "book" / page.name)
+    write_report(root / "book", stage / "book" / "report.md")
+    intro = stage / "book" / "intro.md"
+    intro.write_text(intro.read_text().replace(REPORT_COUNTS, counts_line(load_rows(root / "book" / "results",
+                                                                                     root / "book" / "recorded"))))
     for spec in all_specs().values():
         nb = notebooks / spec.notebook
         if not nb.exists():
