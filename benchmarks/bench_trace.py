@@ -1,4 +1,4 @@
-"""`lm.trace` against a plain forward pass on the bundled models, 512-token prompt, CPU.
+"""`engine.trace` against a plain forward pass on the bundled models, 512-token prompt, CPU.
 
 Reports the wall time of each and the ratio (target <= 1.2x: the hooks copy only the rows asked for).
 Writes benchmarks/results/trace.json.
@@ -15,7 +15,7 @@ import torch
 
 from _common import machine_info, write_results
 
-from icl_geometry import lm, tasks
+from icl_geometry import engine, lm, tasks
 
 
 def best_of(fn, repeats: int = 3) -> float:
@@ -47,7 +47,7 @@ def main() -> None:
 
         plain()
         t_plain = best_of(plain)
-        t_trace = best_of(lambda: lm.trace(loaded, prompt))
+        t_trace = best_of(lambda: engine.trace(loaded, prompt))
         rows.append({"model": name, "tokens": n, "plain_s": round(t_plain, 3), "trace_s": round(t_trace, 3),
                      "ratio": round(t_trace / t_plain, 3), "threads": torch.get_num_threads()})
         print(rows[-1], flush=True)

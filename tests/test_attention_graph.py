@@ -291,10 +291,10 @@ def test_id_eps_on_real_attention_rows():
     """Last-token rows of SmolLM2 (eager attention): the absolute reading counts at most 9 keys per head
     (at most 9 weights of a row can exceed 0.1), the relative reading at least 1, and the summed reading
     is the per-head sum; the effective degree lies between 1 and the row's support."""
-    from icl_geometry import lm
+    from icl_geometry import engine, lm
 
     loaded = lm.load("smollm2-135m", "cpu")
-    tr = lm.trace(loaded, "Q: What is 12 + 30?\nA: 42\n\nQ: What is 21 + 13?\nA:")
+    tr = engine.trace(loaded, "Q: What is 12 + 30?\nA: 42\n\nQ: What is 21 + 13?\nA:")
     last = tr.attention_rows[:, :, -1, :]  # (layers, heads, seq_len)
     np.testing.assert_allclose(last.sum(-1).numpy(), 1, atol=1e-4)
     per_head = ag.id_eps(last, 0.1, "absolute", "per_head", head_axis=1)

@@ -296,10 +296,10 @@ def test_bad_input_names_the_parameter():
 
 @pytest.mark.slow
 def test_smollm2_gate_arrangement_on_a_plane_through_real_tokens():
-    from icl_geometry import lm
+    from icl_geometry import engine, lm
 
     loaded = lm.load("smollm2-135m", "cpu")
-    tr = lm.trace(loaded, "The cat sat on the mat while the dog slept by the fire.", positions=(-9, -5, -2))
+    tr = engine.trace(loaded, "The cat sat on the mat while the dog slept by the fire.", positions=(-9, -5, -2))
     for layer in (1, loaded.n_layers - 2):
         X = tr.mlp_inputs[layer]
         gate = loaded.layers[layer].mlp.gate_proj

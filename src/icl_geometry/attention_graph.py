@@ -3,7 +3,7 @@ degree and density at a threshold, entropy-based effective degree, and a numeric
 (multi-head attention outputs lie in a Minkowski sum of per-head convex hulls of bounded dimension).
 
 Conventions. An attention *row* is one query's weights over the keys (last axis). Arrays shaped like
-`lm.Trace.attention_rows`, (n_layers, n_heads, n_positions, seq_len), have heads on axis 1; a 2-d array
+`engine.Trace.attention_rows`, (n_layers, n_heads, n_positions, seq_len), have heads on axis 1; a 2-d array
 is (n_heads, seq_len); a 1-d array is one head's row. Pass `head_axis` for any other layout.
 Edges follow the paper's strict inequality: weight > eps ("absolute") or weight > eps x the row's
 maximum ("relative", the authors' earlier SplineLLM code).

@@ -1,15 +1,29 @@
-"""The one way prompts go through a language model: traced forward passes (MLP inputs and attention
-rows per layer), greedy generation, and scoring of candidate continuations."""
+"""The one way prompts go through a language model: traced forward passes (`trace`, `trace_batch`: per layer,
+the MLP input and the attention rows of chosen positions), greedy answers (`generate`) and the log-probability
+of candidate answers (`score_choices`).
+
+Every path that answers decodes with the same greedy loop, `greedy`; the packed pass of chapter 4
+(`icl_geometry.packing.trace_generate`) uses it too. Batches are formed by `batches`: prompts sorted by
+length, at most `batch_size` per forward pass and at most `batch_tokens` padded token positions.
+
+Sharded models (accelerate's `device_map`, see `lm.load`) work unchanged: inputs go to `loaded.device` (the
+input embedding's), and a hooked tensor is always indexed with index tensors moved to that tensor's device.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
+import numpy as np
 import torch
 
-from .lm import LoadedModel, encode, layer_hooks
+from .lm import LoadedModel, encode, layer_hooks, token_ids
 
+Stop = Callable[[str], bool]
+
+
+# ============================================================================= traces
 
 @dataclass
 class Trace:
@@ -40,23 +54,29 @@ def _resolve_positions(positions: Sequence[int], length: int) -> list[int]:
     return out
 
 
+def progress_bar(items: Any, show: bool, desc: str, unit: str = "batch") -> Any:
+    """`items`, wrapped in a tqdm progress bar when `show`."""
+    if not show:
+        return items
+    from tqdm.auto import tqdm
+
+    return tqdm(items, desc=desc, unit=unit)
+
+
 @torch.no_grad()
 def trace_batch(loaded: LoadedModel, prompts: Sequence[str], positions: Sequence[int] = (-1,),
                 full_attention: bool = False, batch_size: int = 8,
                 progress: bool = False) -> list[Trace]:
-    """Trace several prompts in left-padded batches; same result as `trace` on each, faster."""
+    """Trace several prompts in left-padded batches of `batch_size` (in input order); the same result as
+    `trace` on each, faster."""
     if isinstance(prompts, str):
         raise ValueError("prompts: expected a sequence of strings; use trace() for one prompt")
     if len(positions) == 0:
         raise ValueError("positions: expected at least one token position, e.g. (-1,) for the last token")
-    chunks = [prompts[i:i + batch_size] for i in range(0, len(prompts), batch_size)]
-    if progress:
-        from tqdm.auto import tqdm
-
-        chunks = tqdm(chunks, desc=f"tracing {loaded.name}", unit="batch")
+    chunks = [list(prompts[i:i + batch_size]) for i in range(0, len(prompts), batch_size)]
     traces: list[Trace] = []
-    for chunk in chunks:
-        traces.extend(_trace_chunk(loaded, list(chunk), list(positions), full_attention))
+    for chunk in progress_bar(chunks, progress, f"tracing {loaded.name}"):
+        traces.extend(_trace_chunk(loaded, chunk, list(positions), full_attention))
     return traces
 
 
@@ -85,28 +105,196 @@ def _trace_chunk(loaded: LoadedModel, prompts: list[str], positions: list[int],
     att_full: list[torch.Tensor] = []
 
     def on_mlp(_layer: int, x: torch.Tensor) -> None:
-        mlp_in.append(x[rows_index, cols.to(x.device)].float().cpu())
+        mlp_in.append(x[rows_index.to(x.device), cols.to(x.device)].float().cpu())
 
-    def on_attn(_layer: int, weights: torch.Tensor) -> None:
-        att_rows.append(weights[rows_index, :, cols.to(weights.device)].float().cpu())  # (B, P, H, W)
+    def on_attn(_layer: int, w: torch.Tensor) -> None:
+        att_rows.append(w[rows_index.to(w.device), :, cols.to(w.device)].float().cpu())  # (B, P, H, W)
         if full_attention:
-            att_full.append(weights.float().cpu())
+            att_full.append(w.float().cpu())
 
     with layer_hooks(loaded, on_mlp, on_attn):
-        out = loaded.model(**enc, use_cache=False)
+        out = loaded.model(**enc, use_cache=False, logits_to_keep=1)
 
     logits = out.logits[:, -1].float().cpu()
     mlp = torch.stack(mlp_in, dim=1)  # (B, L, P, D)
     rows = torch.stack(att_rows, dim=1).permute(0, 1, 3, 2, 4)  # (B, L, H, P, W)
+    full_maps = torch.stack(att_full, 1) if full_attention else None
     ids = enc["input_ids"].cpu()
     traces = []
     for b, prompt in enumerate(prompts):
         start = width - lengths[b]
-        token_ids = ids[b, start:].tolist()
-        full = torch.stack(att_full, 1)[b, :, :, start:, start:].contiguous() if full_attention else None
+        tids = ids[b, start:].tolist()
+        full = full_maps[b, :, :, start:, start:].contiguous() if full_maps is not None else None
         traces.append(Trace(
-            prompt=prompt, token_ids=token_ids,
-            tokens=loaded.tokenizer.convert_ids_to_tokens(token_ids), positions=resolved[b],
-            mlp_inputs=mlp[b].contiguous(), attention_rows=rows[b, ..., start:].contiguous(),
+            prompt=prompt, token_ids=tids, tokens=loaded.tokenizer.convert_ids_to_tokens(tids),
+            positions=resolved[b], mlp_inputs=mlp[b].contiguous(), attention_rows=rows[b, ..., start:].contiguous(),
             logits=logits[b], attention=full))
     return traces
+
+
+# ============================================================================= batching and greedy decoding
+
+def batches(things: Sequence[Any], lengths: Sequence[int], size: int, tokens: int) -> list[list[Any]]:
+    """Consecutive groups of `things` (sorted by length, ascending) with at most `size` members and at most
+    `tokens` padded token positions (members x longest); a thing longer than `tokens` forms a group alone."""
+    out: list[list[Any]] = []
+    longest = 0
+    for thing, n in zip(things, lengths, strict=True):
+        if out and len(out[-1]) < size and (len(out[-1]) + 1) * max(longest, n) <= tokens:
+            out[-1].append(thing)
+            longest = max(longest, n)
+        else:
+            out.append([thing])
+            longest = n
+    return out
+
+
+def eos_ids(loaded: LoadedModel) -> set[int]:
+    """Token ids that end an answer: the generation config's EOS ids and the tokenizer's."""
+    ids: set[int] = set()
+    for v in (getattr(loaded.model.generation_config, "eos_token_id", None), loaded.tokenizer.eos_token_id):
+        if v is None:
+            continue
+        ids.update([v] if isinstance(v, int) else list(v))
+    return ids
+
+
+def pad_id(loaded: LoadedModel) -> int:
+    tok = loaded.tokenizer
+    for v in (tok.pad_token_id, tok.eos_token_id):
+        if v is not None:
+            return int(v)
+    return 0
+
+
+def greedy(loaded: LoadedModel, logits: torch.Tensor, step: Callable[[torch.Tensor], torch.Tensor],
+           max_new_tokens: int, stop: Stop | None = None) -> tuple[list[str], int]:
+    """The greedy decoding loop every answering path uses.
+
+    logits (n, vocab): the next-token logits of n sequences after their prompts. `step(ids)` feeds one token
+    per sequence (a LongTensor (n,) on the CPU; finished sequences get the pad id) and returns the next
+    logits (n, vocab). A sequence ends at an EOS token (not part of its text), when `stop(text)` is true, or
+    after `max_new_tokens` tokens. Returns the decoded texts and the number of `step` calls.
+    """
+    tok, eos, pad = loaded.tokenizer, eos_ids(loaded), pad_id(loaded)
+    n = logits.shape[0]
+    new: list[list[int]] = [[] for _ in range(n)]
+    done = np.zeros(n, bool)
+    nxt = logits.argmax(-1).cpu()
+    steps = 0
+    for i_step in range(max_new_tokens):
+        for i in np.flatnonzero(~done):
+            t = int(nxt[i])
+            if t in eos:
+                done[i] = True
+                continue
+            new[i].append(t)
+            if stop is not None and stop(tok.decode(new[i], skip_special_tokens=True)):
+                done[i] = True
+        if done.all() or i_step == max_new_tokens - 1:
+            break
+        nxt = step(torch.where(torch.from_numpy(done), pad, nxt)).argmax(-1).cpu()
+        steps += 1
+    return [tok.decode(x, skip_special_tokens=True) for x in new], steps
+
+
+def continue_greedy(loaded: LoadedModel, out: Any, attention_mask: torch.Tensor, position_ids: torch.Tensor,
+                    max_new_tokens: int, stop: Stop | None = None) -> tuple[list[str], int]:
+    """`greedy` from the output of a left-padded prefill (`lm.encode`'s mask and position ids, run with
+    `use_cache=True`): each step feeds one token per row on the prefill's key-value cache."""
+    cache = out.past_key_values
+    state = {"mask": attention_mask, "pos": position_ids[:, -1:]}
+
+    def step(ids: torch.Tensor) -> torch.Tensor:
+        mask = state["mask"] = torch.cat([state["mask"], state["mask"].new_ones(len(ids), 1)], dim=1)
+        pos = state["pos"] = state["pos"] + 1
+        o = loaded.model(input_ids=ids[:, None].to(loaded.device), attention_mask=mask, position_ids=pos,
+                         past_key_values=cache, use_cache=True, logits_to_keep=1)
+        return o.logits[:, -1]
+
+    return greedy(loaded, out.logits[:, -1], step, max_new_tokens, stop)
+
+
+@torch.no_grad()
+def generate(loaded: LoadedModel, prompts: Sequence[str], max_new_tokens: int = 16, stop: Stop | None = None,
+             batch_size: int = 16, batch_tokens: int = 8192, progress: bool = False) -> list[str]:
+    """Greedy continuations of already-formatted prompts, decoded to text (special tokens dropped), in input
+    order. An answer ends at EOS, after `max_new_tokens` tokens, or once `stop(text)` holds (e.g.
+    `tasks.stop_at_newline`). The same tokens as Hugging Face's `model.generate(do_sample=False)`."""
+    if isinstance(prompts, str):
+        raise ValueError("prompts: expected a sequence of strings, not one string")
+    if max_new_tokens < 1:
+        raise ValueError(f"max_new_tokens = {max_new_tokens!r} is not allowed: expected an integer >= 1")
+    lengths = [len(x) for x in token_ids(loaded, prompts)] if prompts else []
+    order = sorted(range(len(prompts)), key=lambda i: lengths[i])
+    outputs = [""] * len(prompts)
+    for chunk in progress_bar(batches(order, [lengths[i] for i in order], batch_size, batch_tokens), progress,
+                           f"generating with {loaded.name}"):
+        enc = encode(loaded, [prompts[i] for i in chunk])
+        out = loaded.model(**enc, use_cache=True, logits_to_keep=1)
+        texts, _ = continue_greedy(loaded, out, enc["attention_mask"], enc["position_ids"], max_new_tokens, stop)
+        for i, text in zip(chunk, texts):
+            outputs[i] = text
+    return outputs
+
+
+# ============================================================================= constrained choices
+
+def choice_token_ids(loaded: LoadedModel, prompt: str, choices: Sequence[str]) -> tuple[list[int], list[list[int]]]:
+    """The prompt's token ids (as `trace` and `generate` feed them) and, for each choice, the tokens that
+    follow them when the text prompt + choice is tokenised. Raises ValueError when the joint tokenisation
+    does not begin with the prompt's own tokens (a token spans the boundary: move the space into the
+    choice, e.g. 'A:' + ' Paris') or a choice adds no token."""
+    head = token_ids(loaded, [prompt])[0]
+    out = []
+    for choice, full in zip(choices, token_ids(loaded, [prompt + c for c in choices]), strict=True):
+        if full[:len(head)] != head:
+            raise ValueError(f"choices: {choice!r} merges with the end of the prompt into one token, so its "
+                             f"probability after the prompt's tokens is not defined; start it at a token "
+                             f"boundary (e.g. with a space)")
+        if len(full) == len(head):
+            raise ValueError(f"choices: {choice!r} adds no token to the prompt")
+        out.append(full[len(head):])
+    return head, out
+
+
+@torch.no_grad()
+def score_choices(loaded: LoadedModel, prompts: Sequence[str], choices: Sequence[str] | Sequence[Sequence[str]],
+                  batch_size: int = 32, batch_tokens: int = 8192, progress: bool = False) -> list[np.ndarray]:
+    """Summed log-probability (natural log, float64) of each candidate continuation after each prompt.
+
+    `choices`: one list of candidates for every prompt, or one list per prompt (lengths may differ). Each
+    prompt + choice is one sequence (token ids from `choice_token_ids`, exact); candidates of different
+    token lengths are scored in the same left-padded batch. Returns one array per prompt, in the order of
+    its choices; divide by `len(choice_token_ids(...)[1][j])` for a per-token score.
+    """
+    if isinstance(prompts, str):
+        raise ValueError("prompts: expected a sequence of strings, not one string")
+    shared = len(choices) > 0 and isinstance(choices[0], str)
+    per_prompt = [list(choices)] * len(prompts) if shared else [list(c) for c in choices]
+    if len(per_prompt) != len(prompts) or any(len(c) == 0 for c in per_prompt):
+        raise ValueError(f"choices: expected one non-empty list of strings, or one per prompt ({len(prompts)})")
+    rows: list[tuple[int, int, list[int], int]] = []  # (prompt, choice, ids, continuation length)
+    for i, (prompt, cands) in enumerate(zip(prompts, per_prompt)):
+        head, tails = choice_token_ids(loaded, prompt, cands)
+        rows += [(i, j, head + t, len(t)) for j, t in enumerate(tails)]
+    scores = [np.zeros(len(c)) for c in per_prompt]
+    rows.sort(key=lambda r: len(r[2]))
+    pad = pad_id(loaded)
+    for group in progress_bar(batches(rows, [len(r[2]) for r in rows], batch_size, batch_tokens), progress,
+                           f"scoring with {loaded.name}"):
+        width, keep = max(len(r[2]) for r in group), max(r[3] for r in group) + 1
+        ids = torch.full((len(group), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(group), width), dtype=torch.long)
+        for b, (_, _, x, _) in enumerate(group):
+            ids[b, width - len(x):] = torch.tensor(x)
+            mask[b, width - len(x):] = 1
+        pos = (mask.cumsum(-1) - 1).clamp(min=0)
+        out = loaded.model(input_ids=ids.to(loaded.device), attention_mask=mask.to(loaded.device),
+                           position_ids=pos.to(loaded.device), use_cache=False, logits_to_keep=keep)
+        logits = out.logits[:, -keep:-1]  # position p predicts token p + 1: the last `keep - 1` tokens
+        for b, (i, j, x, c) in enumerate(group):
+            logp = torch.log_softmax(logits[b, keep - 1 - c:].double(), dim=-1)
+            target = torch.tensor(x[-c:], device=logp.device)
+            scores[i][j] = float(logp.gather(-1, target[:, None]).sum())
+    return scores

@@ -460,6 +460,26 @@ def twonn(X, *, discard_fraction: float = 0.1, method: str = "linear", duplicate
                      "TwoNN is undefined here: every point's two nearest neighbours are equidistant")
 
 
+def twonn_clouds(X, *, discard_fraction: float = 0.1, tol: float = 1e-6) -> np.ndarray:
+    """TwoNN ("linear", as `twonn`, duplicates skipped) of each of a batch of small clouds X (..., n, D): one
+    estimate per leading index, NaN where fewer than 3 points have a nonzero nearest-neighbour distance
+    (relative to the cloud's RMS radius, `tol`). Exact float64 distances; for clouds of tens of points
+    (e.g. the tokens of one question at one layer), where `twonn`'s per-call set-up would dominate."""
+    X = torch.as_tensor(X)
+    lead = X.shape[:-2]
+    Xf = X.reshape(-1, *X.shape[-2:]).to(torch.float64)
+    dist = torch.cdist(Xf, Xf, compute_mode="donot_use_mm_for_euclid_dist")
+    dist.diagonal(dim1=-2, dim2=-1).fill_(float("inf"))
+    r = dist.topk(2, dim=-1, largest=False).values.cpu().numpy()  # (batch, n, 2)
+    scale = ((Xf - Xf.mean(-2, keepdim=True)) ** 2).sum(-1).mean(-1).sqrt().cpu().numpy()  # RMS radius
+    out = np.full(len(r), np.nan)
+    for i, (ri, s) in enumerate(zip(r, scale)):
+        ok = ri[:, 0] > tol * max(s, 1e-30)
+        if ok.sum() >= 3:
+            out[i] = _twonn_from_log_mu(np.log(ri[ok, 1] / ri[ok, 0]), discard_fraction, "linear")
+    return out.reshape(lead)
+
+
 # ----------------------------------------------------------------------------- Levina-Bickel MLE
 
 def _mle_from_inverse(inv: np.ndarray, average: str) -> float:

@@ -499,14 +499,15 @@ def few_shot_prompts(loaded: Any, items: Sequence[Item], pool: Sequence[Item], k
 def evaluate(loaded: Any, items: Sequence[Item], pool: Sequence[Item], k: int, seed: int = 0,
              context: str = "shots", max_new_tokens: int = 16, batch_size: int = 16,
              progress: bool = False, chat_style: str = "multi_turn") -> Evaluation:
-    """Greedy answers of a model to k-shot prompts, scored by `is_correct` (which reads the first line).
+    """Greedy answers (`engine.generate`) of a model to k-shot prompts, scored by `is_correct` (which reads
+    the first line; numeric answers take the first number anywhere, so answers are not cut at a newline).
 
     16 new tokens fit a restated answer ("The first letter of the word 'balloon' is 'B'."); with 10, such
     answers were cut before the answer and scored wrong.
     """
-    from icl_geometry import lm
+    from icl_geometry import engine
 
     prompts = few_shot_prompts(loaded, items, pool, k, seed, context, chat_style)
-    outputs = lm.generate(loaded, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size,
-                          progress=progress)
+    outputs = engine.generate(loaded, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size,
+                              progress=progress)
     return Evaluation(list(items), prompts, outputs, [is_correct(it, o) for it, o in zip(items, outputs)])

@@ -1,5 +1,17 @@
+from typing import Any, Mapping
+
 from icl_geometry.chapters.schema import ChapterSpec, Param
 from icl_geometry.tasks import CHAT_STYLES
+
+
+def _pool_holds_the_shots(values: Mapping[str, Any]) -> None:
+    """Every k-shot prompt draws its k examples from a pool of n_pool: n_pool >= the largest k."""
+    largest = max((*values["shots"], *values["perturbed_shots"]))
+    if largest > values["n_pool"]:
+        raise ValueError(f"Parameter 'n_pool' = {values['n_pool']} is not allowed with shots = {values['shots']} "
+                         f"and perturbed_shots = {values['perturbed_shots']}: it must be at least the largest "
+                         f"number of shots, {largest}.")
+
 
 SPEC = ChapterSpec(
     number="04",
@@ -39,4 +51,5 @@ SPEC = ChapterSpec(
         Param("chat_style", ci="multi_turn", full="multi_turn", kind="str", choices=CHAT_STYLES,
               help="how shots are laid out for chat models: own user/assistant turns, or one user message"),
     ),
+    checks=(_pool_holds_the_shots,),
 )

@@ -1,0 +1,168 @@
+"""`icl_geometry.stats` on synthetic data with known answers: intervals, bootstraps (by rows and by items),
+correlations, logistic fits, layer profiles and within-item contrasts."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, strategies as st
+
+from icl_geometry import stats
+
+
+@pytest.mark.parametrize("s, n, lo, hi", [(0, 10, 0.0, 0.2775), (5, 10, 0.2366, 0.7634), (10, 10, 0.7225, 1.0)])
+def test_wilson_interval_matches_published_values(s, n, lo, hi):
+    got = stats.wilson_interval(s, n, level=0.95)
+    assert got == pytest.approx((lo, hi), abs=5e-4)
+
+
+def test_binned_accuracy_on_a_step():
+    x = np.arange(100.0)
+    table = stats.binned_accuracy(x, x >= 50, bins=4)
+    assert table["n"].tolist() == [25, 25, 25, 25]
+    assert table["accuracy"].tolist() == [0.0, 0.0, 1.0, 1.0]
+    assert (table["ci_low"] <= table["accuracy"]).all() and (table["accuracy"] <= table["ci_high"]).all()
+
+
+def test_binned_accuracy_edges_ties_and_the_last_edge():
+    x = np.array([0, 0, 0, 0, 1, 1, 2, 3])
+    assert stats.bin_edges(x, 4).tolist() == [0, 0.5, 1.25, 3]  # the two tied 0-quantiles merged
+    table = stats.binned_accuracy(x, x > 0, bins=[0, 1, 3])
+    assert table["n"].tolist() == [4, 4]  # 3 sits on the last edge and is kept
+    table = stats.binned_accuracy([-5.0, 0.5, 9.0], [True, True, True], bins=[0, 1])
+    assert table["n"].tolist() == [1]  # outside the given edges: dropped
+    with pytest.raises(ValueError, match="bins"):
+        stats.binned_accuracy(x, x > 0, bins=[1, 0])
+
+
+def test_bootstrap_correlation_perfect_and_null():
+    x = np.arange(50.0)
+    r, (lo, hi) = stats.bootstrap_correlation(x, x ** 3, n_boot=200)
+    assert r == pytest.approx(1.0) and lo == pytest.approx(1.0) and hi == pytest.approx(1.0)
+    rng = np.random.default_rng(0)
+    r, (lo, hi) = stats.bootstrap_correlation(rng.normal(size=2000), rng.normal(size=2000), n_boot=300)
+    assert lo < 0 < hi and abs(r) < 0.06
+
+
+def test_cluster_bootstrap_is_wider_for_repeated_items():
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=40), rng.normal(size=40)
+    x10, y10, g10 = np.repeat(x, 10), np.repeat(y, 10), np.repeat(np.arange(40), 10)
+    _, rows = stats.bootstrap_correlation(x10, y10, method="pearson", n_boot=400)
+    _, items = stats.bootstrap_correlation(x10, y10, groups=g10, method="pearson", n_boot=400)
+    _, once = stats.bootstrap_correlation(x, y, method="pearson", n_boot=400)
+    width = lambda ci: ci[1] - ci[0]  # noqa: E731
+    assert width(items) > 2 * width(rows)
+    assert width(items) == pytest.approx(width(once), rel=0.3)
+
+
+def _simulate(n, a, b, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=n)
+    y = rng.random(n) < 1 / (1 + np.exp(-(a + b * x)))
+    return x, y
+
+
+def test_logistic_recovers_known_coefficients():
+    x, y = _simulate(20000, -0.5, 1.2)
+    fit = stats.fit_logistic({"x": x}, y)
+    assert fit.converged
+    assert fit.coef[0] / fit.scale[0] == pytest.approx(1.2, abs=0.06)  # per raw unit
+    assert fit.intercept - fit.coef[0] * x.mean() / fit.scale[0] == pytest.approx(-0.5, abs=0.05)
+    assert fit.stderr[0] < 0.05
+
+
+def test_logistic_matches_scikit_learn_and_bootstrap_covers():
+    from sklearn.linear_model import LogisticRegression
+
+    x, y = _simulate(400, 0.3, 0.8, seed=2)
+    z = 2 * x + 7
+    fit = stats.fit_logistic({"z": z, "noise": np.random.default_rng(3).normal(size=400)}, y, n_boot=300, ridge=0.0)
+    sk = LogisticRegression(C=np.inf, tol=1e-10, max_iter=1000).fit(
+        np.column_stack([z, np.random.default_rng(3).normal(size=400)]), y)
+    assert fit.coef / fit.scale == pytest.approx(sk.coef_[0], rel=1e-4)
+    lo, hi = fit.ci[0] / fit.scale[0]
+    assert lo < 0.4 < hi  # the true slope per unit of z is 0.8 / 2
+    assert fit.names == ("z", "noise") and fit.odds_ratio("z") > 1
+
+
+def test_logistic_stays_finite_under_separation_and_rejects_one_class():
+    x = np.arange(20.0)
+    fit = stats.fit_logistic({"x": x}, x >= 10)
+    assert np.isfinite(fit.coef).all() and fit.coef[0] > 3
+    with pytest.raises(ValueError, match="both outcomes"):
+        stats.fit_logistic({"x": x}, np.zeros(20, bool))
+
+
+def test_layer_profile_finds_the_layer_that_separates():
+    rng = np.random.default_rng(0)
+    groups = np.repeat(np.arange(30), 5)
+    correct = rng.random(150) < 0.5
+    delta = rng.normal(size=(150, 3)) * 0.1
+    delta[:, 2] += correct  # only the last layer differs between correct and incorrect rows
+    prof = stats.layer_profile(delta, correct, groups, n_boot=200).set_index(["group", "layer"])
+    diff = prof.loc["correct - incorrect"]
+    assert diff.loc[2, "mean"] == pytest.approx(1.0, abs=0.05) and diff.loc[2, "ci_low"] > 0.9
+    assert abs(diff.loc[0, "mean"]) < 0.06 and diff.loc[0, "ci_high"] - diff.loc[0, "ci_low"] < 0.15
+
+
+def test_family_dummies_and_layer_correlations():
+    dummies = stats.family_dummies(["a", "b", "c", "b"])
+    assert list(dummies) == ["family=b", "family=c"] and dummies["family=b"].tolist() == [0, 1, 0, 1]
+    rng = np.random.default_rng(0)
+    correct = rng.random(200) < 0.5
+    delta = np.column_stack([rng.normal(size=200), correct + 0.1 * rng.normal(size=200)])
+    table = stats.layer_correlations(delta, correct, np.arange(200) // 4, n_boot=100)
+    assert table.loc[1, "r"] > 0.8 and table.loc[1, "ci_low"] > 0.7 and table.loc[0, "ci_low"] < 0 < table.loc[0, "ci_high"]
+
+
+def test_item_mean_weighs_items_equally():
+    mean, (lo, hi), n = stats.item_mean_interval([1.0, 1.0, 3.0], ["a", "a", "b"], n_boot=200)
+    assert mean == pytest.approx(2.0) and n == 2  # not the row mean 5/3
+    assert 1.0 <= lo <= mean <= hi <= 3.0
+    assert np.isnan(stats.item_mean_interval([4.0, 6.0], [0, 0])[1][0])
+    with pytest.raises(ValueError, match="group labels"):
+        stats.item_mean_interval([1.0, 2.0], [0])
+
+
+def test_slope_difference_is_paired():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=200)
+    y = rng.random(200) < 1 / (1 + np.exp(-2 * x))
+    g = np.repeat(np.arange(50), 4)
+    fit = stats.fit_logistic({"x": x}, y, g, n_boot=100)
+    value, (lo, hi) = stats.slope_difference(fit, fit)
+    assert value == 0.0 and lo == 0.0 and hi == 0.0  # the same resamples: every paired difference is 0
+    other = stats.fit_logistic({"x": -x}, y, g, n_boot=100)
+    value, (lo, hi) = stats.slope_difference(fit, other)
+    assert value == pytest.approx(2 * fit.coef[0]) and lo <= value <= hi
+    assert np.isnan(stats.slope_difference(fit, stats.fit_logistic({"x": x}, y, g))[1][0])
+
+
+@given(st.lists(st.integers(0, 1), min_size=5, max_size=60), st.integers(0, 10))
+def test_bootstrap_interval_contains_the_mean(values, seed):
+    mean, (lo, hi) = stats.bootstrap_interval(values, n_boot=200, seed=seed)
+    assert lo <= mean + 1e-12 and mean <= hi + 1e-12
+    assert mean == pytest.approx(np.mean(values))
+
+
+def test_paired_difference_known_answer():
+    a = np.zeros(400)
+    b = (np.arange(400) % 4 == 0).astype(float)  # 25% gain
+    mean, (lo, hi) = stats.paired_difference(a, b, seed=0)
+    assert mean == pytest.approx(0.25)
+    assert 0.19 < lo < 0.25 < hi < 0.31  # binomial sd = sqrt(.25*.75/400) ~ 0.022
+
+
+def test_spearman_interval_known_answers():
+    x = np.arange(20.0)
+    r, (lo, hi) = stats.spearman_interval(x, x**3)
+    assert r == pytest.approx(1.0) and lo <= r <= hi
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=200), rng.normal(size=200)
+    r, (lo, hi) = stats.spearman_interval(a, a + b)  # population rho = 6/pi asin(1/(2 sqrt 2)) ~ 0.69
+    assert lo < 0.69 < hi and hi - lo < 0.2
+    _, (lo50, hi50) = stats.spearman_interval(a, a + b, level=0.5)
+    assert lo < lo50 < hi50 < hi
+    with pytest.raises(ValueError, match="at least 4"):
+        stats.spearman_interval([1, 2, 3], [3, 2, 1])
