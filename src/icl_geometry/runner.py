@@ -31,6 +31,7 @@ from icl_geometry.report import counts_line, load_rows, write_report
 from icl_geometry.widgets import STATIC_ENV
 
 BOOK_FILES = ("_config.yml", "_toc.yml", "references.bib")
+BOOK_STATIC = "_static"  # the book's CSS (copied into the staged tree; see _config.yml)
 REPORT_COUNTS = "<!-- report-counts -->"  # in book/intro.md: replaced by the report's counts at build time
 
 
@@ -111,6 +112,7 @@ def stage_book(notebooks: Path, stage: Path) -> Path:
     (stage / "book").mkdir(parents=True)
     for name in BOOK_FILES:
         shutil.copy2(root / name, stage / name)
+    shutil.copytree(root / BOOK_STATIC, stage / BOOK_STATIC)  # CSS; jupyter-book includes every .css in it
     for page in (root / "book").iterdir():
         if page.suffix in (".md", ".png", ".svg") or page.is_dir() and page.name in ("images", "figures"):
             (shutil.copytree if page.is_dir() else shutil.copy2)(page, stage / "book" / page.name)
@@ -123,19 +125,147 @@ def stage_book(notebooks: Path, stage: Path) -> Path:
         if not nb.exists():
             raise FileNotFoundError(f"No executed notebook for chapter {spec.number} in {notebooks}: "
                                     f"run `icl-geometry run {spec.number}` first")
-        shutil.copy2(nb, stage / "book" / spec.notebook)
+        present_notebook(nb, stage / "book" / spec.notebook)
     return stage
 
 
-def build_book(notebooks: Path, strict: bool = False) -> Path:
-    """Render the HTML book into `_build/html` from executed notebooks (execution is off in _config.yml)."""
+# ---- Readable pages: which cells the rendered book folds (tags added to the staged copies only) ----------------
+#
+# The committed notebooks stay as they are; `stage_book` tags its copies for jupyter-book:
+#   - the papermill `injected-parameters` cell is removed (the set-up cell prints the resolved parameters);
+#   - the `parameters` cell is folded (`hide-input`: the knobs stay one click away);
+#   - the set-up cell (the first code cell after `parameters`, which resolves and validates the parameters
+#     and imports what the chapter uses) is folded; its printed parameters stay visible;
+#   - a cell whose code is only imports is folded;
+#   - a cell whose first line is the comment `# hide-input` is folded;
+#   - a plotting cell is folded: it creates a matplotlib figure (plt.subplots / plt.figure / plt.subplot_mosaic)
+#     and calls nothing from the package except `plotting` (reading an UPPER_CASE constant is fine), records no
+#     claim, defines no function or class (explorers stay visible) and is not an nbval-checked cell.
+# Every cell that calls the package's computations stays visible.
+# A cell the author already tagged (hide-input, remove-input, remove-cell, show-input, ...) is left alone.
+
+FOLD_TAG = "hide-input"
+FOLD_MARK = "# hide-input"
+AUTHOR_TAGS = {"hide-input", "remove-input", "remove-cell", "hide-cell", "show-input", "full-width", "margin"}
+FIGURE_CALLS = {"subplots", "figure", "subplot_mosaic"}
+
+
+def _package_aliases(nb: Any) -> set[str]:
+    """Names a notebook binds to modules of icl_geometry (`from icl_geometry import lm`, `... as cg`)."""
+    names: set[str] = set()
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        try:
+            tree = ast.parse(cell.source)
+        except SyntaxError:
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("icl_geometry"):
+                names.update(a.asname or a.name for a in node.names)
+            elif isinstance(node, ast.Import):
+                names.update(a.asname or a.name.split(".")[0] for a in node.names
+                             if a.name.startswith("icl_geometry"))
+    return names
+
+
+def _only_imports(tree: ast.Module) -> bool:
+    return bool(tree.body) and all(isinstance(n, (ast.Import, ast.ImportFrom)) for n in tree.body)
+
+
+def _is_plotting(tree: ast.Module, source: str, package: set[str]) -> bool:
+    if "NBVAL" in source or not tree.body:
+        return False
+    makes_figure = False
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            return False
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+            owner, attr = node.value.id, node.attr
+            if owner in package and owner != "plotting" and not attr.isupper():
+                return False  # a computation of the package (constants such as tasks.CONTEXTS are fine)
+            if owner == "book":
+                return False  # records a claim
+            if owner == "plt" and attr in FIGURE_CALLS:
+                makes_figure = True
+        if isinstance(node, ast.Name) and node.id in package and node.id != "plotting" \
+                and isinstance(node.ctx, ast.Load) and not _is_attribute_owner(tree, node):
+            return False  # a package object used directly
+    return makes_figure
+
+
+def _is_attribute_owner(tree: ast.Module, name: ast.Name) -> bool:
+    return any(isinstance(n, ast.Attribute) and n.value is name for n in ast.walk(tree))
+
+
+def fold_cells(nb: Any) -> list[tuple[int, str, str]]:
+    """Tag a notebook's cells for the rendered book (in place); return (cell index, tag, reason) for each change."""
+    changes: list[tuple[int, str, str]] = []
+    package = _package_aliases(nb)
+    after_parameters = False
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        tags = list(cell.metadata.get("tags", []))
+        reason, tag = None, FOLD_TAG
+        if "injected-parameters" in tags:
+            reason, tag = "papermill's injected parameters", "remove-cell"
+        elif AUTHOR_TAGS & set(tags):
+            reason = None
+        elif "parameters" in tags:
+            reason = "parameters"
+            after_parameters = True
+        elif after_parameters:
+            reason = "set-up (resolves the parameters)"
+            after_parameters = False
+        else:
+            first = cell.source.lstrip().splitlines()[0].strip() if cell.source.strip() else ""
+            try:
+                tree = ast.parse(cell.source)
+            except SyntaxError:  # IPython magics: leave visible
+                tree = None
+            if first.lower() == FOLD_MARK:
+                reason = "marked # hide-input"
+            elif tree is not None and _only_imports(tree):
+                reason = "imports only"
+            elif tree is not None and _is_plotting(tree, cell.source, package):
+                reason = "plotting only"
+        if reason is not None and tag not in tags:
+            cell.metadata["tags"] = tags + [tag]
+            changes.append((i, tag, reason))
+    return changes
+
+
+def present_notebook(source: Path, target: Path) -> list[tuple[int, str, str]]:
+    """Copy an executed notebook into the staged book with its cells tagged by `fold_cells`."""
+    import nbformat
+
+    nb = nbformat.read(str(source), as_version=4)
+    changes = fold_cells(nb)
+    nbformat.write(nb, str(target))
+    return changes
+
+
+def build_book(notebooks: Path, strict: bool = False, log: Path | None = None) -> Path:
+    """Render the HTML book into `_build/html` from executed notebooks (execution is off in _config.yml).
+
+    With `log`, jupyter-book's output (Sphinx warnings included) goes to that file instead of the terminal.
+    """
     root = repo_root()
     stage = stage_book(notebooks, root / "_build" / ".stage")
     jb = Path(sys.executable).with_name("jupyter-book")
     cmd = [str(jb), "build", str(stage), "--path-output", str(stage), "--builder", "html"]
     if strict:
         cmd += ["-W", "-n", "--keep-going"]
-    subprocess.run(cmd, check=True)
+    if log is None:
+        subprocess.run(cmd, check=True)
+    else:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with open(log, "w") as out:
+            done = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT)
+        if done.returncode:
+            tail = "\n".join(log.read_text().splitlines()[-40:])
+            raise subprocess.CalledProcessError(done.returncode, cmd, output=tail)
     html = root / "_build" / "html"
     if html.exists():
         shutil.rmtree(html)

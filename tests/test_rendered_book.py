@@ -1,0 +1,369 @@
+"""The rendered book as a reader sees it: built once from the committed chapters, then opened offline in
+headless Chromium.
+
+For every page: no JavaScript error, every image loaded, every formula typeset by the bundled MathJax
+(no raw `\\(`, `\\[` or `$$` in the visible text), no request leaving the machine, nothing wider than the
+page at 1280 px. Every internal link (table of contents, citations, cross-references) resolves to an
+existing file and anchor. A screenshot of each page goes to `_build/screens/` (the whole page, plus the
+first screen as `<page>-top.png`), with `_build/screens/pages.json` recording what each page showed.
+
+Needs Chromium and its driver from the OS packages (`apt-get install chromium chromium-driver`; `.ci/run`
+installs them when missing). Where they are absent the browser test is skipped, saying so; the static
+checks (links, bundled MathJax, no remote assets) still run.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import shutil
+import time
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import pytest
+import yaml
+
+from icl_geometry import runner
+from icl_geometry.chapters import all_specs
+
+ROOT = Path(__file__).resolve().parents[1]
+HTML = ROOT / "_build" / "html"
+SCREENS = ROOT / "_build" / "screens"
+WIDTH, HEIGHT = 1280, 900
+LOCAL_SCHEMES = ("file", "data", "blob", "about")
+
+
+def _toc_pages() -> list[str]:
+    """Every page of the book, as a path under _build/html, from _toc.yml (plus the generated ones)."""
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    files = [toc["root"]]
+    for part in toc.get("parts", []):
+        files += [c["file"] for c in part.get("chapters", [])]
+    return [f"{f}.html" for f in files] + ["index.html", "genindex.html", "search.html"]
+
+
+PAGES = _toc_pages()
+
+
+@pytest.fixture(scope="session")
+def built_book() -> tuple[Path, str]:
+    """One build of the committed chapters per test session: (the html folder, jupyter-book's log)."""
+    log = ROOT / "_build" / "build.log"
+    index = runner.build_book(ROOT / "book", log=log)
+    return index.parent, log.read_text()
+
+
+# ---- fast: the build-time presentation rules -------------------------------------------------------------------
+
+def _notebook(*cells):
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    for source, tags in cells:
+        cell = nbformat.v4.new_markdown_cell(source[3:]) if source.startswith("md:") else nbformat.v4.new_code_cell(source)
+        cell.metadata["tags"] = list(tags)
+        nb.cells.append(cell)
+    return nb
+
+
+def test_fold_rules_hide_set_up_imports_and_plotting_but_not_package_calls():
+    nb = _notebook(
+        ("md:# Title", []),
+        ("profile = 'ci'", ["parameters"]),
+        ("# Parameters\nprofile = 'ci'", ["injected-parameters"]),
+        ("from icl_geometry import profiles, plotting, partition\ncfg = profiles.resolve('01')", []),
+        ("import numpy as np\nimport pandas as pd", []),
+        ("regions = partition.regions_2d(net, box)\nfig, ax = plt.subplots()\nax.plot(regions)", []),
+        ("fig, ax = plt.subplots()\nax.plot(x, y, color=plotting.colors(3)[0])", []),
+        ("# hide-input\nx = partition.regions_2d(net, box)", []),
+        ("def render(w=3):\n    fig, ax = plt.subplots()\nwidgets.explore(render, {'w': 3})", []),
+        ("fig, ax = plt.subplots()\nax.plot(x)", ["remove-input"]),
+        ("fig, ax = plt.subplots()\nbook.record('c', 1.0)", []),
+    )
+    changes = {i: (tag, reason) for i, tag, reason in runner.fold_cells(nb)}
+    assert changes[2][0] == "remove-cell"                  # papermill's injected parameters
+    assert {1, 3, 4, 6, 7} <= set(changes) and all(changes[i][0] == "hide-input" for i in (1, 3, 4, 6, 7))
+    assert not {5, 8, 9, 10} & set(changes)                # a package call, an explorer, the author's tag, a claim
+    assert nb.cells[9].metadata["tags"] == ["remove-input"]
+
+
+def test_duplicate_inline_scripts_are_dropped():
+    from icl_geometry.book_html import dedupe_scripts
+
+    class Script(str):
+        def __new__(cls, name, **attributes):
+            obj = super().__new__(cls, name)
+            obj.filename, obj.attributes = name, attributes
+            return obj
+
+    scripts = [Script("a.js"), Script("", body="const X = 1"), Script("b.js"), Script("", body="const X = 1"),
+               Script("", body="const Y = 2"), Script("a.js")]
+    context = {"script_files": scripts}
+    dedupe_scripts(None, "page", "page.html", context, None)
+    assert [(s.filename, s.attributes.get("body")) for s in context["script_files"]] == \
+        [("a.js", None), ("", "const X = 1"), ("b.js", None), ("", "const Y = 2")]
+
+
+# ---- static checks of the built site --------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_book_builds_without_broken_references(built_book):
+    """Sphinx warnings about references, citations or the toc fail the test; every chapter is in the toc."""
+    html, log = built_book
+    assert (html / "index.html").exists()
+    bad = [line for line in log.splitlines() if "WARNING" in line and any(
+        k in line for k in ("reference", "citation", "toctree", "not found", "undefined label", "unknown document"))]
+    assert not bad, "\n".join(bad)
+    index = (html / "book" / "intro.html").read_text()  # index.html redirects to the root page
+    for spec in all_specs().values():
+        assert f"{Path(spec.notebook).stem}.html" in index
+    chapter0 = (html / "book" / "00_inside_a_small_llm.html").read_text()
+    assert chapter0.count("<img") >= 4  # the figures were rendered
+
+
+def _site_pages(html: Path) -> list[Path]:
+    return sorted(p for p in html.rglob("*.html") if not {"_static", "_sources", "_images"} & set(p.relative_to(html).parts))
+
+
+@pytest.mark.slow
+def test_every_built_page_is_checked_in_the_browser(built_book):
+    html, _ = built_book
+    built = {p.relative_to(html).as_posix() for p in _site_pages(html)}
+    assert built == set(PAGES), f"pages built but not in the browser test: {sorted(built - set(PAGES))}; " \
+                                f"listed but not built: {sorted(set(PAGES) - built)}"
+
+
+@pytest.mark.slow
+def test_maths_and_assets_are_bundled(built_book):
+    """MathJax is served from _static (sphinx-mathjax-offline), and no page loads a script, style or image remotely."""
+    from bs4 import BeautifulSoup
+
+    html, _ = built_book
+    assert (html / "_static" / "mathjax" / "tex-chtml.js").exists()
+    assert (html / "_static" / "book.css").exists()
+    remote = []
+    for page in _site_pages(html):
+        soup = BeautifulSoup(page.read_text(), "html.parser")
+        for tag, attr in (("script", "src"), ("link", "href"), ("img", "src"), ("iframe", "src")):
+            for el in soup.find_all(tag):
+                url = el.get(attr)
+                if tag == "link" and "stylesheet" not in (el.get("rel") or []) and "preload" not in (el.get("rel") or []):
+                    continue
+                if url and urlsplit(url).scheme in ("http", "https", "ws", "wss") or (url or "").startswith("//"):
+                    remote.append(f"{page.relative_to(html)}: <{tag} {attr}={url}>")
+    assert not remote, "\n".join(remote)
+    chapter5 = (html / "book" / "05_icl_linear_regression.html").read_text()
+    assert "_static/mathjax/tex-chtml.js" in chapter5
+
+
+@pytest.mark.slow
+def test_links_resolve(built_book):
+    """Every internal link on every page (table of contents, citations, cross-references) reaches a file and,
+    where it names one, an anchor; citations reach a bibliography entry."""
+    from bs4 import BeautifulSoup
+
+    html, _ = built_book
+    anchors: dict[Path, set[str]] = {}
+    entries: dict[Path, set[str]] = {}
+
+    def parse(page: Path):
+        if page not in anchors:
+            soup = BeautifulSoup(page.read_text(), "html.parser")
+            anchors[page] = {el.get("id") for el in soup.find_all(id=True)} | \
+                            {el.get("name") for el in soup.find_all(attrs={"name": True})}
+            entries[page] = {el.get("id") for el in soup.find_all(attrs={"role": "doc-biblioentry"})}
+        return anchors[page]
+
+    broken, counts = [], {"toc": 0, "citation": 0}
+    for page in _site_pages(html):
+        soup = BeautifulSoup(page.read_text(), "html.parser")
+        toc_links = {id(a) for nav in soup.select("nav.bd-docs-nav, nav.bd-toc-nav, .bd-sidebar-primary nav")
+                     for a in nav.find_all("a")}
+        cite_links = {id(a) for span in soup.select("span.bibtex-citation") for a in span.find_all("a")}
+        for a in soup.find_all("a", href=True):
+            href = a["href"]
+            parts = urlsplit(href)
+            if parts.scheme or href.startswith("//") or href in ("#", ""):
+                continue
+            target = (page.parent / unquote(parts.path)).resolve() if parts.path else page
+            if target.is_dir():
+                target = target / "index.html"
+            where = f"{page.relative_to(html)}: {href}"
+            if not target.exists():
+                broken.append(f"{where} (no file)")
+                continue
+            kind = "toc" if id(a) in toc_links else "citation" if id(a) in cite_links else None
+            if kind:
+                counts[kind] += 1
+            if parts.fragment and target.suffix == ".html":
+                if unquote(parts.fragment) not in parse(target):
+                    broken.append(f"{where} (no anchor #{parts.fragment})")
+                elif kind == "citation" and unquote(parts.fragment) not in entries[target]:
+                    broken.append(f"{where} (not a bibliography entry)")
+    assert not broken, "\n".join(broken)
+    assert counts["toc"] >= len(all_specs()) and counts["citation"] > 0, counts
+
+
+# ---- the browser ----------------------------------------------------------------------------------------------
+
+def _chromium() -> tuple[str | None, str | None]:
+    browser = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
+    driver = shutil.which("chromedriver") or ("/usr/bin/chromedriver" if Path("/usr/bin/chromedriver").exists() else None)
+    return browser, driver
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Headless Chromium through the OS chromedriver, with every non-local URL blocked."""
+    binary, driver_path = _chromium()
+    if binary is None or driver_path is None:
+        pytest.skip("Chromium and chromedriver are not installed, so the rendered book is not opened in a browser: "
+                    "`apt-get install chromium chromium-driver` (.ci/run installs them when missing)")
+    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (see requirements.lock)")
+    from selenium.webdriver.chrome.service import Service
+
+    os.environ["SE_OFFLINE"] = "true"  # Selenium Manager must never download a driver or a browser
+    options = webdriver.ChromeOptions()
+    options.binary_location = binary
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--hide-scrollbars",
+                f"--window-size={WIDTH},{HEIGHT}", "--disable-background-networking", "--disable-component-update",
+                "--disable-default-apps", "--disable-extensions", "--disable-sync", "--no-first-run",
+                "--disable-features=Translate,OptimizationHints,MediaRouter"):
+        options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
+    driver = webdriver.Chrome(service=Service(executable_path=driver_path), options=options)
+    try:
+        driver.set_script_timeout(90)
+        driver.set_page_load_timeout(90)
+        driver.execute_cdp_cmd("Network.enable", {})
+        driver.execute_cdp_cmd("Network.setBlockedURLs", {"urls": ["http://*", "https://*", "ws://*", "wss://*",
+                                                                   "ftp://*"]})
+        yield driver
+    finally:
+        driver.quit()
+
+
+WAIT_FOR_MATHJAX = """
+const done = arguments[arguments.length - 1];
+const mj = window.MathJax;
+if (!mj || !mj.startup || !mj.startup.promise) { done("no MathJax on this page"); return; }
+mj.startup.promise.then(() => done("typeset"), (e) => done("MathJax failed: " + e));
+"""
+
+WAIT_FOR_IMAGES = """
+const done = arguments[arguments.length - 1];
+const imgs = Array.from(document.images);
+imgs.forEach((img) => { img.loading = "eager"; });
+Promise.all(imgs.map((img) => img.complete ? null : new Promise((r) => { img.onload = img.onerror = r; })))
+  .then(() => done(imgs.filter((img) => !(img.complete && img.naturalWidth > 0)).map((img) => img.src)));
+"""
+
+PAGE_FACTS = r"""
+const skip = "pre, code, script, style, textarea, mjx-container, mjx-assistive-mml, .MathJax";
+const raw = [];
+const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+while (walker.nextNode()) {
+  const node = walker.currentNode, el = node.parentElement;
+  if (!el || el.closest(skip) || !el.getClientRects().length) continue;   // display: none (closed dropdowns count)
+  const t = node.textContent;
+  if (/\\\(|\\\)|\\\[|\\\]|\$\$|\\begin\{/.test(t)) raw.push(t.trim().slice(0, 160));
+}
+const maths = Array.from(document.querySelectorAll(".math"));
+const article = document.querySelector(".bd-article") || document.body;
+const imgs = Array.from(article.querySelectorAll("img")).filter((i) => i.naturalWidth > 0);
+return {
+  raw_tex: raw,
+  maths: maths.length,
+  untypeset: maths.filter((m) => !m.querySelector("mjx-container")).map((m) => m.textContent.slice(0, 120)),
+  tex_errors: Array.from(document.querySelectorAll("mjx-merror")).map((e) => e.textContent.slice(0, 120)),
+  formulas: document.querySelectorAll("mjx-container").length,
+  images: document.images.length,
+  // a figure shown below 60% of its own size has fonts far smaller than the text (recorded, not asserted)
+  image_scales: imgs.map((i) => +(i.getBoundingClientRect().width / i.naturalWidth).toFixed(2)),
+  page_width: document.documentElement.scrollWidth,
+  article_overflow: article.scrollWidth - article.clientWidth,
+  title: document.title,
+};
+"""
+
+
+def _requests(driver) -> list[str]:
+    urls = []
+    for entry in driver.get_log("performance"):
+        message = json.loads(entry["message"])["message"]
+        if message.get("method") == "Network.requestWillBeSent":
+            urls.append(message["params"]["request"]["url"])
+    return urls
+
+
+def _screenshot(driver, name: str) -> Path:
+    """The first screen as <name>-top.png and the whole page as <name>.png."""
+    SCREENS.mkdir(parents=True, exist_ok=True)
+    driver.save_screenshot(str(SCREENS / f"{name}-top.png"))
+    height = min(int(driver.execute_script("return document.documentElement.scrollHeight")), 30000)
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                           {"width": WIDTH, "height": height, "deviceScaleFactor": 1, "mobile": False})
+    try:
+        time.sleep(0.3)
+        shot = driver.execute_cdp_cmd("Page.captureScreenshot", {"format": "png"})
+    finally:
+        driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+    path = SCREENS / f"{name}.png"
+    path.write_bytes(base64.b64decode(shot["data"]))
+    return path
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("page", PAGES)
+def test_page_in_a_browser(built_book, browser, page):
+    html, _ = built_book
+    path = html / page
+    assert path.exists(), f"{page} was not built"
+    browser.get_log("browser"), browser.get_log("performance")  # drop what earlier pages left
+    browser.get(path.as_uri())
+    if page == "index.html":  # a redirect to the root page
+        deadline = time.time() + 15
+        while not browser.current_url.endswith("intro.html") and time.time() < deadline:
+            time.sleep(0.1)
+        assert browser.current_url.endswith("book/intro.html"), browser.current_url
+    deadline = time.time() + 30
+    while browser.execute_script("return document.readyState !== 'complete' || !document.body") \
+            and time.time() < deadline:
+        time.sleep(0.1)
+    mathjax = browser.execute_async_script(WAIT_FOR_MATHJAX)
+    broken_images = browser.execute_async_script(WAIT_FOR_IMAGES)
+    facts = browser.execute_script(PAGE_FACTS)
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", page.removesuffix(".html"))
+    shot = _screenshot(browser, name)
+    errors = [e["message"] for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    remote = [u for u in _requests(browser) if urlsplit(u).scheme not in LOCAL_SCHEMES]
+
+    facts.update(page=page, mathjax=mathjax, screenshot=str(shot.relative_to(ROOT)), js_errors=errors,
+                 broken_images=broken_images, remote_requests=remote)
+    record = SCREENS / "pages.json"
+    pages = json.loads(record.read_text()) if record.exists() else {}
+    pages[page] = facts
+    record.write_text(json.dumps(pages, indent=1, sort_keys=True))
+
+    problems = []
+    if errors:
+        problems.append(f"JavaScript errors: {errors}")
+    if broken_images:
+        problems.append(f"images that did not load: {broken_images}")
+    if remote:
+        problems.append(f"requests leaving the machine: {remote}")
+    if facts["maths"] and mathjax != "typeset":
+        problems.append(f"maths on the page but MathJax says: {mathjax}")
+    if facts["untypeset"] or facts["raw_tex"]:
+        problems.append(f"raw TeX left: {(facts['untypeset'] + facts['raw_tex'])[:5]}")
+    if facts["tex_errors"]:
+        problems.append(f"TeX errors: {facts['tex_errors'][:5]}")
+    if facts["page_width"] > WIDTH or facts["article_overflow"] > 1:
+        problems.append(f"content wider than the page at {WIDTH} px: page {facts['page_width']} px, "
+                        f"article overflow {facts['article_overflow']} px")
+    assert not problems, f"{page} (screenshot {shot}):\n" + "\n".join(problems)
+    if page == "book/05_icl_linear_regression.html":
+        assert facts["formulas"] >= 100, facts["formulas"]  # the maths-heavy chapter really is typeset
