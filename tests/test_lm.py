@@ -116,7 +116,10 @@ def test_unknown_model_is_a_clear_error():
 
 
 def test_unreachable_hub_id_is_a_clear_error(monkeypatch):
+    import huggingface_hub.constants
+
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # read at import: the env var is too late
     with pytest.raises(lm.ModelNotFoundError, match="Bundled|bundled"):
         lm.load("no-such-org/no-such-model-xyz")
 
