@@ -269,7 +269,8 @@ while (walker.nextNode()) {
   const node = walker.currentNode, el = node.parentElement;
   if (!el || el.closest(skip) || !el.getClientRects().length) continue;   // display: none (closed dropdowns count)
   const t = node.textContent;
-  if (/\\\(|\\\)|\\\[|\\\]|\$\$|\\begin\{/.test(t)) raw.push(t.trim().slice(0, 160));
+  // TeX delimiters, or a dollar sign: prose has none, so a visible `$` is maths that MyST did not parse
+  if (/\\\(|\\\)|\\\[|\\\]|\$|\\begin\{/.test(t)) raw.push(t.trim().slice(0, 160));
 }
 const maths = Array.from(document.querySelectorAll(".math"));
 const article = document.querySelector(".bd-article") || document.body;
