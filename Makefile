@@ -36,7 +36,9 @@ book: venv
 check: venv
 	$(BIN)/python -m pytest
 
-## Everything, as CI runs it: `check`, the bundled models, portability, every chapter under nbval, the book.
+## Everything, as CI runs it: `check`, the bundled models, portability, every chapter under nbval, the book,
+## the book in headless Chromium (tests/test_rendered_book.py; needs `apt-get install chromium chromium-driver`,
+## which .ci/run does, and is skipped with a message where they are missing).
 test: venv
 	$(BIN)/python -m pytest -m "slow or not slow" --nbval-lax tests book
 
@@ -45,9 +47,10 @@ replicate: PROFILE = full
 replicate: DEVICE = cuda
 replicate: book
 
-## Teaching copies: executed ci notebooks with live widgets, in course/.
+## Teaching copies in course/: student/ (solutions replaced by `# Your answer` cells) and instructor/, widgets
+## live, outputs of the committed ci run kept. EXECUTE=1 executes every chapter first (PROFILE on DEVICE).
 course: venv
-	ICL_GEOMETRY_STATIC=0 $(BIN)/icl-geometry run all --profile ci --device $(DEVICE) --out course
+	$(BIN)/icl-geometry course $(if $(EXECUTE),--execute --profile $(PROFILE) --device $(DEVICE))
 
 ## Re-execute the committed chapters (ci outputs stored in book/, checked by nbval).
 refresh: venv

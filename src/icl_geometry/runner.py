@@ -4,11 +4,13 @@
     icl-geometry run 00 --profile ci --device auto -p model=gemma3-270m -p shots=[0,4]
     icl-geometry run all --profile full --device cuda
     icl-geometry build --notebooks runs/ci
+    icl-geometry course [--execute]
 
 `run` executes `book/NN_*.ipynb` with papermill into `runs/<profile>/` (or back into `book/` with
 `--inplace`, which is how the committed `ci` outputs are refreshed). Parameter names are checked
 before a kernel starts; their values are checked by the chapter's first cell, so a bad value fails
-there with the chapter's own message.
+there with the chapter's own message. `course` writes the student and instructor notebooks
+(`icl_geometry.course`) from the committed chapters, or executes them first with `--execute`.
 """
 
 from __future__ import annotations
@@ -299,6 +301,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     build = sub.add_parser("build", help="render the HTML book from executed notebooks")
     build.add_argument("--notebooks", type=Path, default=None, help="folder of executed notebooks (default book/)")
     build.add_argument("--strict", action="store_true", help="turn Sphinx warnings into errors")
+    course = sub.add_parser("course", help="student (solutions removed) and instructor notebooks, widgets live")
+    course.add_argument("--execute", action="store_true",
+                        help="execute every chapter first (default: copy the committed ci outputs)")
+    course.add_argument("--notebooks", type=Path, default=None,
+                        help="folder of executed notebooks to copy (default book/; ignored with --execute)")
+    course.add_argument("--out", type=Path, default=None, help="output folder (default course/)")
+    course.add_argument("--profile", default="ci", help="with --execute: one of "
+                        f"{list(PROFILES)} (default ci)")
+    course.add_argument("--device", default="auto", help=f"with --execute: one of {list(DEVICES)} (default auto)")
     args = parser.parse_args(argv)
 
     try:
@@ -317,6 +328,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "build":
             index = build_book(args.notebooks or book_dir(), strict=args.strict)
             print(f"book: {index}")
+        elif args.command == "course":
+            from icl_geometry.course import make_course
+
+            report = make_course(args.notebooks, args.out, execute=args.execute, profile=args.profile,
+                                 device=args.device)
+            for student, instructor in zip(report.student, report.instructor):
+                n = sum(r.chapter == student.name[:2] for r in report.removed)
+                print(f"{student}  ({n} solutions replaced by '# Your answer' cells)   {instructor}")
     except (ValueError, FileNotFoundError, ChapterFailed) as err:
         print(f"icl-geometry: error: {err}", file=sys.stderr)
         return 2 if isinstance(err, ValueError) else 1
