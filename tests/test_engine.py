@@ -37,7 +37,7 @@ def _plain(loaded, prompt):
 def test_trace_logits_equal_a_plain_forward(model):
     for prompt in PROMPTS:
         tr = engine.trace(model, prompt)
-        torch.testing.assert_close(tr.logits, _plain(model, prompt).logits[0, -1], rtol=0, atol=1e-5)
+        torch.testing.assert_close(tr.logits, _plain(model, prompt).logits[0, -1], rtol=0, atol=0)
         assert tr.mlp_inputs.shape == (model.n_layers, 1, model.d_model)
         assert tr.attention_rows.shape == (model.n_layers, model.n_heads, 1, tr.seq_len) and tr.attention is None
 

@@ -113,7 +113,7 @@ def _trace_chunk(loaded: LoadedModel, prompts: list[str], positions: list[int],
             att_full.append(w.float().cpu())
 
     with layer_hooks(loaded, on_mlp, on_attn):
-        out = loaded.model(**enc, use_cache=False, logits_to_keep=1)
+        out = loaded.model(**enc, use_cache=False)  # all positions' logits: bit-identical to a plain forward
 
     logits = out.logits[:, -1].float().cpu()
     mlp = torch.stack(mlp_in, dim=1)  # (B, L, P, D)
