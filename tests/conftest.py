@@ -23,6 +23,16 @@ def gemma3():
     return lm.load("gemma3-270m", device="cpu")
 
 
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory):
+    """Tiny random Llama and Gemma-3 checkpoints (`icl_geometry.tiny`), written and loaded through `lm.load`
+    once per session: {"llama": LoadedModel, "gemma3": LoadedModel}. Fast tier."""
+    from icl_geometry import lm, tiny
+
+    root = tmp_path_factory.mktemp("tiny_models")
+    return {a: lm.load(str(tiny.save_tiny_model(root / a, a)), device="cpu") for a in tiny.ARCHITECTURES}
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     unmarked = [item.nodeid for item in items if {"smollm2", "gemma3"} & set(getattr(item, "fixturenames", ()))
                 and item.get_closest_marker("slow") is None]

@@ -16,12 +16,6 @@ PROMPTS = ["what is 3 + 4 ?", "Q : the cat is red ? A : yes Q : the dog is blue 
 MLP_INPUT = {"llama": "post_attention_layernorm", "gemma3": "pre_feedforward_layernorm"}
 
 
-@pytest.fixture(scope="session")
-def tiny_models(tmp_path_factory):
-    root = tmp_path_factory.mktemp("tiny_models")
-    return {a: lm.load(str(tiny.save_tiny_model(root / a, a)), device="cpu") for a in tiny.ARCHITECTURES}
-
-
 @pytest.fixture(params=tiny.ARCHITECTURES)
 def model(request, tiny_models):
     return tiny_models[request.param]

@@ -160,6 +160,7 @@ def eos_ids(loaded: LoadedModel) -> set[int]:
 
 
 def pad_id(loaded: LoadedModel) -> int:
+    """The id fed where there is no token (left padding, finished answers): pad, else EOS, else 0."""
     tok = loaded.tokenizer
     for v in (tok.pad_token_id, tok.eos_token_id):
         if v is not None:
@@ -229,7 +230,7 @@ def generate(loaded: LoadedModel, prompts: Sequence[str], max_new_tokens: int = 
     order = sorted(range(len(prompts)), key=lambda i: lengths[i])
     outputs = [""] * len(prompts)
     for chunk in progress_bar(batches(order, [lengths[i] for i in order], batch_size, batch_tokens), progress,
-                           f"generating with {loaded.name}"):
+                              f"generating with {loaded.name}"):
         enc = encode(loaded, [prompts[i] for i in chunk])
         out = loaded.model(**enc, use_cache=True, logits_to_keep=1)
         texts, _ = continue_greedy(loaded, out, enc["attention_mask"], enc["position_ids"], max_new_tokens, stop)
@@ -282,7 +283,7 @@ def score_choices(loaded: LoadedModel, prompts: Sequence[str], choices: Sequence
     rows.sort(key=lambda r: len(r[2]))
     pad = pad_id(loaded)
     for group in progress_bar(batches(rows, [len(r[2]) for r in rows], batch_size, batch_tokens), progress,
-                           f"scoring with {loaded.name}"):
+                              f"scoring with {loaded.name}"):
         width, keep = max(len(r[2]) for r in group), max(r[3] for r in group) + 1
         ids = torch.full((len(group), width), pad, dtype=torch.long)
         mask = torch.zeros((len(group), width), dtype=torch.long)
