@@ -213,7 +213,7 @@ def fold_cells(nb: Any) -> list[tuple[int, str, str]]:
         if "injected-parameters" in tags:
             reason, tag = "papermill's injected parameters", "remove-cell"
         elif AUTHOR_TAGS & set(tags):
-            reason = None
+            reason, after_parameters = None, False  # the author decided (for the set-up cell too)
         elif "parameters" in tags:
             reason = "parameters"
             after_parameters = True
