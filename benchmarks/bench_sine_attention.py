@@ -4,8 +4,9 @@ Per (heads, context): milliseconds per full-batch Adam step of the structured fo
 the same step through the plain eq.-3 formula on the full (n_bins, C, d_model) tokens (`attention`), and
 R = 3 restarts trained as one stacked model. Reported: plain / structured (the speed-up of the hot path)
 and stacked / (R x single) (what `train` with R restarts costs relative to R single fits; it stacks
-small models and trains large ones one at a time, see `sine_attention.STACK_ELEMENTS`).
-One CPU thread, float32, 500 bins, best of `--repeats` timings of `--steps` steps.
+small models and trains large ones one at a time, see `sine_attention.STACK_ELEMENTS`), and float64 / float32
+(`train`, one restart: the price of fits that do not depend on the CPU's round-off; float64 is the default).
+One CPU thread, float64 unless stated, 500 bins, best of `--repeats` timings of `--steps` steps.
 
     .venv/bin/python benchmarks/bench_sine_attention.py
 """
@@ -70,10 +71,13 @@ def main() -> None:
         plain = step_ms(config, True, args.steps, args.repeats)
         single = train_ms(replace(config, restarts=1), args.repeats)
         stacked = train_ms(replace(config, restarts=3), args.repeats)
+        single32 = train_ms(replace(config, restarts=1, dtype="float32"), args.repeats)
         rows.append({"heads": heads, "context": context, "ms_per_step_structured": round(fast, 2),
                      "ms_per_step_plain": round(plain, 2), "plain_over_structured": round(plain / fast, 2),
                      "ms_per_step_train_1_restart": round(single, 2), "ms_per_step_train_3_restarts": round(stacked, 2),
-                     "stacked_over_3_single": round(stacked / (3 * single), 2)})
+                     "stacked_over_3_single": round(stacked / (3 * single), 2),
+                     "ms_per_step_train_1_restart_float32": round(single32, 2),
+                     "float64_over_float32": round(single / single32, 2)})
         print(rows[-1])
     write_results(args.out, {"benchmark": "sine_attention", "machine": machine_info(), "rows": rows})
 

@@ -129,18 +129,87 @@ def test_stacked_restarts_get_their_own_gradients():
 
 def test_threads_are_restored():
     before = torch.get_num_threads()
-    sa.train(seed=0, **{**SMALL, "steps": 2})
+    fit = sa.train(seed=0, **{**SMALL, "steps": 2})
+    sa.summarise(fit)
+    sa.predict(fit.model)
     assert torch.get_num_threads() == before
+
+
+# ----------------------------------------------------------------------------- reproducibility across machines
+
+def _preactivations_at_bins(model: sa.SineAttentionToy) -> torch.Tensor:
+    with torch.no_grad():
+        return model.mlp[0](model.mlp_input(sa.time_grid(model.config.n_bins, model.config.periods)))
+
+
+def test_initial_kinks_sit_between_bins_not_on_them():
+    """anchors="between" (the default) keeps every bin off every neuron's kink at step 0; anchors="on" puts one
+    bin exactly on each kink, where round-off decides the ReLU's side (the source of CPU-dependent fits)."""
+    between = _preactivations_at_bins(sa.SineAttentionToy(sa.ToyConfig(**SMALL)))
+    on = _preactivations_at_bins(sa.SineAttentionToy(sa.ToyConfig(**SMALL, anchors="on")))
+    scale = float(between.abs().max())
+    assert float(between.abs().min(0).values.min()) > 1e-6 * scale
+    assert float(on.abs().min(0).values.max()) < 1e-12 * scale
+
+
+def test_float64_fits_do_not_depend_on_round_off():
+    """A one-ulp nudge of every starting weight (the size of a different CPU's round-off) leaves float64 fits
+    unchanged to ~1e-12: what the chapter prints is the same on any CPU."""
+    r = sa.nudge_sensitivity(sa.ToyConfig(**{**SMALL, "steps": 150, "restarts": 2}))
+    assert r["mse"].shape == r["mse_nudged"].shape == (2,)
+    np.testing.assert_allclose(r["ratio"], 1.0, rtol=1e-9)
+    with pytest.raises(ValueError, match="nudge"):
+        sa.nudge_sensitivity(sa.ToyConfig(**SMALL), nudge=0)
+
+
+def test_nudge_moves_every_weight_one_ulp():
+    config = sa.ToyConfig(**{**SMALL, "steps": 0, "restarts": 1})
+    plain = sa.SineAttentionToy(config, 0)
+    models, _ = sa._train_group(config, range(1), "cpu", nudge=1)
+    for a, b in zip(plain.parameters(), models[0].parameters()):
+        moved = b.detach() != a.detach()
+        assert torch.equal(b.detach(), torch.nextafter(a.detach(), torch.full_like(a, math.inf)))
+        assert moved.any()
+
+
+def test_summarise_reports_every_restart():
+    fit = sa.train(seed=0, restarts=3, **{**SMALL, "steps": 40})
+    row = sa.summarise(fit, per_bin=5)
+    assert len(fit.restart_models) == 3
+    assert len(row["restart_mse"]) == len(row["restart_pieces"]) == len(row["restart_distinct"]) == 3
+    best = int(np.argmin(row["restart_mse"]))
+    assert (row["restart_pieces"][best], row["restart_distinct"][best]) == (row["pieces"], row["distinct"])
+    runs = sa.restart_rows([row])
+    assert [r["restart"] for r in runs] == [0, 1, 2] and runs[best]["mse"] == row["mse"]
+
+
+def test_compare_restarts_known_answers():
+    a, b = [1.0, 2.0, 3.0, 100.0], [4.0, 4.0, 8.0, 8.0]
+    value, (lo, hi) = sa.compare_restarts(a, b, "ratio")
+    assert value == pytest.approx(2.5 / 6.0)
+    assert lo <= value <= hi
+    value, (lo, hi) = sa.compare_restarts(a, b, "difference", level=0.5)
+    assert value == pytest.approx(2.5 - 6.0) and lo <= value <= hi
+    same = sa.compare_restarts([5.0, 5.0], [5.0, 5.0], "difference")
+    assert same == (0.0, (0.0, 0.0))
+    assert sa.compare_restarts(a, b, seed=3) == sa.compare_restarts(a, b, seed=3)  # seeded
+    for bad, match in ((dict(how="mean"), "how"), (dict(a=[1.0]), "at least 2")):
+        with pytest.raises(ValueError, match=match):
+            sa.compare_restarts(**{"a": a, "b": b, **bad})
 
 
 # ----------------------------------------------------------------------------- regions
 
 def brute_force(model: sa.SineAttentionToy, per_bin: int) -> tuple[int, int]:
-    """Pieces and distinct patterns from `partition.activation_patterns` sampled on a fine grid of t."""
-    P = partition.activation_patterns(model.mlp, sa.mlp_inputs(model, sa.fine_grid(model, per_bin)))
-    changes = (P[1:] != P[:-1]).sum(1)
-    assert changes.max() <= 1, "grid too coarse: two neurons switch within one step"
-    return 1 + int(changes.sum()), partition.count_distinct(P)
+    """Pieces and distinct patterns from `partition.activation_patterns` sampled on a fine grid of t (refined
+    4x, up to twice, while two neurons switch within one step)."""
+    for _ in range(3):
+        P = partition.activation_patterns(model.mlp, sa.mlp_inputs(model, sa.fine_grid(model, per_bin)))
+        changes = (P[1:] != P[:-1]).sum(1)
+        if changes.max() <= 1:
+            return 1 + int(changes.sum()), partition.count_distinct(P)
+        per_bin *= 4
+    raise AssertionError("grid too coarse: two neurons switch within one step")
 
 
 def test_region_counts_match_brute_force(small_fit):
@@ -195,6 +264,7 @@ def test_summarise_and_sweep():
     ("context", 0, "context"), ("heads", 1.5, "heads"), ("heads", True, "heads"), ("d_model", 7, "d_model"),
     ("d_model", 2, "d_model"), ("lr", -1.0, "lr"), ("periods", float("inf"), "periods"), ("steps", -1, "steps"),
     ("warmup", 1.0, "warmup"), ("dtype", "float16", "dtype"), ("n_bins", 1, "n_bins"), ("restarts", 0, "restarts"),
+    ("anchors", "near", "anchors"),
 ])
 def test_bad_config_values_name_the_field(field, value, message):
     with pytest.raises(ValueError, match=message):

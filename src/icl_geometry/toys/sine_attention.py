@@ -23,10 +23,19 @@ The paper gives neither the embedding's formula nor the widths, optimiser or num
   dimension at most min(H d_head, d_model); with one head it is a curve in a plane, whatever the context.
 * MLP: d_model = 16 -> hidden = 8 ReLU neurons -> 1.
 * Training: full batch, mean squared error, Adam (lr 1e-2, linear warm-up over the first 10% of the steps,
-  cosine decay to 0), float32, Gaussian fan-in initialisation from a seeded generator; each hidden neuron's
-  bias is set so its hyperplane passes through the initial MLP input of a random time bin (no neuron starts
-  dead). `restarts` > 1 keeps the restart with the lowest training loss: the fits are noisy across seeds,
-  and the best of a few restarts is a better estimate of what the architecture can express.
+  cosine decay to 0), float64, Gaussian fan-in initialisation from a seeded generator; each hidden neuron's
+  bias is set so its hyperplane passes through the initial MLP input of a random time between two bins
+  (uniform in the gap; no neuron starts dead). `restarts` > 1 keeps the restart with the lowest training loss as "the" fit
+  (figures), and `summarise` reports every restart: the fits are noisy across seeds, so settings are compared
+  through all their restarts (`compare_restarts`), not through one kept fit each.
+* Reproducibility across machines. A fit must not depend on round-off, which differs between CPUs (vector
+  kernels, summation order). Two choices make it so, measured with `nudge_sensitivity` (every starting weight
+  moved one unit in the last place): (1) hyperplanes anchored *between* bins, not on a bin (`anchors="on"`
+  puts a bin exactly on each neuron's kink at step 0, so round-off picks the side of the ReLU and hence the
+  first gradient; with float32 a one-ulp nudge then changed a restart's final MSE up to 26x, and different
+  CPUs gave fits 10x apart); (2) float64 (with anchors between bins a one-ulp nudge still moves float32 fits
+  by a few percent, float64 fits by ~1e-14; AVX-512, AVX2 and scalar kernels agree to ~1e-12, below any
+  printed digit). float64 costs ~1.7x the float32 time.
   Speed: the tokens are (clock, position code) with the position code the same for every time bin, so the
   scores and the value mixing are computed from the 2 clock channels and small per-head tables, never from
   the (n_bins, C, d_model) token tensor (`mha_last`, checked against the plain formula `attention` in the
@@ -49,16 +58,18 @@ from __future__ import annotations
 import copy
 import math
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
-from icl_geometry import partition
+from icl_geometry import partition, stats
 
 FLOAT_DTYPES = {"float32": torch.float32, "float64": torch.float64}
+ANCHORS = ("between", "on")
 DEVICES = ("cpu", "cuda")
 
 
@@ -85,7 +96,8 @@ class ToyConfig:
     warmup: float = 0.1
     restarts: int = 1
     seed: int = 0
-    dtype: str = "float32"
+    dtype: str = "float64"
+    anchors: str = "between"  # where each hidden neuron's initial hyperplane crosses the curve: between bins or on one
 
     def __post_init__(self) -> None:
         ints = {"context": (1, 10_000), "heads": (1, 1_000), "d_head": (1, 1_024), "hidden": (1, 100_000),
@@ -108,6 +120,8 @@ class ToyConfig:
             raise ValueError(f"warmup = {w!r} is not allowed: expected a fraction of the steps in [0, 1)")
         if self.dtype not in FLOAT_DTYPES:
             raise ValueError(f"dtype = {self.dtype!r} is not allowed: expected one of {list(FLOAT_DTYPES)}")
+        if self.anchors not in ANCHORS:
+            raise ValueError(f"anchors = {self.anchors!r} is not allowed: expected one of {list(ANCHORS)}")
 
     @property
     def torch_dtype(self) -> torch.dtype:
@@ -209,8 +223,17 @@ class SineAttentionToy(nn.Module):
             self.mlp[0].weight.copy_(torch.randn(c.hidden, D, generator=g, dtype=dtype) * D ** -0.5)
             self.mlp[2].weight.copy_(torch.randn(1, c.hidden, generator=g, dtype=dtype) * c.hidden ** -0.5)
             self.mlp[2].bias.zero_()
-            z0 = self.mlp_input(time_grid(c.n_bins, c.periods, dtype))
-            anchors = z0[torch.randint(0, c.n_bins, (c.hidden,), generator=g)]
+            # anchors="between": each hyperplane passes through the MLP input of a random time strictly between
+            # two bins (uniform in the gap: no bin, and no point of a regular finer grid, sits on a kink).
+            # anchors="on" puts it through a bin, whose ReLU then starts exactly on its kink: which side it is on,
+            # and so the first gradient, is decided by round-off (the fits then differ from CPU to CPU)
+            t = time_grid(c.n_bins, c.periods, dtype)
+            if c.anchors == "between":
+                j = torch.randint(0, c.n_bins - 1, (c.hidden,), generator=g)
+                u = torch.rand(c.hidden, generator=g, dtype=dtype)
+                anchors = self.mlp_input(t[j] + u * (t[j + 1] - t[j]))
+            else:
+                anchors = self.mlp_input(t)[torch.randint(0, c.n_bins, (c.hidden,), generator=g)]
             self.mlp[0].bias.copy_(-(anchors * self.mlp[0].weight).sum(1))
 
     def tokens(self, t: torch.Tensor) -> torch.Tensor:
@@ -260,11 +283,24 @@ class FitResult:
     seconds: float
     device: str = "cpu"
     extra: dict[str, Any] = field(default_factory=dict)
+    restart_models: list[SineAttentionToy] = field(default_factory=list)  # every restart, in restart order
 
     @property
     def loss(self) -> float:
         """Final training MSE of the kept restart."""
         return float(self.restart_losses.min())
+
+
+@contextmanager
+def _one_thread() -> Iterator[None]:
+    """Run torch on one thread: the toy's ops are small (a second thread only adds contention, up to 10x on a
+    busy 2-core machine), and the results then cannot depend on the core count."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _lr_factor(i: int, steps: int, warmup: float) -> float:
@@ -273,9 +309,10 @@ def _lr_factor(i: int, steps: int, warmup: float) -> float:
 
 
 STACK_ELEMENTS = 250_000  # stack restarts while R x n_bins x heads x context stays below this (CPU cache)
+EVAL_ELEMENTS = 250_000  # evaluate the MLP input in chunks of times x heads x context below this
 
 
-def _train_restarts(config: ToyConfig, device: str) -> tuple[list[SineAttentionToy], np.ndarray]:
+def _train_restarts(config: ToyConfig, device: str, nudge: int = 0) -> tuple[list[SineAttentionToy], np.ndarray]:
     """Train the restarts in stacked groups: their parameters are stacked on a leading axis and the loss is
     the sum of their MSEs, so each restart gets exactly its own gradient and its own (elementwise) Adam
     update - the same optimisation as training them one by one, for the per-step overhead of one group.
@@ -285,14 +322,21 @@ def _train_restarts(config: ToyConfig, device: str) -> tuple[list[SineAttentionT
     group = config.restarts if device == "cuda" else max(1, min(config.restarts, STACK_ELEMENTS // size))
     models, losses = [], []
     for first in range(0, config.restarts, group):
-        m, l = _train_group(config, range(first, min(first + group, config.restarts)), device)
+        m, l = _train_group(config, range(first, min(first + group, config.restarts)), device, nudge)
         models += m
         losses.append(l)
     return models, np.concatenate(losses, axis=1)
 
 
-def _train_group(config: ToyConfig, restarts: range, device: str) -> tuple[list[SineAttentionToy], np.ndarray]:
+def _train_group(config: ToyConfig, restarts: range, device: str,
+                 nudge: int = 0) -> tuple[list[SineAttentionToy], np.ndarray]:
     models = [SineAttentionToy(config, r).to(device) for r in restarts]
+    if nudge:  # move every initial weight `nudge` representable numbers up (see `nudge_sensitivity`)
+        with torch.no_grad():
+            for m in models:
+                for p in m.parameters():
+                    for _ in range(nudge):
+                        p.copy_(torch.nextafter(p, torch.full_like(p, math.inf)))
     t = time_grid(config.n_bins, config.periods, config.torch_dtype).to(device)
     y = target(t)
     sin, cos = clocks(t, config.context, config.periods)  # the embedding is fixed: build it once
@@ -325,11 +369,14 @@ def _train_group(config: ToyConfig, restarts: range, device: str) -> tuple[list[
     return [m.eval() for m in models], losses.numpy()
 
 
-def train(config: ToyConfig | None = None, *, device: str = "cpu", **overrides: Any) -> FitResult:
-    """Train the toy (full batch) and return the best of `config.restarts` restarts by final training loss.
+def train(config: ToyConfig | None = None, *, device: str = "cpu", nudge: int = 0, **overrides: Any) -> FitResult:
+    """Train the toy (full batch) and return the best of `config.restarts` restarts by final training loss
+    (all restarts are kept in `restart_models`).
 
     `overrides` replace fields of `config` (or of the default `ToyConfig()`), e.g. train(context=100, heads=10).
     The restarts are trained together (see `_train_restarts`); restart r starts from seed x 1000003 + r.
+    `nudge` > 0 moves every initial weight that many representable numbers up before training, a change of
+    the size of a different CPU's round-off (see `nudge_sensitivity`).
     """
     if config is not None and not isinstance(config, ToyConfig):
         raise ValueError(f"config: expected a ToyConfig or None, got {type(config).__name__}")
@@ -339,21 +386,35 @@ def train(config: ToyConfig | None = None, *, device: str = "cpu", **overrides: 
     config = replace(config or ToyConfig(), **overrides)
     if device not in DEVICES:
         raise ValueError(f"device = {device!r} is not allowed: expected one of {list(DEVICES)}")
+    if not _is_int(nudge) or not 0 <= nudge <= 1000:
+        raise ValueError(f"nudge = {nudge!r} is not allowed: expected an integer in [0, 1000]")
     start = time.perf_counter()
     best, finals = None, []
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # the ops are small: one thread is faster, and the result cannot depend on the core count
-    try:
-        models, losses = _train_restarts(config, device)
+    with _one_thread():
+        models, losses = _train_restarts(config, device, int(nudge))
         for r, model in enumerate(models):
             final = float(fit_error(model)["mse"])
             finals.append(final)
             if best is None or final < best[2]:
                 best = (model, losses[:, r], final)
-    finally:
-        torch.set_num_threads(threads)
     return FitResult(model=best[0], config=config, losses=best[1], restart_losses=np.array(finals),
-                     seconds=time.perf_counter() - start, device=device)
+                     seconds=time.perf_counter() - start, device=device, restart_models=models)
+
+
+def nudge_sensitivity(config: ToyConfig | None = None, *, device: str = "cpu", nudge: int = 1,
+                      **overrides: Any) -> dict[str, np.ndarray]:
+    """How much a round-off-sized change of the starting point changes a fit: every restart is trained twice,
+    from its initialisation and from the same initialisation with every weight moved `nudge` representable
+    numbers up (one unit in the last place for nudge = 1). Returns the final training MSE of each restart
+    both ways ("mse", "mse_nudged") and their ratio. A different CPU (other vector kernels, another summation
+    order) changes the training by round-off of this size at every step, so a large ratio here means the
+    toy's individual fits cannot be reproduced across machines, only their distribution."""
+    if not _is_int(nudge) or not 1 <= nudge <= 1000:
+        raise ValueError(f"nudge = {nudge!r} is not allowed: expected an integer in [1, 1000]")
+    plain = train(config, device=device, **overrides)
+    moved = train(plain.config, device=device, nudge=nudge)
+    return {"restart": np.arange(plain.config.restarts), "mse": plain.restart_losses,
+            "mse_nudged": moved.restart_losses, "ratio": moved.restart_losses / plain.restart_losses}
 
 
 # ----------------------------------------------------------------------------- evaluation
@@ -368,7 +429,8 @@ def _times(model: SineAttentionToy, t) -> torch.Tensor:
 @torch.no_grad()
 def predict(model: SineAttentionToy, t: torch.Tensor | None = None) -> torch.Tensor:
     """The toy's prediction at times t (default: the training bins), on the CPU."""
-    return model(_times(model, t)).cpu()
+    with _one_thread():
+        return model(_times(model, t)).cpu()
 
 
 @torch.no_grad()
@@ -389,9 +451,14 @@ def _float64(model: SineAttentionToy) -> SineAttentionToy:
 
 @torch.no_grad()
 def mlp_inputs(model: SineAttentionToy, t: torch.Tensor | None = None) -> np.ndarray:
-    """(len(t), d_model) float64 MLP inputs (default: at the training bins)."""
+    """(len(t), d_model) float64 MLP inputs (default: at the training bins), in chunks of times whose
+    (times, heads, context) attention tensors stay cache-sized (4x faster than one pass on fine grids)."""
     m = _float64(model)
-    return m.mlp_input(_times(m, t)).numpy()
+    t = _times(m, t)
+    c = m.config
+    step = max(16, EVAL_ELEMENTS // (c.heads * c.context))
+    with _one_thread():
+        return torch.cat([m.mlp_input(t[i:i + step]) for i in range(0, len(t), step)]).numpy()
 
 
 @torch.no_grad()
@@ -461,13 +528,45 @@ def count_regions(model: SineAttentionToy, per_bin: int = 20) -> RegionCount:
 
 
 def summarise(fit: FitResult, per_bin: int = 20) -> dict[str, Any]:
-    """One row of numbers for a trained toy: config knobs, fit error, regions, probe error, rank, time."""
-    regions = count_regions(fit.model, per_bin)
-    err = fit_error(fit.model)
+    """One row of numbers for a trained toy: config knobs, fit error, regions, probe error, rank, time (of the
+    kept restart), and the MSE, pieces and distinct regions of every restart (`restart_*`, restart order)."""
+    with _one_thread():
+        regions = count_regions(fit.model, per_bin)
+        err = fit_error(fit.model)
+        each = [count_regions(m, per_bin) for m in fit.restart_models] if fit.restart_models else [regions]
+        probe, rank = linear_probe_error(fit.model), mlp_input_rank(fit.model)
     return {"context": fit.config.context, "heads": fit.config.heads, "mse": err["mse"], "max_abs": err["max_abs"],
             "pieces": regions.pieces, "distinct": regions.distinct, "distinct_on_bins": regions.distinct_on_bins,
-            "linear_probe_mse": linear_probe_error(fit.model), "rank": mlp_input_rank(fit.model),
-            "restart_mse": fit.restart_losses.tolist(), "seconds": fit.seconds}
+            "linear_probe_mse": probe, "rank": rank,
+            "restart_mse": fit.restart_losses.tolist(), "restart_pieces": [r.pieces for r in each],
+            "restart_distinct": [r.distinct for r in each], "seconds": fit.seconds}
+
+
+def restart_rows(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per (heads, context, restart) from `summarise` / `sweep` rows: its final MSE, pieces, distinct."""
+    return [{"heads": r["heads"], "context": r["context"], "restart": i, "mse": m, "pieces": p, "distinct": d}
+            for r in rows for i, (m, p, d) in enumerate(zip(r["restart_mse"], r["restart_pieces"], r["restart_distinct"]))]
+
+
+def compare_restarts(a: Sequence[float], b: Sequence[float], how: str = "ratio", level: float = 0.9,
+                     n_boot: int = 2000, seed: int = 0) -> tuple[float, tuple[float, float]]:
+    """Compare two settings through all their restarts, not through one kept fit: median(a) / median(b)
+    (how="ratio", e.g. MSEs) or median(a) - median(b) (how="difference", e.g. pieces), with a percentile
+    bootstrap interval that resamples each setting's restarts independently. The restarts of a setting are
+    independent fits, so the interval shows how much of a difference between settings is restart luck."""
+    if how not in ("ratio", "difference"):
+        raise ValueError(f"how = {how!r} is not allowed: expected 'ratio' or 'difference'")
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if a.ndim != 1 or b.ndim != 1 or len(a) < 2 or len(b) < 2:
+        raise ValueError(f"a, b: expected two 1-d sequences of at least 2 restarts each, got {a.shape} and {b.shape}")
+
+    def stat(x: np.ndarray, y: np.ndarray) -> float:
+        return float(np.median(x) / np.median(y) if how == "ratio" else np.median(x) - np.median(y))
+
+    ra, rb = stats.cluster_resamples(len(a), n_boot, seed), stats.cluster_resamples(len(b), n_boot, seed + 1)
+    boots = np.array([stat(a[i], b[j]) for i, j in zip(ra, rb)])
+    lo, hi = np.quantile(boots, [(1 - level) / 2, (1 + level) / 2])
+    return stat(a, b), (float(lo), float(hi))
 
 
 def sweep(heads: Iterable[int], contexts: Iterable[int], config: ToyConfig | None = None, *,
