@@ -50,3 +50,14 @@ def test_counts_and_page(tmp_path):
     assert "forced: capped at 9 keys; not counted" in page
     assert "{doc}`04 <04_context_and_reasoning>`" in page and "[0.1, 0.9]" in page
     assert page.index("Fig. 6") < page.index("Fig. 8")
+
+
+def test_glance_box_reads_the_chapter_verdicts(tmp_path):
+    _write(tmp_path, "04", [_claim("a", "reproduced", "paper", low=0.1, high=0.9),
+                            _claim("c", "not reproduced", "paper", forced_by="capped"),
+                            _claim("d", "reproduced", "ours"), _claim("e", "reproduced", "check")])
+    box = report.glance("Does context help?", report.load_rows(tmp_path))
+    assert box.startswith(":::{admonition} At a glance") and box.endswith(":::")
+    assert "Does context help?" in box and "smollm2-135m" in box and "(ci run): 1 reproduced." in box
+    assert "1 claims of our own and 1 sanity checks" in box
+    assert "trained from scratch" in report.glance("Toy?", [])

@@ -109,8 +109,20 @@ def render(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def write_report(book: Path, target: Path) -> Path:
-    """Render the report from `book/results` and `book/recorded` into `target` (a .md file)."""
-    rows = load_rows(book / "results", book / "recorded")
-    target.write_text(render(rows))
-    return target
+def glance(title: str, rows: list[dict[str, Any]], models: Iterable[str] = ()) -> str:
+    """The "at a glance" box a chapter page opens with (MyST): its question, its models, and its verdicts
+    on the papers' claims, read from its results."""
+    models = sorted({m for m in models if m} | {r["model"] for r in rows if r.get("model")})
+    c = counts(rows)
+    verdicts = ", ".join(f"{c[v]} {v}" for v in VERDICT_ORDER if c[v]) or "no claim of the papers judged here"
+    ours = sum(1 for r in rows if r.get("kind") == "ours")
+    checks = sum(1 for r in rows if r.get("kind") == "check")
+    profiles = sorted({r["profile"] for r in rows if r.get("profile")})
+    lines = [":::{admonition} At a glance", ":class: tip", "",
+             f"**Question.** {title}", "",
+             f"**Models.** {', '.join(models) if models else 'small models trained from scratch in this chapter'}.",
+             "", f"**The papers' claims** ({', '.join(profiles) or 'no'} run): {verdicts}."]
+    if ours or checks:
+        lines += ["", f"Also {ours} claims of our own and {checks} sanity checks."]
+    lines += ["", "Every verdict, with its value and interval: the {doc}`replication report <report>`.", ":::"]
+    return "\n".join(lines)

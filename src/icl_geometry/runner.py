@@ -29,7 +29,7 @@ from icl_geometry.chapters import all_specs, get_spec
 from icl_geometry.claims import RESULTS_ENV, repo_root
 from icl_geometry.chapters.schema import PROFILES
 from icl_geometry.lm import DEVICES
-from icl_geometry.report import counts_line, load_rows, write_report
+from icl_geometry.report import counts_line, glance, load_rows, render
 from icl_geometry.widgets import STATIC_ENV
 
 BOOK_FILES = ("_config.yml", "_toc.yml", "references.bib")
@@ -118,16 +118,20 @@ def stage_book(notebooks: Path, stage: Path) -> Path:
     for page in (root / "book").iterdir():
         if page.suffix in (".md", ".png", ".svg") or page.is_dir() and page.name in ("images", "figures"):
             (shutil.copytree if page.is_dir() else shutil.copy2)(page, stage / "book" / page.name)
-    write_report(root / "book", stage / "book" / "report.md")
+    # The report, the landing page's counts and each chapter's "at a glance" box read the results of the run
+    # being rendered (beside its notebooks; book/results for the committed chapters) and the recorded runs.
+    results = notebooks / "results" if (notebooks / "results").is_dir() else root / "book" / "results"
+    rows = load_rows(results, root / "book" / "recorded")
+    (stage / "book" / "report.md").write_text(render(rows))
     intro = stage / "book" / "intro.md"
-    intro.write_text(intro.read_text().replace(REPORT_COUNTS, counts_line(load_rows(root / "book" / "results",
-                                                                                     root / "book" / "recorded"))))
+    intro.write_text(intro.read_text().replace(REPORT_COUNTS, counts_line(rows)))
     for spec in all_specs().values():
         nb = notebooks / spec.notebook
         if not nb.exists():
             raise FileNotFoundError(f"No executed notebook for chapter {spec.number} in {notebooks}: "
                                     f"run `icl-geometry run {spec.number}` first")
-        present_notebook(nb, stage / "book" / spec.notebook)
+        box = glance(spec.title, [r for r in rows if r["chapter"] == spec.number])
+        present_notebook(nb, stage / "book" / spec.notebook, box)
     return stage
 
 
@@ -238,12 +242,16 @@ def fold_cells(nb: Any) -> list[tuple[int, str, str]]:
     return changes
 
 
-def present_notebook(source: Path, target: Path) -> list[tuple[int, str, str]]:
-    """Copy an executed notebook into the staged book with its cells tagged by `fold_cells`."""
+def present_notebook(source: Path, target: Path, glance_box: str = "") -> list[tuple[int, str, str]]:
+    """Copy an executed notebook into the staged book with its cells tagged by `fold_cells`, and the
+    "at a glance" box (MyST markdown) right after its title cell."""
     import nbformat
 
     nb = nbformat.read(str(source), as_version=4)
     changes = fold_cells(nb)
+    if glance_box:
+        first = next((i for i, c in enumerate(nb.cells) if c.cell_type == "markdown"), -1)
+        nb.cells.insert(first + 1, nbformat.v4.new_markdown_cell(glance_box))
     nbformat.write(nb, str(target))
     return changes
 
