@@ -119,10 +119,11 @@ def test_closed_form_matches_monte_carlo_within_3_5_se(mc_prompts, kind, rate):
     assert np.all(np.abs(z) < 3.5), z
 
 
-def test_closed_form_matches_monte_carlo_for_an_arbitrary_matrix(mc_prompts):
-    S, pi, prompts = mc_prompts
-    A = torch.as_tensor(np.random.default_rng(0).standard_normal((2 ** D, 2 ** D)) * 0.05)
-    T = sp.parity_table(list(range(2 ** D)), D)
+def test_closed_form_matches_monte_carlo_for_an_arbitrary_matrix():
+    S, pi = setting(d=4, n_subsets=4)
+    prompts = sp.draw_prompts(40_000, 8, 4, S, pi, seed=12)
+    A = torch.as_tensor(np.random.default_rng(0).standard_normal((16, 16)) * 0.1)
+    T = sp.parity_table(list(range(16)), 4)
 
     def predict(codes, y):
         c_hat = (T[:, codes[:, :-1]] * y[None, :, :-1]).mean(-1)
@@ -131,7 +132,7 @@ def test_closed_form_matches_monte_carlo_for_an_arbitrary_matrix(mc_prompts):
     for kind, rate in (("label", 0.0), ("label", 0.5), ("input", 0.2)):
         sw = ev.noise_sweep(predict, prompts, [rate], kind, inputs="codes")
         lf, inf = (rate, 0.0) if kind == "label" else (0.0, rate)
-        assert abs(sw.loss[0, 0] - sp.bilinear_loss(A, S, pi, N_CTX, lf, inf)) < 3.5 * sw.loss_se[0, 0]
+        assert abs(sw.loss[0, 0] - sp.bilinear_loss(A, S, pi, 8, lf, inf)) < 3.5 * sw.loss_se[0, 0]
 
 
 @settings(max_examples=30, deadline=None)
@@ -291,6 +292,43 @@ def test_learned_first_layer_finds_the_top_parity():
         exact = sp.bilinear_loss(res.model.walsh_matrices(), S, pi, 16).numpy()
     assert np.all(exact < 1.03 * np.array([sp.expected_loss(pi, 16, m) for m in (1, 2)]))
     assert spm.subset_reading(res.model, S)[0, 0] > 0.9  # the one-head model reads the top parity
+
+
+def test_subset_values_of_the_optimum_are_minus_the_head_effects():
+    S, pi = setting()
+    A = sp.optimal_matrix(S, pi, N_CTX, 4, D)
+    rates = [0.0, 0.25, 0.5]
+    vals = ev.subset_values(A, S, pi, N_CTX, rates, "label")
+    eff = sp.head_effects(pi, N_CTX, np.array(rates))  # (L, K)
+    assert np.allclose(vals[:4], -eff[:, :4].T, atol=1e-12) and np.allclose(vals[4:], 0)
+
+
+def test_per_task_accuracy_and_ablation_of_a_one_head_model(mc_prompts):
+    S, pi, prompts = mc_prompts
+    acc, loss = ev.per_task(ev.optimal_predictor(S, pi, N_CTX, [1]), prompts, N_SUB, inputs="x")
+    assert acc[0, 0] == 1.0 and np.all(np.abs(acc[0, 1:] - 0.5) < 0.05)  # covered task solved, the rest guessed
+    fam = spm.ParityFamily(D, (1, 2), attention="softmax", width=8, k=K_BITS, seed=3)
+    one = fam.member_model(1)
+    codes, y = prompts.read(0.25)
+    with torch.no_grad():
+        assert torch.allclose(one(codes[:64], y[:64])[0], fam(codes[:64], y[:64])[1], atol=1e-12)
+    eff, se = ev.head_ablation(lambda h: fam.member_model(0).predictor(0, drop=h), 1, prompts, [0.0], "label")
+    sw = ev.noise_sweep(fam.member_model(0).predictor(0), prompts, [0.0], "label", inputs="codes")
+    assert eff[0, 0] == pytest.approx(1 - sw.loss[0, 0]) and se.shape == (1, 1)  # without its head it predicts 0
+
+
+def test_crossover_rows_combine_seed_spread_and_monte_carlo_error():
+    rates = np.linspace(0, 0.5, 11)
+    small = np.ones((3, 11))
+    large = np.stack([0.5 + 2 * rates + e for e in (-0.01, 0.0, 0.01)])  # crosses at 0.25 -/+ 0.005
+    loss = np.stack([small, large], 1)  # (seeds, M = 2, L)
+    rows = ev.crossover_rows(rates, loss, (1, 2), {(1, 2): 0.25}, pair_se=np.full((3, 1, 11), 0.01))
+    r = rows[0]
+    assert r["measured"] == pytest.approx(0.25) and r["seeds crossing"] == "3/3"
+    t_half = 2.919986 * 0.005 / math.sqrt(3)
+    assert (r["high"] - r["low"]) / 2 == pytest.approx(math.hypot(t_half, 1.644854 * 0.01 / 2), rel=1e-5)
+    mean, lo, hi = ev.seed_intervals(np.array([[1.0, 2.0], [2.0, 4.0], [3.0, 6.0]]))
+    assert np.allclose(mean, [2, 4]) and np.allclose(hi - mean, [1.685, 3.370], rtol=1e-3)
 
 
 # ----------------------------------------------------------------------------- validation

@@ -56,7 +56,7 @@ SPEC = ChapterSpec(
               help="test-time fractions of flipped context labels (increasing from 0; rounded to whole labels)"),
         Param("input_flip", ci=_grid(0.5, 0.025), full=_grid(0.5, 0.0125), kind="floats", low=0.0, high=1.0,
               help="test-time probabilities of flipping each context coordinate (increasing from 0)"),
-        Param("n_test", ci=8000, full=100_000, kind="int", low=100, high=100_000_000,
+        Param("n_test", ci=16000, full=100_000, kind="int", low=100, high=100_000_000,
               help="test prompts for every Monte Carlo estimate"),
     ),
     checks=(_check,),

@@ -97,13 +97,23 @@ def noise_sweep(predict: Callable[..., torch.Tensor], prompts: CleanPrompts, rat
                  pair_se, n)
 
 
-def measured_crossover(rates: Sequence[float], small: Sequence[float], large: Sequence[float]) -> float:
-    """The first rate at which `large` rises to `small` (linear interpolation between grid points); nan if never."""
+def measured_crossover(rates: Sequence[float], small: Sequence[float], large: Sequence[float],
+                       diff_se: Sequence[float] | None = None) -> float | tuple[float, float]:
+    """The first rate at which `large` rises to `small` (linear interpolation between grid points); nan if never.
+
+    With `diff_se` (the standard error of large - small at each rate) also returns the delta-method standard error
+    of the crossing: the difference's SE at the crossing over the slope of the difference there."""
     r, diff = np.asarray(rates, float), np.asarray(large, float) - np.asarray(small, float)
+    x, se = math.nan, math.nan
     for i in range(len(r) - 1):
         if diff[i] < 0 <= diff[i + 1]:
-            return float(r[i] + (r[i + 1] - r[i]) * (-diff[i]) / (diff[i + 1] - diff[i]))
-    return math.nan
+            frac = -diff[i] / (diff[i + 1] - diff[i])
+            x = float(r[i] + (r[i + 1] - r[i]) * frac)
+            if diff_se is not None:
+                e = np.asarray(diff_se, float)
+                se = float((e[i] + frac * (e[i + 1] - e[i])) * (r[i + 1] - r[i]) / (diff[i + 1] - diff[i]))
+            break
+    return x if diff_se is None else (x, se)
 
 
 def t_interval(values: Sequence[float], level: float = 0.9) -> tuple[float, tuple[float, float]]:
@@ -116,3 +126,95 @@ def t_interval(values: Sequence[float], level: float = 0.9) -> tuple[float, tupl
         raise ValueError(f"t_interval: need at least 2 finite values, got {len(v)}")
     half = float(st.t.ppf(0.5 + level / 2, len(v) - 1)) * v.std(ddof=1) / math.sqrt(len(v))
     return float(v.mean()), (float(v.mean() - half), float(v.mean() + half))
+
+
+def seed_intervals(values: Any, level: float = 0.9) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean over seeds (axis 0) and its Student-t interval, elementwise: (mean, low, high); nan entries dropped."""
+    from scipy import stats as st
+
+    v = np.asarray(values, dtype=np.float64)
+    n = np.isfinite(v).sum(0)
+    mean = np.nanmean(v, 0)
+    sd = np.nanstd(v, 0, ddof=1) if v.shape[0] > 1 else np.full(mean.shape, np.nan)
+    half = st.t.ppf(0.5 + level / 2, np.maximum(n - 1, 1)) * sd / np.sqrt(np.maximum(n, 1))
+    half = np.where(n >= 2, half, np.nan)
+    return mean, mean - half, mean + half
+
+
+def crossover_rows(rates: Sequence[float], loss: Any, heads: Sequence[int], predicted: dict, pair_se: Any = None,
+                   level: float = 0.9) -> list[dict]:
+    """Measured crossovers of adjacent sizes: `loss` (seeds, M, L) along `rates`, `pair_se` (seeds, M - 1, L) the
+    standard errors of the adjacent loss differences on the (shared) test prompts, `predicted[(m_s, m_l)]` the closed
+    form. One row per pair: the mean over the seeds whose curves cross and its interval, which adds the seeds' t
+    half-width and the test prompts' Monte Carlo half-width (delta method, averaged over seeds: the prompts are shared,
+    so their errors are not averaged away) in quadrature."""
+    from scipy import stats as st
+
+    loss = np.asarray(loss, dtype=np.float64)
+    z = float(st.norm.ppf(0.5 + level / 2))
+    rows = []
+    for j in range(len(heads) - 1):
+        per_seed, ses = [], []
+        for s in range(len(loss)):
+            if pair_se is None:
+                per_seed.append(measured_crossover(rates, loss[s, j], loss[s, j + 1]))
+                ses.append(0.0)
+            else:
+                x, e = measured_crossover(rates, loss[s, j], loss[s, j + 1], np.asarray(pair_se)[s, j])
+                per_seed.append(x)
+                ses.append(e)
+        per_seed, ses = np.array(per_seed), np.array(ses)
+        ok = np.isfinite(per_seed)
+        mean, lo, hi = (float(per_seed[ok].mean()) if ok.any() else math.nan), math.nan, math.nan
+        if ok.sum() >= 2:
+            _, (tlo, thi) = t_interval(per_seed[ok], level)
+            half = math.hypot((thi - tlo) / 2, z * float(ses[ok].mean()))
+            lo, hi = mean - half, mean + half
+        rows.append({"small m": heads[j], "large m": heads[j + 1], "predicted": predicted[(heads[j], heads[j + 1])],
+                     "measured": mean, "low": lo, "high": hi, "seeds crossing": f"{int(ok.sum())}/{len(per_seed)}"})
+    return rows
+
+
+def per_task(predict: Callable[..., torch.Tensor], prompts: CleanPrompts, n_tasks: int,
+             inputs: str = "codes") -> tuple[np.ndarray, np.ndarray]:
+    """Clean accuracy and loss of each predictor on the prompts of each task: ((P, K), (P, K))."""
+    codes, y = prompts.read()
+    with torch.no_grad():
+        y_hat = predict(codes if inputs == "codes" else input_table(prompts.input_u.shape[-1], y.dtype)[codes], y)
+    hit = ((1 + torch.sign(y_hat) * y[:, -1]) / 2).double().numpy()
+    err = ((y_hat - y[:, -1]) ** 2).double().numpy()
+    task = prompts.task.numpy()
+    acc = np.stack([hit[:, task == t].mean(1) for t in range(n_tasks)], 1)
+    loss = np.stack([err[:, task == t].mean(1) for t in range(n_tasks)], 1)
+    return acc, loss
+
+
+def head_ablation(predict_without: Callable[[int], Callable[..., torch.Tensor]], n_heads: int,
+                  prompts: CleanPrompts, rates: Sequence[float], kind: str = "label") -> tuple[np.ndarray, np.ndarray]:
+    """Monte Carlo change in loss when each head is removed, (effect, SE), each (n_heads, L): loss without head h
+    minus loss with all heads, on common prompts. `predict_without(h)` is a predictor (codes, y) -> (2, n) giving
+    the full model's and the ablated model's predictions."""
+    eff, se = np.zeros((n_heads, len(rates))), np.zeros((n_heads, len(rates)))
+    for h in range(n_heads):
+        sw = noise_sweep(predict_without(h), prompts, rates, kind, pairs=[(0, 1)], inputs="codes")
+        eff[h], se[h] = sw.loss[1] - sw.loss[0], sw.pair_se[(0, 1)]
+    return eff, se
+
+
+def subset_values(A: Any, subsets: Sequence[Sequence[int]], weights: Any, N: int, rates: Sequence[float],
+                  kind: str = "label") -> np.ndarray:
+    """(K, L): how much a linear model's expected loss rises when its parity-basis entry for task subset t is removed
+    (row and column t of A set to 0), at each flip rate; negative where covering that subset hurts."""
+    from icl_geometry.toys.sparse_parity import bilinear_loss, mask_of
+
+    A = np.asarray(A, dtype=np.float64)
+    out = np.zeros((len(subsets), len(rates)))
+    for i, r in enumerate(rates):
+        lf, inf = (r, 0.0) if kind == "label" else (0.0, r)
+        base = float(bilinear_loss(A, subsets, weights, N, lf, inf))
+        for t, s in enumerate(subsets):
+            B = A.copy()
+            B[mask_of(s), :] = 0
+            B[:, mask_of(s)] = 0
+            out[t, i] = float(bilinear_loss(B, subsets, weights, N, lf, inf)) - base
+    return out

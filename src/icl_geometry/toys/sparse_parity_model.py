@@ -150,6 +150,46 @@ class ParityFamily(nn.Module):
         n = Fq.shape[-1]
         return outer.new_zeros(self.n_members, n, n).index_add(0, self.member, outer)
 
+    def head_matrices(self, j: int) -> torch.Tensor:
+        """(m, 2^d, 2^d): each of member j's heads' share w_h F_h G_h^T of its matrix A (linear attention)."""
+        Fq, Gk = self.head_walsh()
+        h = self.member_heads(j)
+        return self.head_w[h, None, None] * Fq[h, :, None] * Gk[h, None, :]
+
+    def predictor(self, j: int | None = None, drop: int | None = None):
+        """A `noise_sweep` predictor (codes, y) -> (P, n) on CPU tensors: every member (j None), or member j alone,
+        or (with `drop`) member j with and without its head number `drop` (2, n)."""
+        dev = self.x_table.device
+
+        def predict(codes: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+            out = self(codes.to(dev), y.to(dev))
+            if j is None:
+                return out.cpu()
+            if drop is None:
+                return out[j:j + 1].cpu()
+            h = int(self.member_heads(j)[drop])
+            w = self.w.data[self.member[h], self.slot[h]].clone()
+            self.w.data[self.member[h], self.slot[h]] = 0
+            try:
+                ablated = self(codes.to(dev), y.to(dev))[j]
+            finally:
+                self.w.data[self.member[h], self.slot[h]] = w
+            return torch.stack([out[j], ablated]).cpu()
+
+        return predict
+
+    def member_model(self, j: int) -> "ParityFamily":
+        """A copy of member j alone (a family of one model), e.g. to probe it cheaply."""
+        m = self.heads[j % len(self.heads)]
+        one = ParityFamily(self.d, (m,), 1, attention=self.attention, features=self.features, width=self.width,
+                           k=self.k, dtype=self.x_table.dtype).to(self.x_table.device)
+        with torch.no_grad():
+            if self.features == "learned":
+                one.W1[0], one.b1[0] = self.W1[j], self.b1[j]
+            for name in ("U", "V", "w"):
+                getattr(one, name)[0] = getattr(self, name)[j, :m]
+        return one
+
     def label(self, j: int) -> str:
         return f"m = {self.heads[j % len(self.heads)]}, seed {j // len(self.heads)}"
 
@@ -225,6 +265,7 @@ def train(model: ParityFamily, subsets: Sequence[Sequence[int]], weights: Any, N
         for grp in opt.param_groups:
             grp["lr"] = lr_at(step, steps, lr, warmup)
         codes, y = sp.clean_batch(g, batch, N, chi, pi)
+        codes, y = codes.to(model.x_table.device), y.to(model.x_table.device)
         per_member = ((model(codes, y) - y[:, -1]) ** 2).mean(-1)
         opt.zero_grad(set_to_none=True)
         per_member.sum().backward()
@@ -237,10 +278,10 @@ def train(model: ParityFamily, subsets: Sequence[Sequence[int]], weights: Any, N
 
 def fit_family(d: int, subsets: Sequence[Sequence[int]], weights: Any, N: int, heads: Sequence[int], n_seeds: int,
                steps: int, batch: int, attention: str = "softmax", features: str = "learned", width: int = 64,
-               lr: float = 0.01, seed: int = 0, dtype: torch.dtype = torch.float64,
+               lr: float = 0.01, seed: int = 0, dtype: torch.dtype = torch.float64, device: str = "cpu",
                progress: bool = False) -> TrainResult:
     """Build a family (see `ParityFamily`) and train it on clean prompts (see `train`)."""
     k = len(sp.check_subsets(subsets, d)[0])
     model = ParityFamily(d, heads, n_seeds, attention=attention, features=features, width=width, k=k, seed=seed,
-                         dtype=dtype)
+                         dtype=dtype).to(device)
     return train(model, subsets, weights, N, steps, batch, lr=lr, seed=seed + 1, progress=progress)
