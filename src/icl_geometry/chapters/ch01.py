@@ -1,4 +1,13 @@
+from typing import Any, Mapping
+
 from icl_geometry.chapters.schema import ChapterSpec, Param
+
+
+def _three_positions(values: Mapping[str, Any]) -> None:
+    """Section 4's plane passes through the MLP inputs of exactly three tokens."""
+    if len(values["positions"]) != 3:
+        raise ValueError(f"Parameter 'positions' = {values['positions']!r} is not allowed: expected exactly three "
+                         f"token positions (they define a plane).")
 
 SPEC = ChapterSpec(
     number="01",
@@ -45,4 +54,5 @@ SPEC = ChapterSpec(
         Param("n_boot", ci=200, full=2000, kind="int", low=10, high=100_000,
               help="bootstrap resamples for intervals on correlations"),
     ),
+    checks=(_three_positions,),
 )

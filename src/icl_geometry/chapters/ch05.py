@@ -1,8 +1,27 @@
+from typing import Any, Mapping
+
 from icl_geometry.chapters.schema import ChapterSpec, Param
 
 
 def _grid(stop: float, step: float) -> tuple[float, ...]:
     return tuple(round(i * step, 6) for i in range(int(round(stop / step)) + 1))
+
+
+def _ranks_within_d(values: Mapping[str, Any]) -> None:
+    """The ranks r of W^KQ are model sizes to compare: strictly increasing, each at most d."""
+    r, d = values["ranks"], values["d"]
+    if any(b <= a for a, b in zip(r, r[1:])) or max(r) > d:
+        raise ValueError(f"Parameter 'ranks' = {r!r} is not allowed with d = {d}: expected strictly increasing "
+                         f"integers in [1, d].")
+
+
+def _noise_grids(values: Mapping[str, Any]) -> None:
+    """Each noise grid is a sweep: at least 3 increasing standard deviations, starting at 0 (the clean case)."""
+    for name in ("label_noise", "input_noise"):
+        g = values[name]
+        if len(g) < 3 or g[0] != 0 or any(b <= a for a, b in zip(g, g[1:])):
+            raise ValueError(f"Parameter {name!r} = {g!r} is not allowed: expected at least 3 increasing "
+                             f"standard deviations starting at 0.")
 
 
 SPEC = ChapterSpec(
@@ -31,4 +50,5 @@ SPEC = ChapterSpec(
         Param("n_test", ci=40_000, full=400_000, kind="int", low=100, high=100_000_000,
               help="test prompts for every Monte Carlo loss"),
     ),
+    checks=(_ranks_within_d, _noise_grids),
 )

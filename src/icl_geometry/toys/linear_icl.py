@@ -81,25 +81,6 @@ def _check_cov(Lambda: Array) -> None:
         raise ValueError("Lambda: expected a positive semi-definite matrix (it has a negative eigenvalue)")
 
 
-def check_ranks(ranks: Sequence[int], d: int) -> tuple[int, ...]:
-    """Chapter-level check: strictly increasing ranks, each in [1, d]."""
-    r = tuple(ranks)
-    if (not r or any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) for v in r)
-            or any(not 1 <= v <= d for v in r) or any(b <= a for a, b in zip(r, r[1:]))):
-        raise ValueError(f"Parameter 'ranks' = {ranks!r} is not allowed: expected strictly increasing integers "
-                         f"in [1, d] with d = {d}.")
-    return tuple(int(v) for v in r)
-
-
-def check_noise_grid(name: str, grid: Sequence[float]) -> np.ndarray:
-    """Chapter-level check: a noise grid of at least 3 increasing standard deviations starting at 0."""
-    g = np.asarray(grid, dtype=np.float64)
-    if g.ndim != 1 or len(g) < 3 or g[0] != 0 or np.any(np.diff(g) <= 0) or not np.all(np.isfinite(g)):
-        raise ValueError(f"Parameter {name!r} = {grid!r} is not allowed: expected at least 3 increasing "
-                         f"standard deviations starting at 0.")
-    return g
-
-
 def _is_torch(*xs: Any) -> bool:
     return any(isinstance(x, torch.Tensor) for x in xs)
 
