@@ -82,3 +82,12 @@ def test_seeding_makes_runs_repeatable():
     a = torch.rand(3)
     profiles.resolve("00", device="cpu", seed=3)
     assert torch.equal(a, torch.rand(3))
+
+
+@pytest.mark.parametrize("knobs, pattern", [
+    ({"shots": [1, 2, 12], "n_pool": 10}, r"'n_pool' = 10.*at least the largest number of shots, 12"),
+    ({"shots": [1, 2], "perturbed_shots": [5]}, r"'perturbed_shots' = \(5,\).*missing: \[5\]"),
+])
+def test_checks_across_parameters_fail_in_the_first_cell(knobs, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        profiles.resolve("04", device="cpu", **knobs)

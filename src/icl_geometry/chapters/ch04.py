@@ -13,6 +13,15 @@ def _pool_holds_the_shots(values: Mapping[str, Any]) -> None:
                          f"number of shots, {largest}.")
 
 
+def _controls_match_shots(values: Mapping[str, Any]) -> None:
+    """Random-token and shuffled contexts are compared with the examples at the same k (Fig. 7)."""
+    missing = sorted(set(values["perturbed_shots"]) - set(values["shots"]))
+    if missing:
+        raise ValueError(f"Parameter 'perturbed_shots' = {values['perturbed_shots']} is not allowed with shots = "
+                         f"{values['shots']}: every length of the random and shuffled contexts must also be in "
+                         f"'shots' (missing: {missing}), so the controls have examples to be compared with.")
+
+
 SPEC = ChapterSpec(
     number="04",
     paper="A",
@@ -51,5 +60,5 @@ SPEC = ChapterSpec(
         Param("chat_style", ci="multi_turn", full="multi_turn", kind="str", choices=CHAT_STYLES,
               help="how shots are laid out for chat models: own user/assistant turns, or one user message"),
     ),
-    checks=(_pool_holds_the_shots,),
+    checks=(_pool_holds_the_shots, _controls_match_shots),
 )
