@@ -66,9 +66,11 @@ def progress_bar(items: Any, show: bool, desc: str, unit: str = "batch") -> Any:
 @torch.no_grad()
 def trace_batch(loaded: LoadedModel, prompts: Sequence[str], positions: Sequence[int] = (-1,),
                 full_attention: bool = False, batch_size: int = 8,
-                progress: bool = False) -> list[Trace]:
+                progress: bool = False, last_logits_only: bool = False) -> list[Trace]:
     """Trace several prompts in left-padded batches of `batch_size` (in input order); the same result as
-    `trace` on each, faster."""
+    `trace` on each, faster. `last_logits_only=True` computes the output head at the last token only
+    (`logits_to_keep=1`: much cheaper for large vocabularies; the last logits agree to round-off, not bit
+    for bit)."""
     if isinstance(prompts, str):
         raise ValueError("prompts: expected a sequence of strings; use trace() for one prompt")
     if len(positions) == 0:
@@ -76,7 +78,7 @@ def trace_batch(loaded: LoadedModel, prompts: Sequence[str], positions: Sequence
     chunks = [list(prompts[i:i + batch_size]) for i in range(0, len(prompts), batch_size)]
     traces: list[Trace] = []
     for chunk in progress_bar(chunks, progress, f"tracing {loaded.name}"):
-        traces.extend(_trace_chunk(loaded, chunk, list(positions), full_attention))
+        traces.extend(_trace_chunk(loaded, chunk, list(positions), full_attention, last_logits_only))
     return traces
 
 
@@ -90,7 +92,7 @@ def trace(loaded: LoadedModel, prompt: str, positions: Sequence[int] = (-1,),
 
 
 def _trace_chunk(loaded: LoadedModel, prompts: list[str], positions: list[int],
-                 full_attention: bool) -> list[Trace]:
+                 full_attention: bool, last_logits_only: bool = False) -> list[Trace]:
     enc = encode(loaded, prompts)
     mask = enc["attention_mask"].bool().cpu()
     batch, width = mask.shape
@@ -113,7 +115,8 @@ def _trace_chunk(loaded: LoadedModel, prompts: list[str], positions: list[int],
             att_full.append(w.float().cpu())
 
     with layer_hooks(loaded, on_mlp, on_attn):
-        out = loaded.model(**enc, use_cache=False)  # all positions' logits: bit-identical to a plain forward
+        keep = {"logits_to_keep": 1} if last_logits_only else {}
+        out = loaded.model(**enc, use_cache=False, **keep)  # by default all positions' logits: bit-identical
 
     logits = out.logits[:, -1].float().cpu()
     mlp = torch.stack(mlp_in, dim=1)  # (B, L, P, D)

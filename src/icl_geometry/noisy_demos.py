@@ -1,0 +1,344 @@
+"""Chapter 7's experiment (paper B's LLM experiments, after Wei et al. 2023): in-context classification with
+noisy demonstrations, on any causal LM, through the engine.
+
+For every query (balanced, clean) and every condition (clean; label noise at each flip rate p; input noise at
+each rate q), one prompt of k demonstrations (`demos`) goes through `engine.trace_batch` once: the label words'
+log-probabilities at the last prompt token (constrained choice: accuracy, and whether the answer follows the
+flipped mapping), and per layer the last token's attention row (its mass on demonstration labels, inputs and
+everything else; paper A's eq. 8 in both readings) and its MLP input (TwoNN over queries). Conditions share
+the queries and the demonstrations, so every comparison is item by item, and every interval comes from a
+bootstrap over queries (`stats.cluster_resamples`).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+
+from icl_geometry import demos, engine, lm
+from icl_geometry.attention_graph import id_eps
+from icl_geometry.stats import cluster_resamples
+
+NOISES = ("label", "input")
+
+
+def conditions(flip_rates: Sequence[float], noise_rates: Sequence[float]) -> list[tuple[str, float]]:
+    """('clean', 0) first, then ('label', p) for every p > 0 and ('input', q) for every q > 0."""
+    out = [("clean", 0.0)]
+    for noise, rates in (("label", flip_rates), ("input", noise_rates)):
+        for r in rates:
+            if not 0.0 <= float(r) <= 1.0:
+                raise ValueError(f"{noise} noise rate {r!r} is not allowed: expected numbers in [0, 1]")
+            if float(r) > 0 and (noise, float(r)) not in out:
+                out.append((noise, float(r)))
+    return out
+
+
+def parse_models(text: str) -> list[str]:
+    """'smollm2-135m, gemma3-270m' -> each name checked by `lm.check_model` (bundled, local dir or hub id)."""
+    names = [s.strip() for s in str(text).split(",") if s.strip()]
+    if not names:
+        raise ValueError(f"Parameter 'models' = {text!r} is not allowed: expected at least one model name")
+    for n in names:
+        try:
+            lm.check_model(n)
+        except ValueError as e:
+            raise ValueError(str(e).replace("Parameter 'model'", "Parameter 'models'")) from None
+    return names
+
+
+@dataclass
+class NoisyRun:
+    """One model's measurements: one row per (query, condition) and per-row arrays aligned with `rows`."""
+
+    model: str
+    n_layers: int
+    n_heads: int
+    k: int
+    eps: float
+    rows: Any  # DataFrame: family, item, text (the query), true_label, noise, rate, pred, correct, follows_flipped, margin, n_tokens
+    logprobs: np.ndarray  # (n_rows, 2) label words' log-probabilities
+    attention_mass: np.ndarray  # (n_rows, n_layers, 3): head-mean mass of the last token on label / input / other
+    id_sum: np.ndarray  # (n_rows, n_layers) eq. 8 summed over heads
+    id_head: np.ndarray  # (n_rows, n_layers) eq. 8 per head, averaged over heads
+    mlp: np.ndarray  # (n_rows, n_layers, d_model) last token's MLP input
+    examples: list[str] = field(default_factory=list)  # one clean and one noisy prompt, for display
+    seconds: float = 0.0
+
+    def select(self, noise: str, rate: float) -> np.ndarray:
+        """Row indices of one condition, in item order."""
+        r = self.rows
+        return np.flatnonzero((r.noise == noise).to_numpy() & np.isclose(r.rate.to_numpy(), rate))
+
+    def correct_matrix(self, noise: str, rates: Sequence[float]) -> np.ndarray:
+        """(n_items, n_rates) correctness; rate 0 is the clean condition."""
+        cols = [self.rows.correct.to_numpy()[self.select("clean" if r == 0 else noise, r)] for r in rates]
+        return np.stack(cols, 1).astype(float)
+
+
+def build_prompts(loaded: Any, families: Sequence[str], n_items: int, n_pool: int, k: int,
+                  conds: Sequence[tuple[str, float]], seed: int = 0) -> tuple[list[dict], list[demos.DemoPrompt]]:
+    """Every (query, condition) prompt and its metadata; queries of each family share their demonstrations
+    across conditions (the same k clean demonstrations, then corrupted)."""
+    meta, prompts = [], []
+    item = 0
+    for family in families:
+        test, pool = demos.split(family, n_items, n_pool, seed)
+        for i, query in enumerate(test):
+            clean = demos.choose_demos(pool, k, seed, i)
+            for noise, rate in conds:
+                shown = demos.corrupt(clean, rate if noise == "label" else 0.0, rate if noise == "input" else 0.0,
+                                      loaded.tokenizer, seed, i)
+                prompts.append(demos.format_demo_prompt(loaded, family, shown, query))
+                meta.append({"family": family, "item": item, "text": query.text, "true_label": query.true_label,
+                             "noise": noise, "rate": rate})
+            item += 1
+    return meta, prompts
+
+
+def label_logprobs(loaded: Any, prompts: Sequence[demos.DemoPrompt], last_logits: Sequence[Any] | None = None,
+                   batch_size: int = 32, batch_tokens: int = 8192) -> np.ndarray:
+    """(n, 2) log-probability of each label word after each prompt. When every label word is one token, read
+    from the last-token logits (`last_logits`, e.g. the traces'): the same number `engine.score_choices`
+    computes; otherwise (or without logits) `engine.score_choices` itself."""
+    single = last_logits is not None and all(
+        all(len(t) == 1 for t in engine.choice_token_ids(loaded, p.text, p.choices)[1]) for p in prompts[:1]) and all(
+        p.choices == prompts[0].choices for p in prompts)
+    if single:
+        ids = [t[0] for t in engine.choice_token_ids(loaded, prompts[0].text, prompts[0].choices)[1]]
+        if len(set(ids)) < len(ids):
+            raise ValueError(f"label words {prompts[0].choices} are the same token for {loaded.name}: "
+                             f"their choice is undefined")
+        out = np.zeros((len(prompts), len(ids)))
+        for n, logits in enumerate(last_logits):
+            logp = np.asarray(logits, dtype=np.float64)
+            logp = logp - (logp.max() + np.log(np.exp(logp - logp.max()).sum()))
+            out[n] = logp[ids]
+        return out
+    scores = engine.score_choices(loaded, [p.text for p in prompts], [list(p.choices) for p in prompts],
+                                  batch_size=batch_size, batch_tokens=batch_tokens)
+    return np.stack(scores)
+
+
+def attention_mass(rows: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """rows (n_layers, n_heads, T): one token's attention rows; groups (T,) in 0..2 (`demos.GROUPS`).
+    Returns (n_layers, 3): the head-averaged mass on each group (sums to 1 per layer)."""
+    mean = np.asarray(rows, dtype=np.float64).mean(1)
+    return np.stack([mean[:, groups == g].sum(-1) for g in range(len(demos.GROUPS))], -1)
+
+
+def trace_all(loaded: Any, texts: Sequence[str], batch_size: int = 16, batch_tokens: int = 4096,
+              progress: bool = False) -> tuple[list[Any], list[int]]:
+    """`engine.trace_batch` (last-token logits only) on every prompt, in batches formed by `engine.batches`
+    (shortest first); returns the traces in input order and the prompts' token counts."""
+    lengths = [len(x) for x in lm.token_ids(loaded, texts)]
+    order = sorted(range(len(texts)), key=lambda i: lengths[i])
+    traces: list[Any] = [None] * len(texts)
+    groups = engine.batches(order, [lengths[i] for i in order], batch_size, batch_tokens)
+    for group in engine.progress_bar(groups, progress, f"tracing {loaded.name}"):
+        out = engine.trace_batch(loaded, [texts[i] for i in group], batch_size=len(group), last_logits_only=True)
+        for i, tr in zip(group, out):
+            traces[i] = tr
+    return traces, lengths
+
+
+def clean_accuracy(loaded: Any, family: str, n_items: int, n_pool: int, shots: Sequence[int], seed: int = 0,
+                   batch_size: int = 16, batch_tokens: int = 4096) -> np.ndarray:
+    """(n_items, len(shots)) correctness with clean demonstrations at each k (constrained choice); the
+    headroom benchmark's measurement."""
+    test, pool = demos.split(family, n_items, n_pool, seed)
+    prompts = [demos.format_demo_prompt(loaded, family, demos.choose_demos(pool, k, seed, i), q)
+               for i, q in enumerate(test) for k in shots]
+    traces, _ = trace_all(loaded, [p.text for p in prompts], batch_size, batch_tokens)
+    pred = label_logprobs(loaded, prompts, [tr.logits for tr in traces]).argmax(1)
+    true = np.repeat([q.true_label for q in test], len(shots))
+    return (pred == true).reshape(n_items, len(shots))
+
+
+def run_experiment(loaded: Any, families: Sequence[str], n_items: int, n_pool: int, k: int,
+                   flip_rates: Sequence[float], noise_rates: Sequence[float], seed: int = 0, eps: float = 0.1,
+                   batch_size: int = 16, batch_tokens: int = 4096, progress: bool = False) -> NoisyRun:
+    """Trace every (query, condition) prompt once (batches by `engine.batches`, shortest first)."""
+    import pandas as pd
+
+    t0 = time.perf_counter()
+    conds = conditions(flip_rates, noise_rates)
+    meta, prompts = build_prompts(loaded, families, n_items, n_pool, k, conds, seed)
+    texts = [p.text for p in prompts]
+    traces, lengths = trace_all(loaded, texts, batch_size, batch_tokens, progress)
+    logp = label_logprobs(loaded, prompts, [tr.logits for tr in traces])
+    mass = np.stack([attention_mass(tr.attention_rows[:, :, -1].numpy(), demos.token_groups(loaded, p))
+                     for tr, p in zip(traces, prompts)])
+    rows_att = [tr.attention_rows[:, :, -1].numpy() for tr in traces]
+    id_sum = np.stack([id_eps(r, eps, reduce="sum", head_axis=1) for r in rows_att]).astype(float)
+    id_head = np.stack([id_eps(r, eps, reduce="per_head", head_axis=1).mean(-1) for r in rows_att])
+    mlp = np.stack([tr.mlp_inputs[:, -1].numpy() for tr in traces])
+    rows = pd.DataFrame(meta)
+    true = rows.true_label.to_numpy()
+    pred = logp.argmax(1)
+    rows["pred"] = pred
+    rows["correct"] = pred == true
+    rows["follows_flipped"] = pred == 1 - true
+    rows["margin"] = logp[np.arange(len(true)), true] - logp[np.arange(len(true)), 1 - true]
+    rows["n_tokens"] = lengths
+    clean_i = int(np.flatnonzero(rows.noise == "clean")[0])
+    examples = [texts[clean_i]] + [texts[clean_i + j] for j in range(1, len(conds)) if conds[j][1] == 1.0]
+    return NoisyRun(loaded.name, loaded.n_layers, loaded.n_heads, k, eps, rows, logp, mass, id_sum, id_head,
+                    mlp, examples, time.perf_counter() - t0)
+
+
+# ============================================================================= statistics
+
+def _percentile(boot: np.ndarray, level: float) -> tuple[float, float]:
+    a = (1 - level) / 2
+    return float(np.nanquantile(boot, a)), float(np.nanquantile(boot, 1 - a))
+
+
+def accuracy_curve(run: NoisyRun, noise: str, rates: Sequence[float], n_boot: int = 1000, level: float = 0.9,
+                   seed: int = 0):
+    """Accuracy at each rate (0 = clean) with a bootstrap interval over queries. Returns a DataFrame."""
+    import pandas as pd
+
+    c = run.correct_matrix(noise, rates)
+    boot = np.stack([c[idx].mean(0) for idx in cluster_resamples(len(c), n_boot, seed)])
+    rows = []
+    for j, r in enumerate(rates):
+        lo, hi = _percentile(boot[:, j], level)
+        rows.append({"model": run.model, "noise": noise, "rate": r, "n": len(c), "n_correct": int(c[:, j].sum()),
+                     "accuracy": float(c[:, j].mean()), "ci_low": lo, "ci_high": hi})
+    return pd.DataFrame(rows)
+
+
+def slope(rates: Sequence[float], acc: np.ndarray) -> np.ndarray:
+    """Least-squares slope of accuracy on rate (accuracy per unit noise); acc (..., n_rates)."""
+    x = np.asarray(rates, float)
+    x = x - x.mean()
+    return (np.asarray(acc, float) * x).sum(-1) / (x * x).sum()
+
+
+@dataclass
+class Slope:
+    value: float
+    interval: tuple[float, float]
+    boot: np.ndarray = field(repr=False)
+
+
+def noise_slope(run: NoisyRun, noise: str, rates: Sequence[float], n_boot: int = 1000, level: float = 0.9,
+                seed: int = 0) -> Slope:
+    """Slope of accuracy vs noise rate (negative: accuracy falls) with a bootstrap over queries; the
+    resamples depend only on (n_items, n_boot, seed), so two models measured on the same queries pair up."""
+    c = run.correct_matrix(noise, rates)
+    boot = np.array([slope(rates, c[idx].mean(0)) for idx in cluster_resamples(len(c), n_boot, seed)])
+    return Slope(float(slope(rates, c.mean(0))), _percentile(boot, level), boot)
+
+
+def same_queries(a: NoisyRun, b: NoisyRun) -> None:
+    """Raise unless two runs asked the same queries in the same order (needed for paired comparisons)."""
+    qa = a.rows[a.rows.noise == "clean"][["family", "text"]].to_numpy().tolist()
+    qb = b.rows[b.rows.noise == "clean"][["family", "text"]].to_numpy().tolist()
+    if qa != qb:
+        raise ValueError(f"runs of {a.model} and {b.model} asked different queries: compare only runs with the "
+                         f"same families, n_items, n_pool and seed")
+
+
+def paired_difference(a: Slope, b: Slope, level: float = 0.9) -> tuple[float, tuple[float, float]]:
+    """b - a with an interval from the paired resamples (same queries, n_boot and seed)."""
+    if len(a.boot) != len(b.boot):
+        raise ValueError("paired_difference: the two bootstraps have different sizes")
+    return b.value - a.value, _percentile(b.boot - a.boot, level)
+
+
+def following_rate(run: NoisyRun, rate: float = 1.0, n_boot: int = 1000, level: float = 0.9,
+                   seed: int = 0) -> Slope:
+    """Fraction of queries answered with the flipped label when a fraction `rate` of demonstration labels are
+    flipped (Wei et al.: rate 1), with a bootstrap over queries (same pairing as `noise_slope`)."""
+    f = run.rows.follows_flipped.to_numpy()[run.select("label", rate)].astype(float)
+    boot = np.array([f[idx].mean() for idx in cluster_resamples(len(f), n_boot, seed)])
+    return Slope(float(f.mean()), _percentile(boot, level), boot)
+
+
+def mass_profile(run: NoisyRun, cond: Sequence[tuple[str, float]]):
+    """Long DataFrame: model, condition, layer, group, mean attention mass of the last token (over queries)."""
+    import pandas as pd
+
+    out = []
+    for noise, rate in cond:
+        m = run.attention_mass[run.select(noise, rate)].mean(0)
+        for layer in range(run.n_layers):
+            for g, name in enumerate(demos.GROUPS):
+                out.append({"model": run.model, "condition": f"{noise} {rate:g}" if noise != "clean" else "clean",
+                            "layer": layer, "depth": layer / max(run.n_layers - 1, 1), "group": name,
+                            "mass": float(m[layer, g])})
+    return pd.DataFrame(out)
+
+
+def geometry_change(run: NoisyRun, noise: str, rate: float, n_boot: int = 1000, level: float = 0.9, seed: int = 0):
+    """Per layer: mean eq. 8 (both readings) clean and noisy, and the item-paired change with its bootstrap
+    interval over queries. Returns a DataFrame."""
+    import pandas as pd
+
+    a, b = run.select("clean", 0.0), run.select(noise, rate)
+    rows = []
+    resamples = cluster_resamples(len(a), n_boot, seed)
+    for name, arr in (("sum", run.id_sum), ("per_head", run.id_head)):
+        d = arr[b] - arr[a]
+        boot = np.stack([d[idx].mean(0) for idx in resamples])
+        for layer in range(run.n_layers):
+            lo, hi = _percentile(boot[:, layer], level)
+            rows.append({"model": run.model, "reading": name, "layer": layer,
+                         "depth": layer / max(run.n_layers - 1, 1), "clean": float(arr[a, layer].mean()),
+                         "noisy": float(arr[b, layer].mean()), "change": float(d[:, layer].mean()),
+                         "ci_low": lo, "ci_high": hi})
+    return pd.DataFrame(rows)
+
+
+def twonn_profile(run: NoisyRun, cond: Sequence[tuple[str, float]], layers: Sequence[int] | None = None,
+                  level: float = 0.9, n_boot: int = 100, seed: int = 0):
+    """TwoNN of the last token's MLP inputs over queries, per layer and condition (one point per query),
+    with its bootstrap interval over queries."""
+    import pandas as pd
+
+    from icl_geometry.intrinsic_dim import twonn
+
+    layers = range(run.n_layers) if layers is None else layers
+    out = []
+    for noise, rate in cond:
+        idx = run.select(noise, rate)
+        for layer in layers:
+            est = twonn(run.mlp[idx, layer].astype(np.float64), ci=level, n_boot=n_boot, seed=seed)
+            out.append({"model": run.model, "condition": f"{noise} {rate:g}" if noise != "clean" else "clean",
+                        "layer": layer, "depth": layer / max(run.n_layers - 1, 1), "twonn": float(est.estimate),
+                        "ci_low": float(est.ci[0]), "ci_high": float(est.ci[1])})
+    return pd.DataFrame(out)
+
+
+def distraction_correlation(runs: Sequence[NoisyRun], noise: str, rate: float, n_boot: int = 1000,
+                            level: float = 0.9, seed: int = 0, reading: str = "sum") -> tuple[float, tuple[float, float], list[float]]:
+    """Does the geometry change predict distraction? Per model, Spearman's rho over queries between the change
+    of eq. 8 (averaged over layers) from clean to noisy and the drop of the true label's margin (log-prob of
+    the true label minus the other's); returns the mean rho over models, its bootstrap interval (queries
+    resampled jointly for all models) and each model's rho."""
+    from scipy.stats import spearmanr
+
+    def rho(x: np.ndarray, y: np.ndarray) -> float:
+        if np.ptp(x) == 0 or np.ptp(y) == 0:
+            return np.nan
+        return float(spearmanr(x, y).statistic)
+
+    xs, ys = [], []
+    for run in runs:
+        arr = run.id_sum if reading == "sum" else run.id_head
+        a, b = run.select("clean", 0.0), run.select(noise, rate)
+        margin = run.rows.margin.to_numpy()
+        xs.append(arr[b].mean(1) - arr[a].mean(1))
+        ys.append(margin[a] - margin[b])
+    n = len(xs[0])
+    if any(len(x) != n for x in xs):
+        raise ValueError("distraction_correlation: runs must have the same queries")
+    per_model = [rho(x, y) for x, y in zip(xs, ys)]
+    boot = np.array([np.nanmean([rho(x[idx], y[idx]) for x, y in zip(xs, ys)])
+                     for idx in cluster_resamples(n, n_boot, seed)])
+    return float(np.nanmean(per_model)), _percentile(boot, level), per_model

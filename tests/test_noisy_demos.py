@@ -1,0 +1,146 @@
+"""Chapter 7's experiment on the engine (fast: tiny random checkpoints) and its statistics (synthetic)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from icl_geometry import demos, engine
+from icl_geometry import noisy_demos as nd
+
+# The tiny tokenizer knows few words: a family whose label words and inputs are in its vocabulary.
+TINY = demos.DemoFamily("tiny", "numbers 0-19, even or odd", ("yes", "no"),
+                        (tuple(str(i) for i in range(0, 20, 2)), tuple(str(i) for i in range(1, 20, 2))))
+
+
+def test_conditions_and_models():
+    assert nd.conditions((0, 0.5, 1), (0.5,)) == [("clean", 0.0), ("label", 0.5), ("label", 1.0), ("input", 0.5)]
+    with pytest.raises(ValueError, match="label noise rate"):
+        nd.conditions((1.5,), ())
+    assert nd.parse_models("smollm2-135m, org/model") == ["smollm2-135m", "org/model"]
+    with pytest.raises(ValueError, match="Parameter 'models'"):
+        nd.parse_models("smollm2-135m,not a model")
+    with pytest.raises(ValueError, match="at least one"):
+        nd.parse_models(" , ")
+
+
+@pytest.mark.parametrize("arch", ["llama", "gemma3"])
+def test_last_logits_only_matches_full_trace(tiny_models, arch):
+    loaded = tiny_models[arch]
+    prompts = ["Input: cat\nLabel: animal\n\nInput: dog\nLabel:", "Input: bread\nLabel:"]
+    full = engine.trace_batch(loaded, prompts)
+    last = engine.trace_batch(loaded, prompts, last_logits_only=True)
+    for a, b in zip(full, last):
+        torch.testing.assert_close(a.logits, b.logits, rtol=1e-5, atol=1e-5)
+        assert torch.equal(a.attention_rows, b.attention_rows) and torch.equal(a.mlp_inputs, b.mlp_inputs)
+
+
+@pytest.mark.parametrize("arch", ["llama", "gemma3"])
+def test_label_logprobs_equal_score_choices(tiny_models, arch, monkeypatch):
+    loaded = tiny_models[arch]
+    monkeypatch.setitem(demos.FAMILIES, "tiny", TINY)
+    test, pool = demos.split("tiny", 3, 8)
+    prompts = [demos.format_demo_prompt(loaded, "tiny", demos.choose_demos(pool, 4, 0, i), q, chat=False)
+               for i, q in enumerate(test)]
+    traces, _ = nd.trace_all(loaded, [p.text for p in prompts])
+    fast = nd.label_logprobs(loaded, prompts, [t.logits for t in traces])
+    slow = nd.label_logprobs(loaded, prompts)  # engine.score_choices
+    np.testing.assert_allclose(fast, slow, atol=1e-4)
+
+
+def test_attention_mass_sums_to_one():
+    rng = np.random.default_rng(0)
+    rows = rng.random((3, 2, 10))
+    rows /= rows.sum(-1, keepdims=True)
+    groups = np.array([2, 1, 1, 0, 2, 1, 0, 2, 2, 2])
+    m = nd.attention_mass(rows, groups)
+    assert m.shape == (3, 3)
+    np.testing.assert_allclose(m.sum(-1), 1)
+    np.testing.assert_allclose(m[:, 0], rows.mean(1)[:, [3, 6]].sum(-1))
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tiny_models):
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setitem(demos.FAMILIES, "tiny", TINY)
+        mp.setitem(demos.FAMILIES, "tiny_foobar", TINY)
+        yield nd.run_experiment(tiny_models["llama"], ["tiny", "tiny_foobar"], 6, 8, 4, (0.5, 1.0), (1.0,),
+                                seed=0, batch_size=5, batch_tokens=400)
+
+
+def test_run_experiment_shapes_and_bookkeeping(tiny_run, tiny_models):
+    run, loaded = tiny_run, tiny_models["llama"]
+    n = 12 * 4
+    assert len(run.rows) == n and run.rows.item.nunique() == 12
+    assert run.attention_mass.shape == (n, loaded.n_layers, 3) and run.mlp.shape[:2] == (n, loaded.n_layers)
+    np.testing.assert_allclose(run.attention_mass.sum(-1), 1, atol=1e-5)
+    assert (run.attention_mass[..., 0] > 0).all() and (run.attention_mass[..., 1] > 0).all()
+    assert run.id_sum.shape == run.id_head.shape == (n, loaded.n_layers)
+    r = run.rows
+    assert (r.follows_flipped == ~r.correct).all()  # two labels
+    assert np.allclose(r.margin > 0, r.correct)
+    assert list(run.select("label", 1.0)) == list(range(2, n, 4))
+    # the same queries in every condition, demonstrations differing only by the corruption
+    assert (r.text.to_numpy()[run.select("clean", 0)] == r.text.to_numpy()[run.select("input", 1.0)]).all()
+    # batching does not change a prompt's result
+    assert np.abs(r.margin).min() > 0
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setitem(demos.FAMILIES, "tiny", TINY)
+        one = nd.run_experiment(loaded, ["tiny"], 6, 8, 4, (0.5, 1.0), (1.0,), seed=0, batch_size=1)
+    np.testing.assert_allclose(one.logprobs, run.logprobs[:24], atol=1e-4)
+    with pytest.raises(ValueError, match="same token"):
+        nd.label_logprobs(loaded, [demos.format_demo_prompt(loaded, "category", [], demos.split("category", 1, 2)[0][0])],
+                          [one.logprobs[0]])
+
+
+def test_statistics_on_the_tiny_run(tiny_run):
+    curve = nd.accuracy_curve(tiny_run, "label", (0, 0.5, 1.0), n_boot=50)
+    assert list(curve.rate) == [0, 0.5, 1.0] and (curve.ci_low <= curve.accuracy).all()
+    assert (curve.accuracy <= curve.ci_high).all() and (curve.n == 12).all()
+    s = nd.noise_slope(tiny_run, "label", (0, 0.5, 1.0), n_boot=50)
+    c = tiny_run.correct_matrix("label", (0, 0.5, 1.0)).mean(0)
+    assert s.value == pytest.approx(np.polyfit([0, 0.5, 1.0], c, 1)[0])
+    diff, (lo, hi) = nd.paired_difference(s, s)
+    assert diff == 0 and lo == hi == 0
+    f = nd.following_rate(tiny_run, 1.0, n_boot=50)
+    assert f.value == pytest.approx(1 - c[-1])
+    prof = nd.mass_profile(tiny_run, [("clean", 0.0), ("label", 1.0)])
+    assert np.allclose(prof.groupby(["condition", "layer"]).mass.sum(), 1, atol=1e-5)
+    geo = nd.geometry_change(tiny_run, "label", 1.0, n_boot=50)
+    assert set(geo.reading) == {"sum", "per_head"} and np.allclose(geo.change, geo.noisy - geo.clean)
+    tw = nd.twonn_profile(tiny_run, [("clean", 0.0)], layers=[0], n_boot=20)
+    assert len(tw) == 1 and np.isfinite(tw.twonn).all()
+    rho, (lo, hi), per_model = nd.distraction_correlation([tiny_run, tiny_run], "label", 1.0, n_boot=50)
+    assert len(per_model) == 2 and (np.isnan(rho) or -1 <= lo <= hi <= 1)
+    nd.same_queries(tiny_run, tiny_run)
+
+
+def _fake_run(correct_by_rate: np.ndarray, rates=(0, 0.5, 1.0)) -> nd.NoisyRun:
+    n = correct_by_rate.shape[0]
+    rows = []
+    for i in range(n):
+        for j, r in enumerate(rates):
+            rows.append({"family": "f", "item": i, "text": str(i), "true_label": 0,
+                         "noise": "clean" if r == 0 else "label", "rate": float(r),
+                         "correct": bool(correct_by_rate[i, j]), "follows_flipped": not correct_by_rate[i, j],
+                         "margin": 1.0 if correct_by_rate[i, j] else -1.0})
+    z = np.zeros((len(rows), 2))
+    return nd.NoisyRun("fake", 2, 1, 4, 0.1, pd.DataFrame(rows), z, np.zeros((len(rows), 2, 3)),
+                       np.zeros((len(rows), 2)), np.zeros((len(rows), 2)), np.zeros((len(rows), 2, 3)))
+
+
+def test_slope_difference_detects_a_steeper_model():
+    rng = np.random.default_rng(1)
+    n = 200
+    robust = np.stack([rng.random(n) < p for p in (0.9, 0.85, 0.8)], 1)
+    fragile = np.stack([rng.random(n) < p for p in (0.95, 0.6, 0.2)], 1)
+    a = nd.noise_slope(_fake_run(robust), "label", (0, 0.5, 1.0), n_boot=300)
+    b = nd.noise_slope(_fake_run(fragile), "label", (0, 0.5, 1.0), n_boot=300)
+    diff, (lo, hi) = nd.paired_difference(a, b)
+    assert diff < 0 and hi < 0 and lo < diff < hi
+    assert b.interval[1] < a.interval[0]
+    nd.same_queries(_fake_run(robust), _fake_run(fragile))
+    with pytest.raises(ValueError, match="different queries"):
+        nd.same_queries(_fake_run(robust), _fake_run(fragile[:10]))
