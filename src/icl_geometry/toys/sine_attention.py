@@ -25,9 +25,9 @@ The paper gives neither the embedding's formula nor the widths, optimiser or num
 * Training: full batch, mean squared error, Adam (lr 1e-2, linear warm-up over the first 10% of the steps,
   cosine decay to 0), float64, Gaussian fan-in initialisation from a seeded generator; each hidden neuron's
   bias is set so its hyperplane passes through the initial MLP input of a random time between two bins
-  (uniform in the gap; no neuron starts dead). `restarts` > 1 keeps the restart with the lowest training loss as "the" fit
-  (figures), and `summarise` reports every restart: the fits are noisy across seeds, so settings are compared
-  through all their restarts (`compare_restarts`), not through one kept fit each.
+  (uniform in the gap; no neuron starts dead). `restarts` > 1 keeps the restart with the lowest training
+  loss as "the" fit (figures), and `summarise` reports every restart: the fits are noisy across seeds, so
+  settings are compared through all their restarts (`compare_restarts`), not through one kept fit each.
 * Reproducibility across machines. A fit must not depend on round-off, which differs between CPUs (vector
   kernels, summation order). Two choices make it so, measured with `nudge_sensitivity` (every starting weight
   moved one unit in the last place): (1) hyperplanes anchored *between* bins, not on a bin (`anchors="on"`
