@@ -49,20 +49,20 @@ MAX_D = 16  # tables over all 2^d inputs
 
 # ----------------------------------------------------------------------------- validation helpers
 
-def _check_int(name: str, v: Any, low: int, high: float = math.inf) -> int:
+def check_int(name: str, v: Any, low: int, high: float = math.inf) -> int:
     if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not low <= v <= high:
         hi = "inf" if high == math.inf else int(high)
         raise ValueError(f"{name} = {v!r} is not allowed: expected an integer in [{low}, {hi}]")
     return int(v)
 
 
-def _check_rate(name: str, v: Any) -> float:
+def check_rate(name: str, v: Any) -> float:
     if isinstance(v, bool) or not isinstance(v, (int, float, np.number)) or not 0 <= v <= 1:
         raise ValueError(f"{name} = {v!r} is not allowed: expected a flip rate in [0, 1]")
     return float(v)
 
 
-def _check_weights(weights: Any) -> np.ndarray:
+def check_weights(weights: Any) -> np.ndarray:
     w = np.asarray(weights, dtype=np.float64)
     if w.ndim != 1 or len(w) == 0 or not np.all(np.isfinite(w)) or np.any(w <= 0) or abs(w.sum() - 1) > 1e-9:
         raise ValueError(f"weights = {weights!r} is not allowed: expected positive task probabilities summing to 1")
@@ -107,16 +107,16 @@ def check_flip_grid(name: str, grid: Sequence[float]) -> np.ndarray:
 
 def make_subsets(d: int, k: int, n_subsets: int, seed: int = 0) -> tuple[tuple[int, ...], ...]:
     """`n_subsets` distinct k-subsets of range(d), drawn at random (seeded); the list order is the importance order."""
-    d, k = _check_int("d", d, 1, MAX_D), _check_int("k", k, 1, d)
+    d, k = check_int("d", d, 1, MAX_D), check_int("k", k, 1, d)
     pool = list(itertools.combinations(range(d), k))
-    n = _check_int("n_subsets", n_subsets, 1, len(pool))
+    n = check_int("n_subsets", n_subsets, 1, len(pool))
     pick = np.random.default_rng(seed).choice(len(pool), n, replace=False)
     return tuple(pool[i] for i in pick)
 
 
 def make_weights(n_subsets: int, decay: float) -> np.ndarray:
     """Geometric importances pi_t ~ decay^t (t = 0 .. K-1), summing to 1; decay = 1 gives uniform tasks."""
-    n = _check_int("n_subsets", n_subsets, 1)
+    n = check_int("n_subsets", n_subsets, 1)
     if isinstance(decay, bool) or not isinstance(decay, (int, float, np.number)) or not 0 < decay <= 1:
         raise ValueError(f"decay = {decay!r} is not allowed: expected a number in (0, 1]")
     w = float(decay) ** np.arange(n, dtype=np.float64)
@@ -139,7 +139,7 @@ def popcount(v: torch.Tensor) -> torch.Tensor:
 
 def input_table(d: int, dtype: torch.dtype = torch.float64) -> torch.Tensor:
     """All 2^d inputs as a (2^d, d) table of +-1: input code c has x_j = 1 - 2 * bit_j(c)."""
-    d = _check_int("d", d, 1, MAX_D)
+    d = check_int("d", d, 1, MAX_D)
     c = torch.arange(2 ** d)[:, None]
     return (1 - 2 * ((c >> torch.arange(d)) & 1)).to(dtype)
 
@@ -205,7 +205,7 @@ class CleanPrompts:
 
     def read(self, label_flip: float = 0.0, input_flip: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
         """What the model sees: (codes (n, N+1), labels (n, N+1)), context noisy, query clean."""
-        rho, q = _check_rate("label_flip", label_flip), _check_rate("input_flip", input_flip)
+        rho, q = check_rate("label_flip", label_flip), check_rate("input_flip", input_flip)
         y = self.chi[self.task[:, None], self.codes]  # clean labels, made from the clean inputs
         n_flip = flip_count(self.n_context, rho)
         if n_flip:
@@ -221,16 +221,16 @@ class CleanPrompts:
 
 def flip_count(n_context: int, label_flip: float) -> int:
     """How many of the N context labels a flip rate flips: round(rate * N), halves rounded up."""
-    return int(math.floor(_check_rate("label_flip", label_flip) * n_context + 0.5))
+    return int(math.floor(check_rate("label_flip", label_flip) * n_context + 0.5))
 
 
 def draw_prompts(n_prompts: int, n_context: int, d: int, subsets: Sequence[Sequence[int]], weights: Any,
                  seed: int = 0, dtype: torch.dtype = torch.float64) -> CleanPrompts:
     """`n_prompts` clean prompts and their noise draws from a seeded generator (see `CleanPrompts`)."""
-    n, N = _check_int("n_prompts", n_prompts, 1), _check_int("n_context", n_context, 1)
-    d = _check_int("d", d, 1, MAX_D)
+    n, N = check_int("n_prompts", n_prompts, 1), check_int("n_context", n_context, 1)
+    d = check_int("d", d, 1, MAX_D)
     subsets = check_subsets(subsets, d)
-    pi = _check_weights(weights)
+    pi = check_weights(weights)
     if len(pi) != len(subsets):
         raise ValueError(f"weights: expected {len(subsets)} task probabilities (one per subset), got {len(pi)}")
     g = torch.Generator().manual_seed(int(seed))
@@ -258,25 +258,25 @@ def sample_prompts(n_prompts: int, n_context: int, d: int, subsets: Sequence[Seq
 
 def optimal_gains(weights: Any, N: int) -> np.ndarray:
     """Clean-optimal gain of a head on each subset: gamma_t = N pi_t / (1 + (N - 1) pi_t)."""
-    pi, N = _check_weights(weights), _check_int("N", N, 1)
+    pi, N = check_weights(weights), check_int("N", N, 1)
     return N * pi / (1 + (N - 1) * pi)
 
 
 def flip_factors(N: int, label_flip: Any = 0.0, input_flip: Any = 0.0, k: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """(a, b): the label factor 1 - 2 n_flip / N and the input factor (1 - 2 input_flip)^k of a k-subset."""
-    N = _check_int("N", N, 1)
+    N = check_int("N", N, 1)
     rho = np.asarray(label_flip, dtype=np.float64)
     q = np.asarray(input_flip, dtype=np.float64)
     if np.any((rho < 0) | (rho > 1)) or np.any((q < 0) | (q > 1)):
         raise ValueError(f"label_flip = {label_flip!r}, input_flip = {input_flip!r}: expected flip rates in [0, 1]")
     a = 1 - 2 * np.floor(rho * N + 0.5) / N
-    return a, (1 - 2 * q) ** _check_int("k", k, 1)
+    return a, (1 - 2 * q) ** check_int("k", k, 1)
 
 
 def effects_at(weights: Any, N: int, a: Any, b: Any = 1.0, gains: Any = None) -> np.ndarray:
     """D_t at label factor a and input factor b given directly (continuous; see `flip_factors`): shape
     broadcast(a, b) + (K,). D_t = -2 a b gamma_t pi_t + gamma_t^2 [1/N + pi_t b^2 (a^2 - 1/N)]."""
-    pi, N = _check_weights(weights), _check_int("N", N, 1)
+    pi, N = check_weights(weights), check_int("N", N, 1)
     g = optimal_gains(pi, N) if gains is None else np.asarray(gains, dtype=np.float64)
     a, b = np.asarray(a, dtype=np.float64)[..., None], np.asarray(b, dtype=np.float64)[..., None]
     return -2 * a * b * g * pi + g ** 2 * (1 / N + pi * b ** 2 * (a ** 2 - 1 / N))
@@ -293,15 +293,15 @@ def head_effects(weights: Any, N: int, label_flip: Any = 0.0, input_flip: Any = 
 def expected_loss(weights: Any, N: int, heads: int, label_flip: Any = 0.0, input_flip: Any = 0.0, k: int = 1,
                   gains: Any = None) -> np.ndarray:
     """Expected squared loss of the m-head model on the m most important subsets (gains: clean-optimal by default)."""
-    pi = _check_weights(weights)
-    m = _check_int("heads", heads, 0, len(pi))
+    pi = check_weights(weights)
+    m = check_int("heads", heads, 0, len(pi))
     return 1 + head_effects(pi, N, label_flip, input_flip, k, gains)[..., :m].sum(-1)
 
 
 def refit_gains(weights: Any, N: int, label_flip: float = 0.0, input_flip: float = 0.0, k: int = 1) -> np.ndarray:
     """Gains that minimise the loss *at* the given noise: a b pi_t / (1/N + pi_t b^2 (a^2 - 1/N)); with them every
     head lowers the loss by (a b pi_t)^2 / (1/N + pi_t b^2 (a^2 - 1/N)) >= 0."""
-    pi = _check_weights(weights)
+    pi = check_weights(weights)
     a, b = flip_factors(N, label_flip, input_flip, k)
     return a * b * pi / (1 / N + pi * b ** 2 * (a ** 2 - 1 / N))
 
@@ -314,14 +314,14 @@ def _small_root(A: np.ndarray, B: np.ndarray, C: np.ndarray) -> np.ndarray:
 def label_threshold(weights: Any, N: int) -> np.ndarray:
     """Per subset: the label-flip fraction beyond which its clean-trained head raises the loss (continuous in the
     fraction; N of them are realisable). Between 1/4 (pi -> 0) and 1/2 (pi = 1)."""
-    pi, N = _check_weights(weights), _check_int("N", N, 1)
+    pi, N = check_weights(weights), check_int("N", N, 1)
     a = _small_root(N * pi, -2 * (1 + (N - 1) * pi), 1 - pi)
     return (1 - a) / 2
 
 
 def input_threshold(weights: Any, N: int, k: int) -> np.ndarray:
     """Per subset: the input-flip probability beyond which its clean-trained head raises the loss (no label noise)."""
-    pi, N, k = _check_weights(weights), _check_int("N", N, 1), _check_int("k", k, 1)
+    pi, N, k = check_weights(weights), check_int("N", N, 1), check_int("k", k, 1)
     c = (N - 1) * pi
     b = _small_root(c, -2 * (1 + c), np.ones_like(c))
     return (1 - b ** (1 / k)) / 2
@@ -334,8 +334,8 @@ def crossover(weights: Any, N: int, m_small: int, m_large: int, kind: str = "lab
     on clean prompts and positive at a = 0 (b = 0): its smaller root, mapped back to a rate. For label flips the
     rate is continuous (between realisable fractions the loss is flat).
     """
-    pi = _check_weights(weights)
-    m_small, m_large = _check_int("m_small", m_small, 0), _check_int("m_large", m_large, 1, len(pi))
+    pi = check_weights(weights)
+    m_small, m_large = check_int("m_small", m_small, 0), check_int("m_large", m_large, 1, len(pi))
     if not m_small < m_large:
         raise ValueError(f"m_small = {m_small} must be smaller than m_large = {m_large}")
     if kind not in NOISE_KINDS:
@@ -346,13 +346,13 @@ def crossover(weights: Any, N: int, m_small: int, m_large: int, kind: str = "lab
         return float((1 - a) / 2)
     # a = 1: D = g^2 pi (1 - 1/N) b^2 - 2 g pi b + g^2 / N
     b = _small_root((g ** 2 * p).sum() * (1 - 1 / N), -2 * (g * p).sum(), (g ** 2).sum() / N)
-    return float((1 - b ** (1 / _check_int("k", k, 1))) / 2)
+    return float((1 - b ** (1 / check_int("k", k, 1))) / 2)
 
 
 def optimal_matrix(subsets: Sequence[Sequence[int]], weights: Any, N: int, heads: int, d: int) -> np.ndarray:
     """The optimal m-head A* in the Walsh basis: gamma_t on the diagonal at the top-m subsets' masks, 0 elsewhere."""
-    subsets, pi = check_subsets(subsets, d), _check_weights(weights)
-    m = _check_int("heads", heads, 0, len(pi))
+    subsets, pi = check_subsets(subsets, d), check_weights(weights)
+    m = check_int("heads", heads, 0, len(pi))
     A = np.zeros((2 ** d, 2 ** d))
     g = optimal_gains(pi, N)
     for t in range(m):
@@ -370,7 +370,7 @@ def loss_terms(A: Any, subsets: Sequence[Sequence[int]], weights: Any) -> tuple[
     d = n.bit_length() - 1
     if At.dim() < 2 or At.shape[-2:] != (n, n) or n != 1 << d:
         raise ValueError(f"A: expected (..., 2^d, 2^d), got {tuple(At.shape)}")
-    subsets, pi = check_subsets(subsets, d), _check_weights(weights)
+    subsets, pi = check_subsets(subsets, d), check_weights(weights)
     if len(pi) != len(subsets):
         raise ValueError(f"weights: expected {len(subsets)} task probabilities (one per subset), got {len(pi)}")
     idx = torch.tensor([mask_of(s) for s in subsets])

@@ -10,7 +10,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from icl_geometry.toys.sparse_parity import (NOISE_KINDS, CleanPrompts, _check_rate, input_table, optimal_gains)
+from icl_geometry.toys.sparse_parity import (NOISE_KINDS, CleanPrompts, check_rate, input_table, optimal_gains)
 
 
 # ----------------------------------------------------------------------------- Monte Carlo
@@ -60,7 +60,7 @@ def noise_sweep(predict: Callable[..., torch.Tensor], prompts: CleanPrompts, rat
     """
     if kind not in NOISE_KINDS:
         raise ValueError(f"kind = {kind!r} is not allowed: expected one of {list(NOISE_KINDS)}")
-    rates = np.array([_check_rate(f"{kind}_flip", r) for r in rates])
+    rates = np.array([check_rate(f"{kind}_flip", r) for r in rates])
     n, d = len(prompts), prompts.input_u.shape[-1]
     table = input_table(d, prompts.chi.dtype)
     sums: dict[str, Any] = {}

@@ -42,16 +42,16 @@ class ParityFamily(nn.Module):
                  features: str = "learned", width: int = 64, k: int = 2, init_out: float = 1.0, seed: int = 0,
                  dtype: torch.dtype = torch.float64) -> None:
         super().__init__()
-        self.d = sp._check_int("d", d, 1, sp.MAX_D)
+        self.d = sp.check_int("d", d, 1, sp.MAX_D)
         self.heads = sp.check_heads(heads)
-        self.n_seeds = sp._check_int("n_seeds", n_seeds, 1)
+        self.n_seeds = sp.check_int("n_seeds", n_seeds, 1)
         if attention not in ATTENTIONS:
             raise ValueError(f"attention = {attention!r} is not allowed: expected one of {list(ATTENTIONS)}")
         if features not in FEATURES:
             raise ValueError(f"features = {features!r} is not allowed: expected one of {list(FEATURES)}")
         self.attention, self.features = attention, features
-        self.width = sp._check_int("width", width, 1)
-        self.k = sp._check_int("k", k, 1, d)
+        self.width = sp.check_int("width", width, 1)
+        self.k = sp.check_int("k", k, 1, d)
         self.n_members = self.n_seeds * len(self.heads)
         member = [s * len(self.heads) + j for s in range(self.n_seeds) for j, m in enumerate(self.heads)
                   for _ in range(m)]
@@ -246,12 +246,12 @@ def train(model: ParityFamily, subsets: Sequence[Sequence[int]], weights: Any, N
     """Minimise every member's squared loss on fresh clean prompts (all members see the same prompts), with Adam,
     a linear warm-up and a cosine decay to 0."""
     subsets = sp.check_subsets(subsets, model.d)
-    pi = torch.as_tensor(sp._check_weights(weights))
-    steps, batch = sp._check_int("steps", steps, 1), sp._check_int("batch", batch, 1)
-    N = sp._check_int("N", N, 1)
+    pi = torch.as_tensor(sp.check_weights(weights))
+    steps, batch = sp.check_int("steps", steps, 1), sp.check_int("batch", batch, 1)
+    N = sp.check_int("N", N, 1)
     if not (isinstance(lr, (int, float)) and lr > 0):
         raise ValueError(f"lr = {lr!r} is not allowed: expected a number > 0")
-    warmup = max(1, steps // 20) if warmup is None else sp._check_int("warmup", warmup, 0, steps)
+    warmup = max(1, steps // 20) if warmup is None else sp.check_int("warmup", warmup, 0, steps)
     chi = sp.parity_table([sp.mask_of(s) for s in subsets], model.d, model.x_table.dtype)
     g = torch.Generator().manual_seed(int(seed))
     opt = torch.optim.Adam(model.parameters(), lr=lr)
