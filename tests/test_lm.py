@@ -128,6 +128,6 @@ def test_bos_is_added_only_when_no_prompt_already_starts_with_it():
     from types import SimpleNamespace
 
     llama_like = SimpleNamespace(bos_token="<|begin_of_text|>")
-    assert not lm._needs_special_tokens(llama_like, ["<|begin_of_text|>a", "<|begin_of_text|>b"])
-    assert lm._needs_special_tokens(llama_like, ["<|begin_of_text|>a", "b"])
-    assert lm._needs_special_tokens(SimpleNamespace(bos_token=None), ["a"])
+    assert not lm.needs_special_tokens(llama_like, ["<|begin_of_text|>a", "<|begin_of_text|>b"])
+    assert lm.needs_special_tokens(llama_like, ["<|begin_of_text|>a", "b"])
+    assert lm.needs_special_tokens(SimpleNamespace(bos_token=None), ["a"])

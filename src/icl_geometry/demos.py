@@ -248,7 +248,7 @@ def token_groups(loaded: Any, prompt: DemoPrompt) -> np.ndarray:
     from icl_geometry import lm
 
     tok = loaded.tokenizer
-    enc = tok(prompt.text, add_special_tokens=lm._needs_special_tokens(tok, [prompt.text]),
+    enc = tok(prompt.text, add_special_tokens=lm.needs_special_tokens(tok, [prompt.text]),
               return_offsets_mapping=True)
     groups = np.full(len(enc["input_ids"]), 2, dtype=np.int64)
     for t, (a, b) in enumerate(enc["offset_mapping"]):

@@ -309,7 +309,7 @@ def format_prompt(loaded: LoadedModel, text: str, chat: bool | None = None) -> s
     return loaded.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
 
-def _needs_special_tokens(tokenizer: Any, prompts: Sequence[str]) -> bool:
+def needs_special_tokens(tokenizer: Any, prompts: Sequence[str]) -> bool:
     """False when every prompt already begins with the BOS token (chat templates such as Llama-3's write
     it), so that it is not added a second time."""
     bos = tokenizer.bos_token
@@ -319,7 +319,7 @@ def _needs_special_tokens(tokenizer: Any, prompts: Sequence[str]) -> bool:
 def token_ids(loaded: LoadedModel, prompts: Sequence[str]) -> list[list[int]]:
     """Token ids of each prompt, unpadded, with the special tokens `encode` would add."""
     tok = loaded.tokenizer
-    return tok(list(prompts), add_special_tokens=_needs_special_tokens(tok, prompts))["input_ids"]
+    return tok(list(prompts), add_special_tokens=needs_special_tokens(tok, prompts))["input_ids"]
 
 
 def encode(loaded: LoadedModel, prompts: Sequence[str]) -> dict[str, torch.Tensor]:
@@ -329,7 +329,7 @@ def encode(loaded: LoadedModel, prompts: Sequence[str]) -> dict[str, torch.Tenso
         tok.pad_token = tok.eos_token
     tok.padding_side = "left"
     enc = tok(list(prompts), return_tensors="pt", padding=True,
-              add_special_tokens=_needs_special_tokens(tok, prompts))
+              add_special_tokens=needs_special_tokens(tok, prompts))
     mask = enc["attention_mask"]
     # Left padding shifts every token; positions must count real tokens only.
     enc["position_ids"] = (mask.cumsum(-1) - 1).clamp(min=0)
