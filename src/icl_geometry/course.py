@@ -153,22 +153,13 @@ def student_notebook(nb: Any, chapter: str = "") -> tuple[Any, list[Removed]]:
     return _with_ids(nb), removed
 
 
-def make_course(notebooks: Path | None = None, out: Path | None = None, execute: bool = False,
-                profile: str = "ci", device: str = "auto") -> CourseReport:
-    """Write `out/student/` and `out/instructor/` (default `course/`) from executed chapters.
-
-    `notebooks` defaults to the committed chapters in `book/`; with `execute`, every chapter is first run
-    (papermill, `profile` on `device`) into `out/_executed/` and the copies are made from those runs.
-    """
+def make_course(notebooks: Path | None = None, out: Path | None = None) -> CourseReport:
+    """Write `out/student/` and `out/instructor/` (default `course/`) from executed chapters in `notebooks`
+    (default: the committed chapters in `book/`). Executing them first is the runner's job
+    (`icl-geometry course --execute` runs every chapter into `out/_executed/` and copies those)."""
     root = repo_root()
     out = out or root / "course"
     source = notebooks or root / "book"
-    if execute:
-        from icl_geometry.runner import run_chapter
-
-        source = out / "_executed"
-        for number in all_specs():
-            run_chapter(number, profile=profile, device=device, out_dir=source)
     report = CourseReport()
     for folder in ("student", "instructor"):
         if (out / folder).exists():

@@ -339,8 +339,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "course":
             from icl_geometry.course import make_course
 
-            report = make_course(args.notebooks, args.out, execute=args.execute, profile=args.profile,
-                                 device=args.device)
+            out = args.out or repo_root() / "course"
+            notebooks = args.notebooks
+            if args.execute:
+                notebooks = out / "_executed"
+                for number in all_specs():
+                    run_chapter(number, profile=args.profile, device=args.device, out_dir=notebooks)
+            report = make_course(notebooks, out)
             for student, instructor in zip(report.student, report.instructor):
                 n = sum(r.chapter == student.name[:2] for r in report.removed)
                 print(f"{student}  ({n} solutions replaced by '# Your answer' cells)   {instructor}")
