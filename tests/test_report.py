@@ -61,3 +61,10 @@ def test_glance_box_reads_the_chapter_verdicts(tmp_path):
     assert "Does context help?" in box and "smollm2-135m" in box and "(ci run): 1 reproduced." in box
     assert "1 claims of our own and 1 sanity checks" in box
     assert "trained from scratch" in report.glance("Toy?", [])
+
+
+def test_every_chapter_names_a_paper_the_report_knows():
+    from icl_geometry.chapters import all_specs
+
+    assert {number: spec.paper in report.PAPERS for number, spec in all_specs().items()} == {
+        number: True for number in all_specs()}

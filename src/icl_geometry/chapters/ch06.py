@@ -31,6 +31,7 @@ def _check(v: dict) -> None:
 
 SPEC = ChapterSpec(
     number="06",
+    paper="B",
     slug="sparse_parity",
     title="In-context sparse parity: why more attention heads are more easily distracted",
     uses_model=False,
