@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import nbformat
@@ -141,14 +143,17 @@ def test_the_live_cell_turns_the_static_fallback_off(monkeypatch):
 @pytest.mark.parametrize("number", CHEAP)
 def test_student_notebook_executes_top_to_bottom(kit, number, tmp_path, monkeypatch):
     """A student who runs every cell in order gets no error; explorers come up as live widgets."""
-    import papermill as pm
-
     out, _ = kit
     spec = all_specs()[number]
     monkeypatch.setenv("ICL_GEOMETRY_RESULTS", str(tmp_path / "results"))
     executed = tmp_path / spec.notebook
-    pm.execute_notebook(str(out / "student" / spec.notebook), str(executed), parameters={"profile": "ci", "device": "cpu"},
-                        cwd=str(out / "student"), kernel_name="python3", progress_bar=False)
+    # In a process of its own (as a student's Jupyter would run it), with a time limit per cell: a kernel
+    # started from inside this long pytest process once stalled on its first live widget.
+    cmd = [sys.executable, "-m", "papermill", str(out / "student" / spec.notebook), str(executed),
+           "-p", "profile", "ci", "-p", "device", "cpu", "--cwd", str(out / "student"), "-k", "python3",
+           "--no-progress-bar", "--execution-timeout", "600"]
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=1200)
+    assert run.returncode == 0, run.stderr[-3000:]
     nb = nbformat.read(str(executed), as_version=4)
     explorers = [c for c in nb.cells if c.cell_type == "code" and "widgets.explore(" in c.source]
     for cell in explorers:
