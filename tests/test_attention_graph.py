@@ -304,3 +304,25 @@ def test_id_eps_on_real_attention_rows():
     np.testing.assert_array_equal(ag.id_eps(last, 0.1, head_axis=1), per_head.sum(1))
     eff = ag.effective_degree(last, head_axis=1)
     assert np.all(eff >= 1 - 1e-6) and np.all(eff <= tr.seq_len + 1e-6)
+
+
+# ----------------------------------------------------------------------------- temperature on given rows
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 10_000), tau=st.floats(0.2, 5.0))
+def test_temper_equals_softmax_of_scaled_scores(seed, tau):
+    """Known answer: tempering the rows of causal_attention equals causal_attention at that temperature."""
+    rng = np.random.default_rng(seed)
+    X, Wq, Wk = rng.standard_normal((6, 4)), rng.standard_normal((2, 4, 3)), rng.standard_normal((2, 4, 3))
+    np.testing.assert_allclose(ag.temper(ag.causal_attention(X, Wq, Wk), tau),
+                               ag.causal_attention(X, Wq, Wk, temperature=tau), atol=1e-10)
+
+
+def test_temper_limits_and_support():
+    row = np.array([0.5, 0.3, 0.2, 0.0])
+    np.testing.assert_allclose(ag.temper(row, 1.0), row)
+    np.testing.assert_allclose(ag.temper(row, 1e-3), [1, 0, 0, 0], atol=1e-12)
+    np.testing.assert_allclose(ag.temper(row, 1e6), [1 / 3, 1 / 3, 1 / 3, 0], atol=1e-5)
+    assert (ag.temper(row, 0.1) > 0).sum() == 3  # the support (Theorem 2.1's count) does not move
+    with pytest.raises(ValueError, match="temperature"):
+        ag.temper(row, 0.0)

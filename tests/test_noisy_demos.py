@@ -144,3 +144,39 @@ def test_slope_difference_detects_a_steeper_model():
     nd.same_queries(_fake_run(robust), _fake_run(fragile))
     with pytest.raises(ValueError, match="different queries"):
         nd.same_queries(_fake_run(robust), _fake_run(fragile[:10]))
+
+
+def test_an_interrupted_run_resumes_from_its_checkpoint(tiny_run, tiny_models, tmp_path):
+    """Kill a run after two batches; the next call skips what was saved and ends with the same numbers as a run
+    that was never interrupted."""
+    loaded, ckpt = tiny_models["llama"], tmp_path / "run.npz"
+    real = engine.trace_batch
+    calls = {"n": 0}
+
+    def dies_after_two(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] > 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    args = (loaded, ["tiny", "tiny_foobar"], 6, 8, 4, (0.5, 1.0), (1.0,))
+    kw = dict(seed=0, batch_size=5, batch_tokens=400, checkpoint=ckpt, checkpoint_every=0.0)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setitem(demos.FAMILIES, "tiny", TINY)
+        mp.setitem(demos.FAMILIES, "tiny_foobar", TINY)
+        mp.setattr(engine, "trace_batch", dies_after_two)
+        with pytest.raises(KeyboardInterrupt):
+            nd.run_experiment(*args, **kw)
+        saved = int(np.load(ckpt)["done"].sum())
+        assert saved == 10  # two batches of 5
+        calls["n"] = -100  # no more interruptions; count the batches traced on resume
+        resumed = nd.run_experiment(*args, **kw)
+        n_batches = calls["n"] + 100
+        assert n_batches == -(-(len(resumed.rows) - saved) // 5)
+        np.testing.assert_allclose(resumed.logprobs, tiny_run.logprobs, atol=1e-5)
+        np.testing.assert_allclose(resumed.id_sum, tiny_run.id_sum)
+        np.testing.assert_allclose(resumed.mlp, tiny_run.mlp, atol=1e-5)
+        # another eps is another experiment: the checkpoint is not reused
+        calls["n"] = -100
+        nd.run_experiment(*args, **{**kw, "eps": 0.2})
+        assert calls["n"] + 100 == -(-len(resumed.rows) // 5)

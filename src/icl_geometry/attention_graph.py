@@ -85,6 +85,25 @@ def id_eps(attention_rows, eps: float = 0.1, mode: str = "absolute", reduce: str
     return counts
 
 
+def temper(attention_rows, temperature: float) -> np.ndarray:
+    """The rows a softmax at `temperature` would give from the same scores: a ** (1 / temperature),
+    renormalised over each row's support (weights that are exactly 0, e.g. causally masked keys, stay 0).
+
+    softmax(s / tau) is proportional to exp(s) ** (1 / tau), and exp(s) is proportional to the weights, so
+    no scores are needed: tau = 1 returns the rows, tau -> 0 makes them one-hot on their maximum, tau -> inf
+    uniform over their support. The support, and with it Theorem 2.1's count, never changes.
+    """
+    _check_temperature(temperature)
+    a = _as_array(attention_rows, "attention_rows").clip(min=0.0)
+    support = a > 0
+    logs = np.where(support, np.log(np.where(support, a, 1.0)), -np.inf) / float(temperature)
+    top = np.max(logs, axis=-1, keepdims=True)
+    top = np.where(np.isfinite(top), top, 0.0)
+    w = np.where(support, np.exp(logs - top), 0.0)
+    total = w.sum(-1, keepdims=True)
+    return np.divide(w, total, out=np.zeros_like(w), where=total > 0)
+
+
 # ----------------------------------------------------------------------------- graphs (full T x T maps)
 
 def _square(attention) -> np.ndarray:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -130,14 +131,20 @@ def attention_mass(rows: np.ndarray, groups: np.ndarray) -> np.ndarray:
     return np.stack([mean[:, groups == g].sum(-1) for g in range(len(demos.GROUPS))], -1)
 
 
+def _order_and_batches(loaded: Any, texts: Sequence[str], batch_size: int,
+                       batch_tokens: int) -> tuple[list[int], list[list[int]]]:
+    """The prompts' token counts, and batches formed by `engine.batches` (shortest first)."""
+    lengths = [len(x) for x in lm.token_ids(loaded, texts)]
+    order = sorted(range(len(texts)), key=lambda i: lengths[i])
+    return lengths, engine.batches(order, [lengths[i] for i in order], batch_size, batch_tokens)
+
+
 def trace_all(loaded: Any, texts: Sequence[str], batch_size: int = 16, batch_tokens: int = 4096,
               progress: bool = False) -> tuple[list[Any], list[int]]:
     """`engine.trace_batch` (last-token logits only) on every prompt, in batches formed by `engine.batches`
     (shortest first); returns the traces in input order and the prompts' token counts."""
-    lengths = [len(x) for x in lm.token_ids(loaded, texts)]
-    order = sorted(range(len(texts)), key=lambda i: lengths[i])
+    lengths, groups = _order_and_batches(loaded, texts, batch_size, batch_tokens)
     traces: list[Any] = [None] * len(texts)
-    groups = engine.batches(order, [lengths[i] for i in order], batch_size, batch_tokens)
     for group in engine.progress_bar(groups, progress, f"tracing {loaded.name}"):
         out = engine.trace_batch(loaded, [texts[i] for i in group], batch_size=len(group), last_logits_only=True)
         for i, tr in zip(group, out):
@@ -158,24 +165,86 @@ def clean_accuracy(loaded: Any, family: str, n_items: int, n_pool: int, shots: S
     return (pred == true).reshape(n_items, len(shots))
 
 
+# Per prompt, what the experiment keeps of its trace (the rest is dropped batch by batch).
+_KEPT = ("logprobs", "attention_mass", "id_sum", "id_head", "mlp")
+CHECKPOINT_VERSION = 1  # bump when what a checkpoint holds, or how it is computed, changes
+
+
+def checkpoint_key(loaded: Any, texts: Sequence[str], eps: float) -> str:
+    """A digest of everything a checkpoint's numbers depend on: model, prompts, eps, format version."""
+    import hashlib
+
+    h = hashlib.sha256(f"{CHECKPOINT_VERSION}|{loaded.name}|{loaded.n_layers}|{eps!r}".encode())
+    for t in texts:
+        h.update(b"\0" + t.encode())
+    return h.hexdigest()[:16]
+
+
+def _load_checkpoint(path: Path, key: str, n: int) -> dict[str, np.ndarray] | None:
+    if not path.exists():
+        return None
+    with np.load(path, allow_pickle=False) as z:
+        if str(z["key"]) != key or len(z["done"]) != n:
+            return None  # another model, prompt set or version: start afresh
+        return {name: z[name] for name in ("done", *_KEPT)}
+
+
+def _save_checkpoint(path: Path, key: str, state: dict[str, np.ndarray]) -> None:
+    """Atomic: a run killed while writing leaves the previous checkpoint intact."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez(tmp, key=np.array(key), **state)
+    tmp.replace(path)
+
+
 def run_experiment(loaded: Any, families: Sequence[str], n_items: int, n_pool: int, k: int,
                    flip_rates: Sequence[float], noise_rates: Sequence[float], seed: int = 0, eps: float = 0.1,
-                   batch_size: int = 16, batch_tokens: int = 4096, progress: bool = False) -> NoisyRun:
-    """Trace every (query, condition) prompt once (batches by `engine.batches`, shortest first)."""
+                   batch_size: int = 16, batch_tokens: int = 4096, progress: bool = False,
+                   checkpoint: str | Path | None = None, checkpoint_every: float = 60.0) -> NoisyRun:
+    """Trace every (query, condition) prompt once (batches by `engine.batches`, shortest first), keeping per
+    prompt only the label log-probabilities and the last token's attention summaries and MLP inputs.
+
+    With `checkpoint` (a .npz path) the kept arrays are saved every `checkpoint_every` seconds and at the end;
+    a later call with the same model, prompts and eps resumes from them (batches already done are skipped),
+    so an interrupted long run loses at most a minute. Results are the same with or without resuming.
+    """
     import pandas as pd
 
     t0 = time.perf_counter()
     conds = conditions(flip_rates, noise_rates)
     meta, prompts = build_prompts(loaded, families, n_items, n_pool, k, conds, seed)
     texts = [p.text for p in prompts]
-    traces, lengths = trace_all(loaded, texts, batch_size, batch_tokens, progress)
-    logp = label_logprobs(loaded, prompts, [tr.logits for tr in traces])
-    mass = np.stack([attention_mass(tr.attention_rows[:, :, -1].numpy(), demos.token_groups(loaded, p))
-                     for tr, p in zip(traces, prompts)])
-    rows_att = [tr.attention_rows[:, :, -1].numpy() for tr in traces]
-    id_sum = np.stack([id_eps(r, eps, reduce="sum", head_axis=1) for r in rows_att]).astype(float)
-    id_head = np.stack([id_eps(r, eps, reduce="per_head", head_axis=1).mean(-1) for r in rows_att])
-    mlp = np.stack([tr.mlp_inputs[:, -1].numpy() for tr in traces])
+    n = len(texts)
+    lengths, groups = _order_and_batches(loaded, texts, batch_size, batch_tokens)
+    path = Path(checkpoint) if checkpoint is not None else None
+    key = checkpoint_key(loaded, texts, eps)
+    state = _load_checkpoint(path, key, n) if path is not None else None
+    resumed = int(state["done"].sum()) if state is not None else 0
+    if state is None:
+        state = {"done": np.zeros(n, bool), "logprobs": np.zeros((n, 2)),
+                 "attention_mass": np.zeros((n, loaded.n_layers, len(demos.GROUPS))),
+                 "id_sum": np.zeros((n, loaded.n_layers)), "id_head": np.zeros((n, loaded.n_layers)),
+                 "mlp": np.zeros((n, loaded.n_layers, loaded.d_model), np.float32)}
+    todo = [g for g in groups if not state["done"][g].all()]
+    if resumed and progress:
+        print(f"{loaded.name}: resuming from {path} ({resumed} of {n} prompts done)", flush=True)
+    last_save = time.perf_counter()
+    for group in engine.progress_bar(todo, progress, f"tracing {loaded.name}"):
+        traces = engine.trace_batch(loaded, [texts[i] for i in group], batch_size=len(group), last_logits_only=True)
+        state["logprobs"][group] = label_logprobs(loaded, [prompts[i] for i in group], [tr.logits for tr in traces])
+        for i, tr in zip(group, traces):
+            rows_att = tr.attention_rows[:, :, -1].numpy()  # (layers, heads, T): the last token's rows
+            state["attention_mass"][i] = attention_mass(rows_att, demos.token_groups(loaded, prompts[i]))
+            state["id_sum"][i] = id_eps(rows_att, eps, reduce="sum", head_axis=1)
+            state["id_head"][i] = id_eps(rows_att, eps, reduce="per_head", head_axis=1).mean(-1)
+            state["mlp"][i] = tr.mlp_inputs[:, -1].numpy()
+        state["done"][group] = True
+        if path is not None and time.perf_counter() - last_save > checkpoint_every:
+            _save_checkpoint(path, key, state)
+            last_save = time.perf_counter()
+    if path is not None and todo:
+        _save_checkpoint(path, key, state)
+    logp = state["logprobs"]
     rows = pd.DataFrame(meta)
     true = rows.true_label.to_numpy()
     pred = logp.argmax(1)
@@ -186,8 +255,8 @@ def run_experiment(loaded: Any, families: Sequence[str], n_items: int, n_pool: i
     rows["n_tokens"] = lengths
     clean_i = int(np.flatnonzero(rows.noise == "clean")[0])
     examples = [texts[clean_i]] + [texts[clean_i + j] for j in range(1, len(conds)) if conds[j][1] == 1.0]
-    return NoisyRun(loaded.name, loaded.n_layers, loaded.n_heads, k, eps, rows, logp, mass, id_sum, id_head,
-                    mlp, examples, time.perf_counter() - t0)
+    return NoisyRun(loaded.name, loaded.n_layers, loaded.n_heads, k, eps, rows, logp, state["attention_mass"],
+                    state["id_sum"], state["id_head"], state["mlp"], examples, time.perf_counter() - t0)
 
 
 # ============================================================================= statistics
