@@ -180,3 +180,12 @@ def test_an_interrupted_run_resumes_from_its_checkpoint(tiny_run, tiny_models, t
         calls["n"] = -100
         nd.run_experiment(*args, **{**kw, "eps": 0.2})
         assert calls["n"] + 100 == -(-len(resumed.rows) // 5)
+
+
+def test_accuracy_at_pairs_with_the_other_statistics(tiny_run):
+    clean = nd.accuracy_at(tiny_run, "label", 0.0, n_boot=200, seed=3)
+    curve = nd.accuracy_curve(tiny_run, "label", (0.0, 1.0), n_boot=200, seed=3)
+    assert clean.value == curve.accuracy.iloc[0]
+    assert clean.interval == (curve.ci_low.iloc[0], curve.ci_high.iloc[0])  # the same resampled queries
+    value, interval = nd.paired_difference(clean, clean)
+    assert value == 0 and interval == (0.0, 0.0)

@@ -59,3 +59,30 @@ def test_run_chapter_0_with_overrides_on_gemma(tmp_path, monkeypatch):
 
 
 # The book build and its checks live in tests/test_rendered_book.py (one build per test session).
+
+
+def test_recorded_names_follow_the_design():
+    assert runner.recorded_name("7", "full", {"models": "smollm2-135m, gemma3-270m"}) == \
+        "07_full_smollm2-135m+gemma3-270m"
+    assert runner.recorded_name("04", "full", {"model": "meta-llama/Llama-3.2-1B"}) == \
+        "04_full_meta-llama__Llama-3.2-1B"
+    assert runner.recorded_name("07", "full", {}).startswith("07_full_meta-llama__Llama-3.2-1B+")
+
+
+def test_record_run_keeps_the_notebook_and_results_under_book_recorded(tmp_path, monkeypatch):
+    """The executing step is replaced (executing a chapter is a slow test's job); what is kept, where and under
+    which name is checked."""
+    (tmp_path / "pyproject.toml").write_text("")
+    (tmp_path / "book").mkdir()
+    monkeypatch.chdir(tmp_path)
+
+    def fake_run(chapter, profile, device, seed, params, out_dir):
+        (out_dir / "results").mkdir(parents=True)
+        (out_dir / "results" / "07.json").write_text(json.dumps({"chapter": "07", "claims": []}))
+        (out_dir / "07_noisy_demonstrations.ipynb").write_text("{}")
+        return out_dir / "07_noisy_demonstrations.ipynb"
+
+    monkeypatch.setattr(runner, "run_chapter", fake_run)
+    nb, res = runner.record_run("07", "full", "cpu", 0, {"models": "smollm2-135m,gemma3-270m"})
+    assert nb == tmp_path / "book" / "recorded" / "07_full_smollm2-135m+gemma3-270m.ipynb"
+    assert json.loads(res.read_text())["chapter"] == "07"

@@ -304,6 +304,15 @@ def noise_slope(run: NoisyRun, noise: str, rates: Sequence[float], n_boot: int =
     return Slope(float(slope(rates, c.mean(0))), _percentile(boot, level), boot)
 
 
+def accuracy_at(run: NoisyRun, noise: str, rate: float, n_boot: int = 1000, level: float = 0.9,
+                seed: int = 0) -> Slope:
+    """Accuracy in one condition (rate 0: clean) with a bootstrap over queries, paired like `noise_slope`
+    (compare two models with `paired_difference`)."""
+    c = run.correct_matrix(noise, [rate])[:, 0]
+    boot = np.array([c[idx].mean() for idx in cluster_resamples(len(c), n_boot, seed)])
+    return Slope(float(c.mean()), _percentile(boot, level), boot)
+
+
 def same_queries(a: NoisyRun, b: NoisyRun) -> None:
     """Raise unless two runs asked the same queries in the same order (needed for paired comparisons)."""
     qa = a.rows[a.rows.noise == "clean"][["family", "text"]].to_numpy().tolist()

@@ -46,7 +46,7 @@ def load_rows(*folders: Path) -> list[dict[str, Any]]:
             for c in data.get("claims", []):
                 rows.append({**c, "chapter": chapter, "paper_key": spec.paper if spec else "",
                              "doc": Path(spec.notebook).stem if spec else "", "profile": cfg.get("profile", ""),
-                             "model": cfg.get("model") or "", "source": f.name,
+                             "model": cfg.get("models") or cfg.get("model") or "", "source": f.name,
                              "place": place_in_paper(c.get("paper", ""))})
     return rows
 

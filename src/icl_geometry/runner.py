@@ -106,6 +106,41 @@ def run_chapter(chapter: str, profile: str = "ci", device: str = "auto", seed: i
     return target
 
 
+def recorded_name(chapter: str, profile: str, params: dict[str, Any]) -> str:
+    """`<chapter>_<profile>_<model>` (DESIGN.md): the model is the `models` list or the `model` parameter
+    (the chapter's default when neither is given), '/' written '__' and ',' written '+'."""
+    spec = get_spec(chapter)
+    defaults = {p.name: p.default(profile) for p in spec.params}
+    model = params.get("models") or params.get("model") or defaults.get("models") or spec.default_model or "none"
+    model = ",".join(m.strip() for m in str(model).split(",") if m.strip())
+    return f"{spec.number}_{profile}_{model.replace('/', '__').replace(',', '+')}"
+
+
+def record_run(chapter: str, profile: str = "full", device: str = "auto", seed: int = 0,
+               params: dict[str, Any] | None = None) -> tuple[Path, Path]:
+    """Execute a chapter (a paper-scale run, typically `full`) and keep it under book/recorded/ as
+    `<chapter>_<profile>_<model>.ipynb` and `.json` (its results); the report counts recorded runs beside
+    the committed ci run. The work happens in runs/recorded/<name>/ (a failed run leaves book/ untouched).
+    Returns the recorded notebook's and results' paths."""
+    params = dict(params or {})
+    name = recorded_name(chapter, profile, params)
+    work = repo_root() / "runs" / "recorded" / name
+    saved = os.environ.pop(RESULTS_ENV, None)
+    try:
+        executed = run_chapter(chapter, profile, device, seed, params, out_dir=work)
+    finally:
+        if saved is not None:
+            os.environ[RESULTS_ENV] = saved
+    results = work / "results" / f"{get_spec(chapter).number}.json"
+    if not results.exists():
+        raise ChapterFailed(f"Chapter {chapter} ran but wrote no results ({results})")
+    keep = book_dir() / "recorded"
+    keep.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(executed, keep / f"{name}.ipynb")
+    shutil.copy2(results, keep / f"{name}.json")
+    return keep / f"{name}.ipynb", keep / f"{name}.json"
+
+
 def stage_book(notebooks: Path, stage: Path) -> Path:
     """Assemble a jupyter-book source tree: config, toc, prose pages, and the executed notebooks."""
     root = repo_root()
@@ -306,6 +341,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                      help="override a chapter parameter (repeatable)")
     run.add_argument("--out", type=Path, default=None, help="output folder (default runs/<profile>)")
     run.add_argument("--inplace", action="store_true", help="write outputs back into book/")
+    rec = sub.add_parser("record", help="run one chapter (default: full profile) and keep it under book/recorded/")
+    rec.add_argument("chapter", help="chapter number (00, 1, ...)")
+    rec.add_argument("--profile", default="full", help=f"one of {list(PROFILES)} (default full)")
+    rec.add_argument("--device", default="auto", help=f"one of {list(DEVICES)} (default auto)")
+    rec.add_argument("--seed", type=int, default=0)
+    rec.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
+                     help="override a chapter parameter (repeatable), e.g. -p models=smollm2-135m,gemma3-270m")
     build = sub.add_parser("build", help="render the HTML book from executed notebooks")
     build.add_argument("--notebooks", type=Path, default=None, help="folder of executed notebooks (default book/)")
     build.add_argument("--strict", action="store_true", help="turn Sphinx warnings into errors")
@@ -333,6 +375,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 own = {k: v for k, v in params.items() if k in get_spec(ch).parameter_names()}
                 out = run_chapter(ch, args.profile, args.device, args.seed, own, args.out, args.inplace)
                 print(f"chapter {get_spec(ch).number}: {out} ({time.perf_counter() - t0:.0f} s)", flush=True)
+        elif args.command == "record":
+            params = dict(parse_param(p) for p in args.param)
+            t0 = time.perf_counter()
+            nb_path, json_path = record_run(args.chapter, args.profile, args.device, args.seed, params)
+            print(f"recorded: {nb_path} and {json_path} ({time.perf_counter() - t0:.0f} s)", flush=True)
         elif args.command == "build":
             index = build_book(args.notebooks or book_dir(), strict=args.strict)
             print(f"book: {index}")
