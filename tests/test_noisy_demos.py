@@ -189,3 +189,22 @@ def test_accuracy_at_pairs_with_the_other_statistics(tiny_run):
     assert clean.interval == (curve.ci_low.iloc[0], curve.ci_high.iloc[0])  # the same resampled queries
     value, interval = nd.paired_difference(clean, clean)
     assert value == 0 and interval == (0.0, 0.0)
+
+
+def test_claims_recomputed_from_the_kept_rows_equal_the_live_ones(tiny_run, tiny_models, tmp_path):
+    """What a recorded run commits (rows_table) is enough to recompute every claim of the chapter."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setitem(demos.FAMILIES, "tiny", TINY)
+        mp.setitem(demos.FAMILIES, "tiny_foobar", TINY)
+        other = nd.run_experiment(tiny_models["gemma3"], ["tiny", "tiny_foobar"], 6, 8, 4, (0.5, 1.0), (1.0,),
+                                  seed=0, batch_size=5, batch_tokens=400)
+    live = nd.size_comparison(tiny_run, other, (0.0, 0.5, 1.0), (0.0, 1.0), n_boot=100, seed=1)
+    assert set(live["claims"]) == set(nd.CLAIMS)
+    path = tmp_path / f"07{nd.ROWS_SUFFIX}"
+    nd.rows_table([tiny_run, other]).to_csv(path, index=False)
+    back = nd.runs_from_rows(pd.read_csv(path))
+    again = nd.size_comparison(back[tiny_run.model], back[other.model], (0.0, 0.5, 1.0), (0.0, 1.0), n_boot=100, seed=1)
+    for cid, (value, interval) in live["claims"].items():
+        v2, i2 = again["claims"][cid]
+        np.testing.assert_allclose([v2, *i2], [value, *interval], rtol=1e-12, atol=1e-12, equal_nan=True,
+                                   err_msg=cid)

@@ -186,7 +186,9 @@ def _load_checkpoint(path: Path, key: str, n: int) -> dict[str, np.ndarray] | No
     with np.load(path, allow_pickle=False) as z:
         if str(z["key"]) != key or len(z["done"]) != n:
             return None  # another model, prompt set or version: start afresh
-        return {name: z[name] for name in ("done", *_KEPT)}
+        state = {name: z[name] for name in ("done", *_KEPT)}
+        state["seconds"] = z["seconds"] if "seconds" in z.files else np.zeros(())
+        return state
 
 
 def _save_checkpoint(path: Path, key: str, state: dict[str, np.ndarray]) -> None:
@@ -206,7 +208,8 @@ def run_experiment(loaded: Any, families: Sequence[str], n_items: int, n_pool: i
 
     With `checkpoint` (a .npz path) the kept arrays are saved every `checkpoint_every` seconds and at the end;
     a later call with the same model, prompts and eps resumes from them (batches already done are skipped),
-    so an interrupted long run loses at most a minute. Results are the same with or without resuming.
+    so an interrupted long run loses at most a minute. Results are the same with or without resuming;
+    `seconds` adds up the time of every call that worked on the run.
     """
     import pandas as pd
 
@@ -224,7 +227,8 @@ def run_experiment(loaded: Any, families: Sequence[str], n_items: int, n_pool: i
         state = {"done": np.zeros(n, bool), "logprobs": np.zeros((n, 2)),
                  "attention_mass": np.zeros((n, loaded.n_layers, len(demos.GROUPS))),
                  "id_sum": np.zeros((n, loaded.n_layers)), "id_head": np.zeros((n, loaded.n_layers)),
-                 "mlp": np.zeros((n, loaded.n_layers, loaded.d_model), np.float32)}
+                 "mlp": np.zeros((n, loaded.n_layers, loaded.d_model), np.float32), "seconds": np.zeros(())}
+    before = float(state["seconds"])  # tracing time of earlier, interrupted calls
     todo = [g for g in groups if not state["done"][g].all()]
     if resumed and progress:
         print(f"{loaded.name}: resuming from {path} ({resumed} of {n} prompts done)", flush=True)
@@ -239,6 +243,7 @@ def run_experiment(loaded: Any, families: Sequence[str], n_items: int, n_pool: i
             state["id_head"][i] = id_eps(rows_att, eps, reduce="per_head", head_axis=1).mean(-1)
             state["mlp"][i] = tr.mlp_inputs[:, -1].numpy()
         state["done"][group] = True
+        state["seconds"] = np.array(before + time.perf_counter() - t0)
         if path is not None and time.perf_counter() - last_save > checkpoint_every:
             _save_checkpoint(path, key, state)
             last_save = time.perf_counter()
@@ -256,7 +261,7 @@ def run_experiment(loaded: Any, families: Sequence[str], n_items: int, n_pool: i
     clean_i = int(np.flatnonzero(rows.noise == "clean")[0])
     examples = [texts[clean_i]] + [texts[clean_i + j] for j in range(1, len(conds)) if conds[j][1] == 1.0]
     return NoisyRun(loaded.name, loaded.n_layers, loaded.n_heads, k, eps, rows, logp, state["attention_mass"],
-                    state["id_sum"], state["id_head"], state["mlp"], examples, time.perf_counter() - t0)
+                    state["id_sum"], state["id_head"], state["mlp"], examples, before + time.perf_counter() - t0)
 
 
 # ============================================================================= statistics
@@ -420,3 +425,92 @@ def distraction_correlation(runs: Sequence[NoisyRun], noise: str, rate: float, n
     boot = np.array([np.nanmean([rho(x[idx], y[idx]) for x, y in zip(xs, ys)])
                      for idx in cluster_resamples(n, n_boot, seed)])
     return float(np.nanmean(per_model)), _percentile(boot, level), per_model
+
+
+# ============================================================================= the chapter's claims, and runs kept as rows
+
+LEVEL = 0.9  # every interval of chapter 7 is a 90% interval
+
+# How each claim of chapter 7 is judged (declared before measuring): `ClaimBook.record` keyword arguments.
+CLAIMS: dict[str, dict[str, Any]] = {
+    "larger_clean_accuracy_higher": dict(
+        kind="paper", direction="greater", threshold=0.0, null_margin=0.1,
+        paper="Paper B / Shi et al.: larger models do better with clean demonstrations"),
+    "larger_falls_more_label_noise": dict(
+        kind="paper", direction="less", threshold=0.0, null_margin=0.1,
+        paper="Paper B / Shi et al.: the larger model's accuracy falls more with label noise"),
+    "larger_falls_more_input_noise": dict(
+        kind="paper", direction="less", threshold=0.0, null_margin=0.1,
+        paper="Paper B / Shi et al.: the larger model's accuracy falls more with input noise"),
+    "larger_follows_flipped_more": dict(
+        kind="paper", direction="greater", threshold=0.0, null_margin=0.1,
+        paper="Wei et al. 2023: at p = 1 the larger model follows the flipped labels more"),
+    "label_noise_hurts_smaller": dict(kind="ours", direction="less", threshold=0.0, null_margin=0.1,
+                                      paper="(ours) label noise lowers accuracy"),
+    "input_noise_hurts_smaller": dict(kind="ours", direction="less", threshold=0.0, null_margin=0.1,
+                                      paper="(ours) input noise lowers accuracy"),
+    "label_noise_hurts_larger": dict(kind="ours", direction="less", threshold=0.0, null_margin=0.1,
+                                     paper="(ours) label noise lowers accuracy"),
+    "input_noise_hurts_larger": dict(kind="ours", direction="less", threshold=0.0, null_margin=0.1,
+                                     paper="(ours) input noise lowers accuracy"),
+    "eq8_change_predicts_distraction": dict(
+        kind="ours", direction="greater", threshold=0.0, null_margin=0.1,
+        paper="(ours) the change of eq. 8 under flipped labels predicts how far the answer moves"),
+}
+
+
+def size_comparison(small: NoisyRun, large: NoisyRun, flip_rates: Sequence[float], noise_rates: Sequence[float],
+                    n_boot: int = 1000, level: float = LEVEL, seed: int = 0) -> dict[str, Any]:
+    """Everything chapter 7's claims are read from, for the smaller and the larger model (same queries):
+    per model the clean accuracy, the slopes under each noise and the following rate at the largest flip rate
+    (each a `Slope` with its bootstrap over queries), and `claims`: claim id -> (value, interval), the size
+    differences from the paired bootstrap and the distraction correlation (see `CLAIMS`)."""
+    same_queries(small, large)
+    p_max = max(flip_rates)
+    out: dict[str, Any] = {"clean": {}, "slope": {}, "follow": {}}
+    for run in (small, large):
+        out["clean"][run.model] = accuracy_at(run, "clean", 0.0, n_boot, level, seed)
+        for noise, rates in (("label", flip_rates), ("input", noise_rates)):
+            out["slope"][run.model, noise] = noise_slope(run, noise, sorted(rates), n_boot, level, seed)
+        out["follow"][run.model] = following_rate(run, p_max, n_boot, level, seed)
+    S, L = small.model, large.model
+    claims = {
+        "larger_clean_accuracy_higher": paired_difference(out["clean"][S], out["clean"][L], level),
+        "larger_falls_more_label_noise": paired_difference(out["slope"][S, "label"], out["slope"][L, "label"], level),
+        "larger_falls_more_input_noise": paired_difference(out["slope"][S, "input"], out["slope"][L, "input"], level),
+        "larger_follows_flipped_more": paired_difference(out["follow"][S], out["follow"][L], level),
+    }
+    for tag, name in (("smaller", S), ("larger", L)):
+        for noise in NOISES:
+            s = out["slope"][name, noise]
+            claims[f"{noise}_noise_hurts_{tag}"] = (s.value, s.interval)
+    rho, rho_ci, each = distraction_correlation([small, large], "label", p_max, n_boot, level, seed)
+    claims["eq8_change_predicts_distraction"] = (rho, rho_ci)
+    out["claims"], out["rho_each"] = claims, each
+    return out
+
+
+ROWS_SUFFIX = "_rows.csv.gz"  # a run's per-prompt rows, beside its results JSON
+
+
+def rows_table(runs: Sequence[NoisyRun]):
+    """One row per (model, query, condition): what every claim of `size_comparison` is computed from (the
+    answers, the true label's margin, and eq. 8 averaged over layers), compact enough to commit with a
+    recorded run so that a test can recompute its verdicts without the models."""
+    import pandas as pd
+
+    return pd.concat([run.rows.assign(model=run.model, id_sum_mean=run.id_sum.mean(1), id_head_mean=run.id_head.mean(1))
+                      for run in runs], ignore_index=True)
+
+
+def runs_from_rows(table: Any) -> dict[str, NoisyRun]:
+    """Inverse of `rows_table` for the statistics (per-layer arrays are not kept: eq. 8 comes back as one
+    layer-averaged column, which is all `distraction_correlation` uses)."""
+    out = {}
+    for name, df in table.groupby("model", sort=False):
+        rows = df.drop(columns=["model", "id_sum_mean", "id_head_mean"]).reset_index(drop=True)
+        n = len(rows)
+        out[name] = NoisyRun(name, 1, 0, 0, float("nan"), rows, np.zeros((n, 2)), np.zeros((n, 1, len(demos.GROUPS))),
+                             df.id_sum_mean.to_numpy()[:, None], df.id_head_mean.to_numpy()[:, None],
+                             np.zeros((n, 1, 0), np.float32))
+    return out

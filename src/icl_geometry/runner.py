@@ -16,6 +16,7 @@ there with the chapter's own message. `course` writes the student and instructor
 from __future__ import annotations
 
 import argparse
+import json
 import ast
 import os
 import shutil
@@ -122,6 +123,7 @@ def record_run(chapter: str, profile: str = "full", device: str = "auto", seed: 
     `<chapter>_<profile>_<model>.ipynb` and `.json` (its results); the report counts recorded runs beside
     the committed ci run. The work happens in runs/recorded/<name>/ (a failed run leaves book/ untouched).
     Returns the recorded notebook's and results' paths."""
+    t0 = time.perf_counter()
     params = dict(params or {})
     name = recorded_name(chapter, profile, params)
     work = repo_root() / "runs" / "recorded" / name
@@ -137,8 +139,42 @@ def record_run(chapter: str, profile: str = "full", device: str = "auto", seed: 
     keep = book_dir() / "recorded"
     keep.mkdir(parents=True, exist_ok=True)
     shutil.copy2(executed, keep / f"{name}.ipynb")
-    shutil.copy2(results, keep / f"{name}.json")
+    data = json.loads(results.read_text())
+    data.update(wall_s=round(time.perf_counter() - t0, 1), machine=machine_summary(device), commit=package_commit())
+    (keep / f"{name}.json").write_text(json.dumps(data, indent=2, default=str) + "\n")
+    for extra in results.parent.glob(f"{results.stem}_*"):  # per-prompt rows and other files the chapter keeps
+        shutil.copy2(extra, keep / f"{name}{extra.name[len(results.stem):]}")
     return keep / f"{name}.ipynb", keep / f"{name}.json"
+
+
+def machine_summary(device: str = "auto") -> str:
+    """CPU, core count and GPU in a line, for a recorded run."""
+    import platform
+
+    import torch
+
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() and device != "cpu" else "no GPU used"
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} logical CPUs, {gpu}, torch {torch.__version__}"
+
+
+def package_commit() -> str:
+    """The repository's commit (with '+changes' when the working tree differs), or 'unknown'."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo_root(), capture_output=True, text=True,
+                              check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo_root(),
+                               capture_output=True, text=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("+changes" if dirty else "")
 
 
 def stage_book(notebooks: Path, stage: Path) -> Path:
