@@ -200,8 +200,8 @@ def test_claims_recomputed_from_the_kept_rows_equal_the_live_ones(tiny_run, tiny
                                   seed=0, batch_size=5, batch_tokens=400)
     live = nd.size_comparison(tiny_run, other, (0.0, 0.5, 1.0), (0.0, 1.0), n_boot=100, seed=1)
     assert set(live["claims"]) == set(nd.CLAIMS)
-    path = tmp_path / f"07{nd.ROWS_SUFFIX}"
-    nd.rows_table([tiny_run, other]).to_csv(path, index=False)
+    path = nd.save_rows([tiny_run, other], tmp_path / "results" / "07.json")
+    assert path.name == "07_rows.csv.gz"
     back = nd.runs_from_rows(pd.read_csv(path))
     again = nd.size_comparison(back[tiny_run.model], back[other.model], (0.0, 0.5, 1.0), (0.0, 1.0), n_boot=100, seed=1)
     for cid, (value, interval) in live["claims"].items():

@@ -503,6 +503,15 @@ def rows_table(runs: Sequence[NoisyRun]):
                       for run in runs], ignore_index=True)
 
 
+def save_rows(runs: Sequence[NoisyRun], results_json: str | Path) -> Path:
+    """Write `rows_table(runs)` beside a chapter's results JSON (`07.json` -> `07_rows.csv.gz`); returns its path."""
+    results_json = Path(results_json)
+    path = results_json.with_name(results_json.stem + ROWS_SUFFIX)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows_table(runs).to_csv(path, index=False)
+    return path
+
+
 def runs_from_rows(table: Any) -> dict[str, NoisyRun]:
     """Inverse of `rows_table` for the statistics (per-layer arrays are not kept: eq. 8 comes back as one
     layer-averaged column, which is all `distraction_correlation` uses)."""
