@@ -166,3 +166,18 @@ def test_spearman_interval_known_answers():
     assert lo < lo50 < hi50 < hi
     with pytest.raises(ValueError, match="at least 4"):
         stats.spearman_interval([1, 2, 3], [3, 2, 1])
+
+
+def test_t_interval_known_answer():
+    """Mean 2, sd 1, n 3: half width t_{0.95, 2} / sqrt(3) = 2.919986 / 1.732051."""
+    mean, (lo, hi) = stats.t_interval([1.0, 2.0, 3.0, float("nan")], level=0.9)
+    assert mean == 2.0
+    np.testing.assert_allclose([lo, hi], [2 - 2.919986 / 3 ** 0.5, 2 + 2.919986 / 3 ** 0.5], rtol=1e-6)
+    with pytest.raises(ValueError, match="at least 2"):
+        stats.t_interval([1.0])
+
+
+def test_se_interval():
+    assert stats.se_interval(1.0, 0.25) == (0.5, 1.5)
+    with pytest.raises(ValueError, match="standard error"):
+        stats.se_interval(1.0, -1.0)

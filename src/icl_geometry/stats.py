@@ -306,3 +306,22 @@ def spearman_interval(a: Any, b: Any, level: float = 0.9) -> tuple[float, tuple[
     if abs(r) >= 1.0:
         return r, (r, r)  # a perfect ranking: the Fisher transform is infinite, the interval degenerate
     return r, (float(np.tanh(np.arctanh(r) - z * se)), float(np.tanh(np.arctanh(r) + z * se)))
+
+
+def t_interval(values: Sequence[float], level: float = 0.9) -> tuple[float, tuple[float, float]]:
+    """Mean of a few independent values (seeds) and its Student-t interval; nan values are dropped."""
+    from scipy import stats as st
+
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    if len(v) < 2:
+        raise ValueError(f"t_interval: need at least 2 finite values, got {len(v)}")
+    half = float(st.t.ppf(0.5 + level / 2, len(v) - 1)) * v.std(ddof=1) / math.sqrt(len(v))
+    return float(v.mean()), (float(v.mean() - half), float(v.mean() + half))
+
+
+def se_interval(value: float, se: float, z: float = 2.0) -> tuple[float, float]:
+    """value -/+ z standard errors (z = 2: about 95% for a normal estimate; the book's "2 SE" bars)."""
+    if not np.isfinite(se) or se < 0:
+        raise ValueError(f"se_interval: the standard error must be a finite number >= 0, got {se!r}")
+    return float(value - z * se), float(value + z * se)

@@ -10,6 +10,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
+from icl_geometry.stats import t_interval  # noqa: F401  (chapter 6 calls it as ev.t_interval)
 from icl_geometry.toys.sparse_parity import (NOISE_KINDS, CleanPrompts, check_rate, input_table, optimal_gains)
 
 
@@ -114,18 +115,6 @@ def measured_crossover(rates: Sequence[float], small: Sequence[float], large: Se
                 se = float((e[i] + frac * (e[i + 1] - e[i])) * (r[i + 1] - r[i]) / (diff[i + 1] - diff[i]))
             break
     return x if diff_se is None else (x, se)
-
-
-def t_interval(values: Sequence[float], level: float = 0.9) -> tuple[float, tuple[float, float]]:
-    """Mean of a few independent values (seeds) and its Student-t interval; nan values are dropped."""
-    from scipy import stats as st
-
-    v = np.asarray(values, dtype=np.float64)
-    v = v[np.isfinite(v)]
-    if len(v) < 2:
-        raise ValueError(f"t_interval: need at least 2 finite values, got {len(v)}")
-    half = float(st.t.ppf(0.5 + level / 2, len(v) - 1)) * v.std(ddof=1) / math.sqrt(len(v))
-    return float(v.mean()), (float(v.mean() - half), float(v.mean() + half))
 
 
 def seed_intervals(values: Any, level: float = 0.9) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
