@@ -186,9 +186,7 @@ def _load_checkpoint(path: Path, key: str, n: int) -> dict[str, np.ndarray] | No
     with np.load(path, allow_pickle=False) as z:
         if str(z["key"]) != key or len(z["done"]) != n:
             return None  # another model, prompt set or version: start afresh
-        state = {name: z[name] for name in ("done", *_KEPT)}
-        state["seconds"] = z["seconds"] if "seconds" in z.files else np.zeros(())
-        return state
+        return {name: z[name] for name in ("done", "seconds", *_KEPT)}
 
 
 def _save_checkpoint(path: Path, key: str, state: dict[str, np.ndarray]) -> None:
