@@ -12,6 +12,10 @@ ROOT = Path(__file__).resolve().parent
 os.environ.setdefault("ICL_GEOMETRY_STATIC", "1")
 os.environ.setdefault("ICL_GEOMETRY_RESULTS", str(ROOT / "runs" / "nbval" / "results"))
 
+# A recorded run (book/recorded/) is the evidence of a past full-profile run that took an hour or more: nbval
+# never re-executes it; tests/test_recorded.py recomputes its verdicts from its per-prompt rows instead.
+collect_ignore = ["book/recorded"]
+
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:

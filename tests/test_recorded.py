@@ -48,3 +48,19 @@ def test_chapter7_recorded_verdicts_follow_from_its_rows(path):
         how = {k: v for k, v in nd.CLAIMS[cid].items() if k in ("direction", "threshold", "null_margin")}
         verdict, _ = claims.judge(value, interval=interval, **how)
         assert verdict == rec["verdict"], f"{path.name}: {cid} recomputes as {verdict}, recorded {rec['verdict']}"
+
+
+def test_nbval_never_collects_a_recorded_run():
+    """`make test` runs nbval over book/; a recorded run must not be re-executed there (it took an hour or more,
+    and CI's cell timeout would stop it): the root conftest leaves book/recorded out of collection."""
+    import subprocess
+    import sys
+
+    root = RECORDED.parents[1]
+    out = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
+                          "-m", "slow or not slow", "--nbval-lax", "book"],
+                         cwd=root, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    collected = [line for line in out.stdout.splitlines() if ".ipynb::" in line]
+    assert collected, out.stdout[-2000:]
+    assert not any("recorded/" in line for line in collected), [c for c in collected if "recorded/" in c][:3]
