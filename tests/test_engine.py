@@ -229,3 +229,19 @@ def test_a_sharded_model_gives_the_same_traces_answers_and_scores(tiny_models, t
     b = packing.trace_generate(sharded, prompts, tails, max_new_tokens=3)
     assert a.outputs == b.outputs and np.array_equal(a.id_abs, b.id_abs)
     np.testing.assert_allclose(a.twonn, b.twonn, rtol=1e-5)
+
+
+def test_score_choices_on_a_cache_is_exact_past_the_sliding_window(model):
+    """The prompt runs once and its key-value cache is repeated for the candidates: on prompts of different
+    lengths (left padding) and longer than Gemma-3's 16-token window, each score is the full-sequence one."""
+    prompts = ["the cat is " * 7 + "a", "Q : 1 + 2 ? A :", "red blue " * 12 + "the"]
+    choices = [[" red", " the dog is red", " 3 4"], [" 3", " 4 5 6"], [" cat", " apple tree red blue cat", " 1"]]
+    got = engine.score_choices(model, prompts, choices, batch_size=3, batch_tokens=10_000)
+    for prompt, cands, scores in zip(prompts, choices, got):
+        for choice, score in zip(cands, scores):
+            ids = model.tokenizer(prompt + choice)["input_ids"]
+            n = len(model.tokenizer(choice, add_special_tokens=False)["input_ids"])
+            with torch.no_grad():
+                logp = torch.log_softmax(model.model(torch.tensor([ids])).logits[0].double(), -1)
+            want = sum(float(logp[p - 1, ids[p]]) for p in range(len(ids) - n, len(ids)))
+            assert score == pytest.approx(want, abs=1e-4), (prompt[:20], choice)

@@ -181,3 +181,37 @@ def test_se_interval():
     assert stats.se_interval(1.0, 0.25) == (0.5, 1.5)
     with pytest.raises(ValueError, match="standard error"):
         stats.se_interval(1.0, -1.0)
+
+
+def test_within_item_correlation_sees_through_simpsons_paradox():
+    """Between items, high x goes with wrong answers (hard items have large x); within every item, the
+    prompts with larger x are the right ones. Pooled rho is negative, the within-item mean is +1."""
+    x, y, g = [], [], []
+    for item in range(20):
+        base = 10.0 * item  # later items: larger x ...
+        for k in range(6):
+            x.append(base + k)
+            y.append(float(k >= 3 + item // 10 * 2))  # ... and fewer right answers; within an item, larger x is right
+            g.append(item)
+    pooled, _ = stats.bootstrap_correlation(x, y, g, n_boot=200)
+    r, (lo, hi), n = stats.within_item_correlation(x, y, g, n_boot=200)
+    assert pooled < 0
+    k = np.arange(6)
+    expected = (np.corrcoef(k, k >= 3)[0, 1] + np.corrcoef(k, k >= 5)[0, 1]) / 2  # half the items each
+    assert r == pytest.approx(expected)
+    assert n == 20 and lo > 0.5
+
+
+def test_within_item_correlation_drops_items_without_variation_and_covers_zero_under_the_null():
+    rng = np.random.default_rng(0)
+    g = np.repeat(np.arange(200), 10)
+    x = rng.normal(size=g.size)
+    y = (rng.random(g.size) < 0.4).astype(float)
+    y[g < 20] = 1.0  # 20 items right at every k: no within-item information
+    r, (lo, hi), n = stats.within_item_correlation(x, y, g, n_boot=300, level=0.9)
+    assert n <= 180 and lo < 0 < hi and abs(r) < 0.1
+    r1, ci1, n1 = stats.within_item_correlation([1, 2, 3], [0, 1, 1], [0, 0, 0])
+    assert n1 == 1 and r1 > 0 and np.isnan(ci1[0])
+    assert stats.within_item_correlation([1, 2], [1, 1], [0, 0])[2] == 0
+    with pytest.raises(ValueError, match="method"):
+        stats.within_item_correlation([1, 2], [0, 1], [0, 0], method="kendall")

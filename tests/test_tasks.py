@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 
 import pytest
 from hypothesis import given, strategies as st
@@ -152,8 +153,8 @@ def test_chat_prompts_are_multi_turn_and_nested():
     assert all(heads[i + 1].startswith(heads[i]) for i in range(2))  # shots are nested: one pass can share them
     single = tasks.format_prompt(_Chat(), item, pool[:2], chat_style="single_turn")
     assert single == f"<user>{tasks.build_prompt(item, pool[:2])}</user><assistant>"
-    shuffled = tasks.chat_messages(item, pool[:2], context="shuffled")
-    assert len(shuffled) == 1 and shuffled[0]["content"].endswith(f"\n\nQ: {item.question}")
+    shuffled = tasks.chat_messages(item, pool[:2], context="shuffled")  # the controls keep the turns (below)
+    assert [m["role"] for m in shuffled] == ["user", "assistant"] * 2 + ["user"]
     with pytest.raises(ValueError, match="chat_style"):
         tasks.format_prompt(_Chat(), item, chat_style="json")
 
@@ -169,3 +170,186 @@ def test_small_families_can_run_out_gracefully():
         tasks.split("capitals", 40, 20)
     test, pool = tasks.split("capitals", 40, 20, strict=False)
     assert len(pool) == 20 and len(test) == len(tasks.CAPITALS) - 20
+
+
+# ---------------------------------------------------------------------------------------------
+# Controls of the same length as the shots, in the same chat layout.
+@pytest.fixture(scope="module")
+def bpe_tokenizer():
+    """A small byte-level BPE tokenizer ('Ġ' word-initial pieces, like SmolLM2's) trained on task text: fast
+    tier, no bundled model. Rare words split into several pieces, so re-tokenizing is really tested."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    corpus = [tasks.qa_block(it) for f in tasks.FAMILIES for it in tasks.make_items(f, 40, strict=False)]
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.train_from_iterator(corpus, trainers.BpeTrainer(vocab_size=400, show_progress=False,
+                                                        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    return PreTrainedTokenizerFast(tokenizer_object=tok)
+
+
+def _n_tokens(tok, text):
+    return len(tok(text, add_special_tokens=False)["input_ids"])
+
+
+@pytest.mark.parametrize("kind", ["bpe", "word_level"])
+def test_random_token_text_has_exactly_n_tokens(kind, bpe_tokenizer):
+    from icl_geometry import tiny
+
+    tok = bpe_tokenizer if kind == "bpe" else tiny.tiny_tokenizer()
+    for n in range(0, 40):
+        for seed in range(3):
+            text = tasks.random_token_text(tok, n, random.Random(f"{n}:{seed}"))
+            assert _n_tokens(tok, text) == n, (n, seed, text)
+            assert text == tasks.random_token_text(tok, n, random.Random(f"{n}:{seed}"))
+            assert all(w.isascii() and w.isalpha() for w in text.split())
+
+
+def test_random_token_text_says_when_it_cannot():
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    raw = Tokenizer(models.WordLevel({"<unk>": 0, "1": 1, "+": 2}, unk_token="<unk>"))
+    raw.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    digits_only = PreTrainedTokenizerFast(tokenizer_object=raw, unk_token="<unk>")
+    with pytest.raises(ValueError, match="no plain alphabetic"):
+        tasks.random_token_text(digits_only, 3, random.Random(0))
+    with pytest.raises(ValueError, match="n_tokens"):
+        tasks.random_token_text(digits_only, -1, random.Random(0))
+
+
+def _check_controls(tok, item, shots, seed=0):
+    """The random and shuffled chat messages keep the shots' layout; random keeps each turn's token count,
+    shuffled each turn's word count and all the words. Returns the three message lists."""
+    head = tasks.FAMILIES[item.family].instruction + "\n\n"
+    ref = tasks.chat_messages(item, shots, "shots", tok, seed)
+    out = {"shots": ref}
+    for context in ("random", "shuffled"):
+        msgs = tasks.chat_messages(item, shots, context, tok, seed)
+        assert msgs == tasks.chat_messages(item, shots, context, tok, seed)  # deterministic
+        assert [m["role"] for m in msgs] == [m["role"] for m in ref]
+        assert msgs[0]["content"].startswith(head) and msgs[-1] == ref[-1]
+        assert msgs[1:-1] != ref[1:-1] or msgs[0] != ref[0]
+        new = [msgs[0]["content"][len(head):]] + [m["content"] for m in msgs[1:-1]]
+        old = [ref[0]["content"][len(head):]] + [m["content"] for m in ref[1:-1]]
+        if context == "random":
+            assert [_n_tokens(tok, c) for c in new] == [_n_tokens(tok, c) for c in old], context
+            assert [_n_tokens(tok, m["content"]) for m in msgs] == [_n_tokens(tok, m["content"]) for m in ref]
+        else:
+            assert [len(c.split()) for c in new] == [len(c.split()) for c in old]
+            assert sorted(w for c in new for w in c.split()) == sorted(w for c in old for w in c.split())
+        out[context] = msgs
+    return out
+
+
+@pytest.mark.parametrize("family", ["capitals", "arithmetic", "word_problems"])
+def test_chat_controls_keep_the_shots_layout_and_length(family, bpe_tokenizer):
+    test, pool = tasks.split(family, 3, 12, seed=0)
+    for i, item in enumerate(test):
+        for k in (1, 2, 4):
+            _check_controls(bpe_tokenizer, item, tasks.choose_shots(pool, k, 0, i))
+    item = test[0]
+    assert tasks.chat_messages(item, [], "random", bpe_tokenizer) == tasks.chat_messages(item, [])
+    with pytest.raises(ValueError, match="tokenizer"):
+        tasks.chat_messages(item, pool[:2], "random")
+    with pytest.raises(ValueError, match="context"):
+        tasks.chat_messages(item, pool[:2], "noise")
+    assert tasks.chat_messages(item, pool[:2], "shuffled", seed=1) != tasks.chat_messages(item, pool[:2], "shuffled")
+
+
+def test_plain_random_block_has_the_shots_token_count(bpe_tokenizer):
+    test, pool = tasks.split("capitals", 2, 10, seed=0)
+    for k in (1, 3, 6):
+        shots = tasks.choose_shots(pool, k, 0, 0)
+        plain = tasks.context_block(test[0], shots)
+        noise = tasks.context_block(test[0], shots, "random", bpe_tokenizer)
+        assert _n_tokens(bpe_tokenizer, noise) == _n_tokens(bpe_tokenizer, plain)
+
+
+@pytest.mark.slow
+def test_smollm2_controls_match_the_shots_length(smollm2):
+    """With the real SmolLM2 tokenizer and chat template: each random turn has the shots turn's token count, and
+    the whole random prompt is within k tokens of the k-shot prompt (measured: equal) for k = 1..10."""
+    tok = smollm2.tokenizer
+    for n in range(0, 80):
+        assert _n_tokens(tok, tasks.random_token_text(tok, n, random.Random(n))) == n
+    gaps = {}
+    for family in ("arithmetic", "capitals", "word_problems", "first_letter"):
+        test, pool = tasks.split(family, 3, 20, seed=0)
+        for i, item in enumerate(test):
+            for k in range(1, 11):
+                shots = tasks.choose_shots(pool, k, 0, i)
+                if k in (1, 2, 5, 10):
+                    _check_controls(tok, item, shots)
+                for style in tasks.CHAT_STYLES:
+                    ref = _n_tokens(tok, tasks.format_prompt(smollm2, item, shots, "shots", chat_style=style))
+                    got = _n_tokens(tok, tasks.format_prompt(smollm2, item, shots, "random", chat_style=style))
+                    gaps[family, i, k, style] = got - ref
+    worst = max(abs(g) / k for (_, _, k, _), g in gaps.items())
+    assert worst <= 1, f"random vs shots prompt token gaps exceed k: max |gap|/k = {worst}; max |gap| = " \
+                       f"{max(map(abs, gaps.values()))}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Constrained choices and outcomes.
+@pytest.mark.parametrize("family", list(tasks.FAMILIES))
+def test_choices_hold_the_gold_once_and_are_seeded(family):
+    items = tasks.make_items(family, 200, seed=0, strict=False)
+    gold_first = 0
+    for item in items:
+        for n in (4, 3):
+            c = tasks.choices(item, n)
+            assert c == tasks.choices(item, n) and item.answer in c
+            assert len({tasks.fold(x) for x in c}) == len(c)
+            assert len(c) == (len(item.options) if item.options else n)
+            if item.options:
+                assert sorted(c) == sorted(item.options)
+            assert [x for x in c if tasks.is_correct(item, x)] == [item.answer], (item, c)
+            if re.fullmatch(r"\d+", item.answer):
+                assert all(re.fullmatch(r"\d+", x) for x in c)
+        gold_first += tasks.choices(item)[0] == item.answer
+    assert gold_first < len(items)  # shuffled: the gold is not always first
+
+
+def test_choices_are_plausible_and_say_what_they_cannot_do():
+    letter = tasks.Item("next_letter", "Which letter comes right after A in the alphabet?", "B")
+    assert set(tasks.choices(letter)) <= set("ABCDE")
+    zero = tasks.Item("word_problems", "How many are left?", "0")
+    assert set(tasks.choices(zero)) <= {"0", "1", "2", "3", "10"}
+    assert len(tasks.choices(zero, 8)) == 8
+    kyiv = tasks.Item("capitals", "What is the capital of Ukraine?", "Kyiv", aliases=("Kiev",))
+    assert all("Kiev" not in tasks.choices(kyiv, n) for n in range(2, 30))
+    with pytest.raises(ValueError, match="poetry"):
+        tasks.choices(tasks.Item("poetry", "Which rhyme?", "moon"))
+
+
+def test_two_option_items():
+    assert all(tasks.two_option(it) for it in tasks.make_items("compare", 20))
+    problems = tasks.make_items("word_problems", 60)
+    assert [tasks.two_option(it) for it in problems] == ["Who is older" in it.question for it in problems]
+    assert not any(tasks.two_option(it) for it in tasks.make_items("arithmetic", 20))
+    assert not tasks.two_option(tasks.Item("last_word", "q?", "pen", ("cup", "bird", "pen")))
+
+
+ADD = tasks.Item("arithmetic", "What is 12 + 13?", "25")
+CITY = tasks.Item("capitals", "What is the capital of France?", "Paris")
+PAIR = tasks.Item("compare", "Which number is larger: 47 or 74?", "74", ("47", "74"))
+
+
+@pytest.mark.parametrize("item, text, expected", [
+    (ADD, "25", "correct"), (ADD, "12 + 13 = 25", "correct"), (ADD, "The answer is 24.", "wrong answer"),
+    (ADD, "To find the difference between the two numbers, we need to f", "wrong answer"),  # 'two' is read: 2
+    (ADD, "To find the sum, we need to add the numbers", "no answer"), (ADD, "", "no answer"),
+    (CITY, "The capital of France is Paris.", "correct"), (CITY, "Lyon", "wrong answer"), (CITY, "", "no answer"),
+    (CITY, " ".join(["word"] * 13), "no answer"),  # a first line of more than 12 words is not read
+    (PAIR, "74", "correct"), (PAIR, "47", "wrong answer"), (PAIR, "Neither of them", "no answer"),
+])
+def test_outcome(item, text, expected):
+    assert tasks.outcome(item, text) == expected and expected in tasks.OUTCOMES
+    assert (expected == "correct") is tasks.is_correct(item, text)
+
+
+def test_outcomes_are_three():
+    assert tasks.OUTCOMES == ("correct", "no answer", "wrong answer")

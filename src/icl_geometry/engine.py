@@ -267,10 +267,12 @@ def score_choices(loaded: LoadedModel, prompts: Sequence[str], choices: Sequence
                   batch_size: int = 32, batch_tokens: int = 8192, progress: bool = False) -> list[np.ndarray]:
     """Summed log-probability (natural log, float64) of each candidate continuation after each prompt.
 
-    `choices`: one list of candidates for every prompt, or one list per prompt (lengths may differ). Each
-    prompt + choice is one sequence (token ids from `choice_token_ids`, exact); candidates of different
-    token lengths are scored in the same left-padded batch. Returns one array per prompt, in the order of
-    its choices; divide by `len(choice_token_ids(...)[1][j])` for a per-token score.
+    `choices`: one list of candidates for every prompt, or one list per prompt (lengths may differ). Token ids
+    come from `choice_token_ids` (exact). Each prompt is computed once: a left-padded batch of prompts fills a
+    key-value cache, which is repeated for the prompt's candidates, and the candidates' tokens run on it (the
+    cost of one forward over the prompts plus a few tokens per candidate, instead of one full sequence per
+    candidate). Returns one array per prompt, in the order of its choices; divide by
+    `len(choice_token_ids(...)[1][j])` for a per-token score.
     """
     if isinstance(prompts, str):
         raise ValueError("prompts: expected a sequence of strings, not one string")
@@ -278,27 +280,52 @@ def score_choices(loaded: LoadedModel, prompts: Sequence[str], choices: Sequence
     per_prompt = [list(choices)] * len(prompts) if shared else [list(c) for c in choices]
     if len(per_prompt) != len(prompts) or any(len(c) == 0 for c in per_prompt):
         raise ValueError(f"choices: expected one non-empty list of strings, or one per prompt ({len(prompts)})")
-    rows: list[tuple[int, int, list[int], int]] = []  # (prompt, choice, ids, continuation length)
-    for i, (prompt, cands) in enumerate(zip(prompts, per_prompt)):
-        head, tails = choice_token_ids(loaded, prompt, cands)
-        rows += [(i, j, head + t, len(t)) for j, t in enumerate(tails)]
+    heads, tails = [], []
+    for prompt, cands in zip(prompts, per_prompt):
+        head, tail = choice_token_ids(loaded, prompt, cands)
+        heads.append(head)
+        tails.append(tail)
     scores = [np.zeros(len(c)) for c in per_prompt]
-    rows.sort(key=lambda r: len(r[2]))
+    order = sorted(range(len(prompts)), key=lambda i: len(heads[i]))
     pad = pad_id(loaded)
-    for group in progress_bar(batches(rows, [len(r[2]) for r in rows], batch_size, batch_tokens), progress,
+    for group in progress_bar(batches(order, [len(heads[i]) for i in order], batch_size, batch_tokens), progress,
                               f"scoring with {loaded.name}"):
-        width, keep = max(len(r[2]) for r in group), max(r[3] for r in group) + 1
+        width = max(len(heads[i]) for i in group)
         ids = torch.full((len(group), width), pad, dtype=torch.long)
         mask = torch.zeros((len(group), width), dtype=torch.long)
-        for b, (_, _, x, _) in enumerate(group):
-            ids[b, width - len(x):] = torch.tensor(x)
-            mask[b, width - len(x):] = 1
+        for b, i in enumerate(group):
+            ids[b, width - len(heads[i]):] = torch.tensor(heads[i])
+            mask[b, width - len(heads[i]):] = 1
         pos = (mask.cumsum(-1) - 1).clamp(min=0)
-        out = loaded.model(input_ids=ids.to(loaded.device), attention_mask=mask.to(loaded.device),
-                           position_ids=pos.to(loaded.device), use_cache=False, logits_to_keep=keep)
-        logits = out.logits[:, -keep:-1]  # position p predicts token p + 1: the last `keep - 1` tokens
-        for b, (i, j, x, c) in enumerate(group):
-            logp = torch.log_softmax(logits[b, keep - 1 - c:].double(), dim=-1)
-            target = torch.tensor(x[-c:], device=logp.device)
-            scores[i][j] = float(logp.gather(-1, target[:, None]).sum())
+        dev = loaded.device
+        out = loaded.model(input_ids=ids.to(dev), attention_mask=mask.to(dev), position_ids=pos.to(dev),
+                           use_cache=True, logits_to_keep=1)
+        first = torch.log_softmax(out.logits[:, -1].double(), dim=-1)  # the candidates' first tokens
+        for b, i in enumerate(group):
+            for j, t in enumerate(tails[i]):
+                scores[i][j] = float(first[b, t[0]])
+        reps = max(len(tails[i]) for i in group)
+        longest = max(len(t) for i in group for t in tails[i])
+        if longest == 1:
+            continue
+        # Row b * reps + j: candidate j of prompt b (a prompt with fewer candidates repeats its last one).
+        cont = torch.full((len(group) * reps, longest - 1), pad, dtype=torch.long)
+        cmask = torch.zeros_like(cont)
+        for b, i in enumerate(group):
+            for j in range(reps):
+                t = tails[i][min(j, len(tails[i]) - 1)]
+                cont[b * reps + j, :len(t) - 1] = torch.tensor(t[:-1])
+                cmask[b * reps + j, :len(t) - 1] = 1
+        cache = out.past_key_values
+        cache.batch_repeat_interleave(reps)
+        full_mask = torch.cat([mask.repeat_interleave(reps, 0), cmask], dim=1)
+        cpos = pos[:, -1:].repeat_interleave(reps, 0) + 1 + torch.arange(longest - 1)
+        o = loaded.model(input_ids=cont.to(dev), attention_mask=full_mask.to(dev), position_ids=cpos.to(dev),
+                         past_key_values=cache, use_cache=False)
+        logp = torch.log_softmax(o.logits.double(), dim=-1)  # position p predicts the candidate's token p + 1
+        for b, i in enumerate(group):
+            for j, t in enumerate(tails[i]):
+                if len(t) > 1:
+                    target = torch.tensor(t[1:], device=logp.device)
+                    scores[i][j] += float(logp[b * reps + j, :len(t) - 1].gather(-1, target[:, None]).sum())
     return scores

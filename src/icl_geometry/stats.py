@@ -325,3 +325,38 @@ def se_interval(value: float, se: float, z: float = 2.0) -> tuple[float, float]:
     if not np.isfinite(se) or se < 0:
         raise ValueError(f"se_interval: the standard error must be a finite number >= 0, got {se!r}")
     return float(value - z * se), float(value + z * se)
+
+
+def within_item_correlation(x: Sequence[float], y: Sequence[float], groups: Sequence[Any], method: str = "spearman",
+                            n_boot: int = 1000, level: float = 0.9,
+                            seed: int = 0) -> tuple[float, tuple[float, float], int]:
+    """Mean over items of each item's own correlation of x and y (e.g. over its k-shot prompts), with a
+    bootstrap interval over items. Returns (mean, interval, n_items used).
+
+    An item enters only where both x and y vary within it (an item right or wrong at every k says nothing
+    about *which* of its prompts were right). Differences between items (an easy family with large changes)
+    cancel, so this asks the within-item question a pooled correlation mixes with the between-item one:
+    pooled and within-item correlations can have opposite signs (Simpson's paradox). NaN interval for
+    fewer than 2 usable items.
+    """
+    if method not in ("spearman", "pearson"):
+        raise ValueError(f"method = {method!r} is not allowed: expected 'spearman' or 'pearson'")
+    x, y, g = np.asarray(x, float), np.asarray(y, float), np.asarray(groups)
+    if not len(x) == len(y) == len(g):
+        raise ValueError(f"within_item_correlation: x, y and groups differ in length ({len(x)}, {len(y)}, {len(g)})")
+    ok = np.isfinite(x) & np.isfinite(y)
+    x, y, g = x[ok], y[ok], g[ok]
+    per_item = []
+    for label in np.unique(g):
+        m = g == label
+        if m.sum() >= 2:
+            r = _corr(x[m], y[m], method)
+            if np.isfinite(r):
+                per_item.append(r)
+    r_items = np.asarray(per_item)
+    if len(r_items) == 0:
+        return math.nan, (math.nan, math.nan), 0
+    if len(r_items) < 2:
+        return float(r_items[0]), (math.nan, math.nan), 1
+    mean, ci = bootstrap_interval(r_items, n_boot=n_boot, level=level, seed=seed)
+    return mean, ci, len(r_items)

@@ -251,28 +251,71 @@ def choose_shots(pool: Sequence[Item], k: int, seed: int, index: int) -> list[It
 
 
 def random_token_text(tokenizer: Any, n_tokens: int, rng: random.Random) -> str:
-    """Text of `n_tokens` random vocabulary tokens (plain alphabetic pieces, no special tokens)."""
-    vocab = _plain_vocab(tokenizer)
-    ids = [vocab[rng.randrange(len(vocab))] for _ in range(n_tokens)]
-    return tokenizer.decode(ids).strip()
+    """Text of random vocabulary words that re-tokenizes to exactly `n_tokens` tokens.
+
+    "Same length" means the same number of tokens: `tokenizer(text, add_special_tokens=False)` gives exactly
+    `n_tokens` ids (checked here by re-encoding). The words are word-initial vocabulary pieces (a leading
+    'Ġ' or '▁'; whole words for a word-level tokenizer) that are ASCII alphabetic, 2-10 letters, joined by
+    spaces, so neighbouring words do not merge. The first word has no leading space and may split in two:
+    a fresh draw is tried (`_TOKEN_TEXT_DRAWS` in all), then words are dropped or added until the count is
+    exact. Raises ValueError when no such text is found.
+    """
+    if n_tokens < 0:
+        raise ValueError(f"n_tokens = {n_tokens} is not allowed: expected an integer >= 0.")
+    if n_tokens == 0:
+        return ""
+    words = _plain_vocab(tokenizer)
+    if not words:
+        raise ValueError("random_token_text: the tokenizer has no plain alphabetic vocabulary words to draw from")
+
+    def count(ws: list[str]) -> int:
+        return len(tokenizer(" ".join(ws), add_special_tokens=False)["input_ids"])
+
+    def draw(n: int) -> list[str]:
+        return [words[rng.randrange(len(words))] for _ in range(n)]
+
+    picked = draw(n_tokens)
+    for _ in range(_TOKEN_TEXT_DRAWS - 1):
+        if count(picked) == n_tokens:
+            return " ".join(picked)
+        picked = draw(n_tokens)
+    for _ in range(4 * n_tokens + 20):  # adjust the last draw: drop or add one word at a time
+        have = count(picked)
+        if have == n_tokens:
+            return " ".join(picked)
+        if have > n_tokens and len(picked) > 1:
+            picked = picked[:-1]
+        elif have > n_tokens:  # one word too long for the count: another first word
+            picked = draw(1)
+        else:
+            picked = picked + draw(1)
+    raise ValueError(f"random_token_text: found no text of random vocabulary words that re-tokenizes to exactly "
+                     f"{n_tokens} tokens with this tokenizer")
 
 
-_PLAIN_VOCAB: dict[int, list[int]] = {}
+_TOKEN_TEXT_DRAWS = 20
+_PLAIN_VOCAB: dict[int, tuple[Any, list[str]]] = {}
 
 
-def _plain_vocab(tokenizer: Any) -> list[int]:
+def _plain_vocab(tokenizer: Any) -> list[str]:
+    """The tokenizer's word-initial vocabulary pieces that are plain ASCII words (2-10 letters), without their
+    'Ġ'/'▁' marker, sorted; a word-level tokenizer (no marked pieces) gives its alphabetic words."""
     key = id(tokenizer)
-    if key not in _PLAIN_VOCAB:
+    cached = _PLAIN_VOCAB.get(key)
+    if cached is None or cached[0] is not tokenizer:
         special = set(getattr(tokenizer, "all_special_ids", []))
-        keep = []
+        marked, plain = set(), set()
         for tok, i in tokenizer.get_vocab().items():
             if i in special:
                 continue
-            text = tok.replace("Ġ", " ").replace("▁", " ").strip()
-            if text.isascii() and text.isalpha() and 2 <= len(text) <= 10:
-                keep.append(i)
-        _PLAIN_VOCAB[key] = sorted(keep)
-    return _PLAIN_VOCAB[key]
+            if tok[:1] in ("Ġ", "▁"):
+                body, bucket = tok[1:], marked
+            else:
+                body, bucket = tok, plain
+            if body.isascii() and body.isalpha() and 2 <= len(body) <= 10:
+                bucket.add(body)
+        cached = _PLAIN_VOCAB[key] = (tokenizer, sorted(marked or plain))
+    return cached[1]
 
 
 def shuffle_words(text: str, rng: random.Random) -> str:
@@ -283,8 +326,14 @@ def shuffle_words(text: str, rng: random.Random) -> str:
 
 def context_block(item: Item, shots: Sequence[Item] = (), context: str = "shots", tokenizer: Any = None,
                   seed: int = 0) -> str:
-    """The text that precedes the question: the k question-answer pairs ('shots'), as many random
-    vocabulary tokens as those pairs have ('random'), or their words in a random order ('shuffled')."""
+    """The plain-text block that precedes the question (base models, chat_style='single_turn'): the k
+    question-answer pairs ('shots'), random vocabulary words of the same length ('random'), or the pairs'
+    words in a random order ('shuffled').
+
+    Same length: the random text re-tokenizes to exactly as many tokens as the whole shots block has alone
+    (`tokenizer(block, add_special_tokens=False)`, see `random_token_text`); the shuffled block has the same
+    words (whitespace-split), so the same word count. Seeded by (context, seed, item.question).
+    """
     if context not in CONTEXTS:
         raise ValueError(f"context = {context!r} is not allowed: expected one of {list(CONTEXTS)}.")
     block = "\n\n".join(qa_block(s) for s in shots)
@@ -295,9 +344,12 @@ def context_block(item: Item, shots: Sequence[Item] = (), context: str = "shots"
         else:
             if tokenizer is None:
                 raise ValueError("context='random' needs the model's tokenizer")
-            n_tokens = len(tokenizer(block, add_special_tokens=False)["input_ids"])
-            block = random_token_text(tokenizer, n_tokens, rng)
+            block = random_token_text(tokenizer, _n_tokens(tokenizer, block), rng)
     return block
+
+
+def _n_tokens(tokenizer: Any, text: str) -> int:
+    return len(tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
 def build_prompt(item: Item, shots: Sequence[Item] = (), context: str = "shots", tokenizer: Any = None,
@@ -318,22 +370,41 @@ CHAT_STYLES = ("multi_turn", "single_turn")
 def chat_messages(item: Item, shots: Sequence[Item] = (), context: str = "shots", tokenizer: Any = None,
                   seed: int = 0, instruction: bool = True) -> list[dict[str, str]]:
     """Chat messages for an instruct model: each shot is a user turn `Q: ...` and an assistant turn `A: ...`
-    (few-shot as multi-turn, like lm-evaluation-harness's `fewshot_as_multiturn`), then the question.
+    (few-shot as multi-turn, like lm-evaluation-harness's `fewshot_as_multiturn`), then the question's user
+    turn `Q: ...`. The instruction opens the first user turn, followed by a blank line.
 
-    Random-token and shuffled contexts are not question-answer pairs: their block is prepended to the
-    question's user turn. The instruction opens the first user turn.
+    The controls keep exactly this layout (the same roles in the same order, the instruction and the final
+    question turn verbatim) and replace only the content of every shot turn:
+    'random': random vocabulary words that re-tokenize to as many tokens as the content they replace
+    (`tokenizer(content, add_special_tokens=False)`, per turn; see `random_token_text`); with SmolLM2's
+    template the whole chat prompt then has exactly the shots prompt's token count. 'shuffled': the words
+    (whitespace-split) of all shot turns pooled, shuffled and dealt back, each turn keeping its word count
+    (its token count moves by a few tokens, as words split differently in a new order). Seeded by
+    (context, seed, item.question), like `context_block`.
     """
+    if context not in CONTEXTS:
+        raise ValueError(f"context = {context!r} is not allowed: expected one of {list(CONTEXTS)}.")
     head = check_family(item.family).instruction if instruction else ""
-    question = f"Q: {item.question}"
-    if context != "shots" or not shots:
-        block = context_block(item, shots, context, tokenizer, seed)
-        return [{"role": "user", "content": "\n\n".join(p for p in (head, block, question) if p)}]
-    messages: list[dict[str, str]] = []
-    for i, shot in enumerate(shots):
-        lead = f"{head}\n\n" if head and i == 0 else ""
-        messages += [{"role": "user", "content": f"{lead}Q: {shot.question}"},
-                     {"role": "assistant", "content": f"A: {shot.answer}"}]
-    return messages + [{"role": "user", "content": question}]
+    turns = [t for s in shots for t in (("user", f"Q: {s.question}"), ("assistant", f"A: {s.answer}"))]
+    if turns and context != "shots":
+        rng = random.Random(f"{context}:{seed}:{item.question}")
+        contents = [c for _, c in turns]
+        if context == "shuffled":
+            words = [w for c in contents for w in c.split()]
+            rng.shuffle(words)
+            sizes, contents, at = [len(c.split()) for c in contents], [], 0
+            for n in sizes:
+                contents.append(" ".join(words[at:at + n]))
+                at += n
+        else:
+            if tokenizer is None:
+                raise ValueError("context='random' needs the model's tokenizer")
+            contents = [random_token_text(tokenizer, _n_tokens(tokenizer, c), rng) for c in contents]
+        turns = [(role, c) for (role, _), c in zip(turns, contents)]
+    turns.append(("user", f"Q: {item.question}"))
+    if head:
+        turns[0] = (turns[0][0], f"{head}\n\n{turns[0][1]}")
+    return [{"role": role, "content": content} for role, content in turns]
 
 
 def format_prompt(loaded: Any, item: Item, shots: Sequence[Item] = (), context: str = "shots", seed: int = 0,
@@ -467,12 +538,85 @@ def extract_answer(item: Item, text: str) -> str | None:
 
 def is_correct(item: Item, text: str) -> bool:
     """Whether the extracted answer is the gold answer or one of its aliases (see `extract_answer`)."""
-    pred = extract_answer(item, text)
+    return _is_gold(item, extract_answer(item, text))
+
+
+def _is_gold(item: Item, pred: str | None) -> bool:
     if pred is None:
         return False
     if len(item.answer) == 1:
         return pred in (item.answer, *item.aliases)
     return fold(pred) in {fold(a) for a in (item.answer, *item.aliases)}
+
+
+OUTCOMES = ("correct", "no answer", "wrong answer")
+
+
+def outcome(item: Item, text: str) -> str:
+    """Why a reply scored as it did, one of `OUTCOMES`: 'correct' (`is_correct`), 'no answer'
+    (`extract_answer` finds none, e.g. a reply cut before any number) or 'wrong answer'."""
+    pred = extract_answer(item, text)
+    if pred is None:
+        return OUTCOMES[1]
+    return OUTCOMES[0] if _is_gold(item, pred) else OUTCOMES[2]
+
+
+_NUMBER_OFFSETS = (1, 2, 3, 10)
+
+
+def choices(item: Item, n: int = 4) -> tuple[str, ...]:
+    """The admissible answers a constrained-choice scorer compares: the gold answer and distractors, distinct
+    after `fold`, in a seeded shuffled order (the gold is not always first).
+
+    Items with `options` (compare, 'who is older' word problems, last_word lists): all the options (`n` is
+    ignored). Integer answers: the gold and n-1 distinct non-negative integers near it (gold ±1, ±2, ±3,
+    ±10; further offsets only if these run out). Single letters: the gold and n-1 other capital letters
+    within ±3 in the alphabet (wider only if these run out). Families with a vocabulary (capitals,
+    country_of, antonyms): the gold and n-1 other words of the family's vocabulary that are not the gold or
+    one of its aliases. Among the choices `is_correct` holds for the gold alone. Seeded by the question.
+    """
+    rng = random.Random(f"choices:{item.question}")
+    if item.options:
+        out = list(item.options)
+    else:
+        if n < 2:
+            raise ValueError(f"n = {n} is not allowed: expected an integer >= 2 (the gold and a distractor).")
+        if re.fullmatch(r"-?\d+", item.answer):
+            gold = int(item.answer)
+            near = [gold + s * d for d in _NUMBER_OFFSETS for s in (-1, 1) if gold + s * d >= 0]
+            d = 4
+            while len(near) < n - 1:
+                near += [v for v in (gold - d, gold + d) if v >= 0 and d not in _NUMBER_OFFSETS]
+                d += 1
+            out = [item.answer, *map(str, rng.sample(near, n - 1))]
+        elif len(item.answer) == 1 and item.answer.isalpha() and item.answer.isascii():
+            letters, gold = string.ascii_uppercase, string.ascii_uppercase.index(item.answer.upper())
+            if n > len(letters):
+                raise ValueError(f"n = {n} is not allowed for a letter answer: expected at most {len(letters)}.")
+            width = 3
+            while True:
+                near = [letters[i] for i in range(gold - width, gold + width + 1) if 0 <= i < len(letters) and i != gold]
+                if len(near) >= n - 1:
+                    break
+                width += 1
+            out = [item.answer, *rng.sample(near, n - 1)]
+        elif _vocabulary(item.family):
+            taken = {fold(a) for a in (item.answer, *item.aliases)}
+            others = sorted({fold(w): w for w in _vocabulary(item.family) if fold(w) not in taken}.values())
+            if len(others) < n - 1:
+                raise ValueError(f"n = {n} is not allowed for family {item.family!r}: its vocabulary has only "
+                                 f"{len(others)} other answers.")
+            out = [item.answer, *rng.sample(others, n - 1)]
+        else:
+            raise ValueError(f"choices: family {item.family!r} has no options, integer, letter or vocabulary "
+                             f"answers to draw distractors from (answer {item.answer!r}).")
+    rng.shuffle(out)
+    return tuple(out)
+
+
+def two_option(item: Item) -> bool:
+    """Whether the item offers two choices (`choices`): a coin flip, which chapter 4 leaves out of its base set."""
+    return len(choices(item)) == 2
 
 
 @dataclass
