@@ -245,3 +245,22 @@ def test_score_choices_on_a_cache_is_exact_past_the_sliding_window(model):
                 logp = torch.log_softmax(model.model(torch.tensor([ids])).logits[0].double(), -1)
             want = sum(float(logp[p - 1, ids[p]]) for p in range(len(ids) - n, len(ids)))
             assert score == pytest.approx(want, abs=1e-4), (prompt[:20], choice)
+
+
+def test_score_choices_with_shared_prefixes_equals_the_batched_path(model):
+    """Nested prompts of one group run on one cache cropped per member; scores match the plain path, with and
+    without groups mixed with ungrouped prompts, and on Gemma-3 past its 16-token window (plain fallback)."""
+    shots = ["Q : 1 + 1 ? A : 2", "Q : 2 + 2 ? A : 4", "Q : 3 + 1 ? A : 4"]
+    prompts = [" ".join(shots[:k] + ["Q : 1 + 2 ? A :"]) for k in (0, 1, 2, 3)] + ["the cat is"]
+    choices = [[" 3", " 4 5", " red blue"]] * 4 + [[" red", " the dog"]]
+    plain = engine.score_choices(model, prompts, choices)
+    grouped = engine.score_choices(model, prompts, choices, groups=[0, 0, 0, 0, 1])
+    for a, b in zip(plain, grouped):
+        np.testing.assert_allclose(a, b, atol=1e-4)
+    short = ["red blue " * k + "Q : 1 + 2 ? A :" for k in (0, 1, 2)]  # inside Gemma-3's window: shared path
+    assert max(len(x) for x in lm.token_ids(model, short)) + 2 <= 16
+    for a, b in zip(engine.score_choices(model, short, [" 3", " 4 5"]),
+                    engine.score_choices(model, short, [" 3", " 4 5"], groups=[7, 7, 7])):
+        np.testing.assert_allclose(a, b, atol=1e-4)
+    with pytest.raises(ValueError, match="groups"):
+        engine.score_choices(model, prompts, choices, groups=[0])

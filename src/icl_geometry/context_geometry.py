@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -44,7 +45,34 @@ def answer(loaded: Any, items: Sequence[tasks.Item], prompts: Sequence[str], **k
     their first line (`tasks.stop_at_newline`); returns the pass and correctness."""
     tails = tail_lengths(loaded, prompts, [question_marker(it) for it in items])
     res = trace_generate(loaded, prompts, tails, **{"stop": tasks.stop_at_newline, **kwargs})
-    return res, np.array([tasks.is_correct(it, o) for it, o in zip(items, res.outputs)])
+    return res, np.array([tasks.is_correct(it, o) for it, o in zip(items, res.outputs)], bool)
+
+
+def answer_prefix(loaded: Any) -> str:
+    """What a scored answer starts with after the prompt: `A: ` in a chat model's turn (the shots' assistant
+    turns read `A: <answer>`), a space after the plain prompt's trailing `A:`. The prefix is the same for
+    every choice, so it shifts all their log-probabilities by one amount and never changes which is chosen."""
+    return "A: " if loaded.chat else " "
+
+
+def choice_scores(loaded: Any, items: Sequence[tasks.Item], prompts: Sequence[str], batch_size: int = 32,
+                  batch_tokens: int = 4096, groups: Sequence[Any] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Constrained choice: the model's summed log-probability of each admissible answer (`tasks.choices`:
+    the gold and its family's distractors) after each prompt (`engine.score_choices`; `groups` marks prompts
+    that share their examples, scored on one cache). Returns whether the gold scored highest, and its margin
+    over the best distractor (log-probability, natural log)."""
+    from icl_geometry import engine
+
+    options = [tasks.choices(it) for it in items]
+    prefix = answer_prefix(loaded)
+    scores = engine.score_choices(loaded, prompts, [[prefix + c for c in opts] for opts in options],
+                                  batch_size=batch_size, batch_tokens=batch_tokens, groups=groups)
+    correct, margin = np.zeros(len(items), bool), np.zeros(len(items))
+    for n, (it, opts, s) in enumerate(zip(items, options, scores)):
+        g = opts.index(it.answer)
+        best_other = max(s[j] for j in range(len(opts)) if j != g)
+        correct[n], margin[n] = s[g] > best_other, s[g] - best_other
+    return correct, margin
 
 
 @dataclass
@@ -55,9 +83,9 @@ class ContextRun:
     model: str
     n_layers: int
     eps: float
-    candidates: Any  # DataFrame: family, index, question, answer, output, correct (0 shots)
+    candidates: Any  # DataFrame: family, index, question, answer, output, correct, outcome, choice_correct, ...
     items: list[tasks.Item]  # the base set
-    rows: Any  # DataFrame: item, family, context, k, correct, output, n_tokens
+    rows: Any  # DataFrame: item, family, context, k, correct, outcome, choice_correct, choice_margin, output, n_tokens
     values: dict[str, np.ndarray]  # measure -> (n_rows, n_layers)
     zero: dict[str, np.ndarray]  # measure -> (n_items, n_layers), the base items at 0 shots
     last_mlp: np.ndarray  # (n_rows, len(mlp_layers), d_model) float16
@@ -85,17 +113,56 @@ def _interleave(groups: list[list[int]]) -> list[int]:
     return out
 
 
+def _checkpoint_key(loaded: Any, settings: dict[str, Any]) -> str:
+    import hashlib
+    import json
+
+    return hashlib.sha256(json.dumps({"model": loaded.name, **settings}, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _load_checkpoint(path: Path | None, key: str) -> dict[str, Any] | None:
+    import pickle
+
+    if path is None or not Path(path).exists():
+        return None
+    with open(path, "rb") as f:
+        state = pickle.load(f)
+    return state if state.get("key") == key else None
+
+
+def _save_checkpoint(path: Path | None, state: dict[str, Any]) -> None:
+    """Atomic: written beside, then renamed, so an interruption never leaves a half-written file."""
+    import os
+    import pickle
+
+    if path is None:
+        return
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with open(tmp, "wb") as f:
+        pickle.dump(state, f, protocol=pickle.HIGHEST_PROTOCOL)
+    os.replace(tmp, path)
+
+
 def run_experiment(loaded: Any, families: Sequence[str], n_candidates: int, shots: Sequence[int],
                    perturbed_shots: Sequence[int] = (), n_base: int | None = None,
-                   contexts: Sequence[str] = tasks.CONTEXTS, seed: int = 0, n_pool: int = 20, eps: float = 0.1,
+                   contexts: Sequence[str] = tasks.CONTEXTS, seed: int = 0, n_pool: int = 50, eps: float = 0.1,
                    batch_size: int = 32, batch_tokens: int = 4096, max_new_tokens: int = 16, chat_style: str = "multi_turn",
-                   mlp_layers: Sequence[int] = (0, -1), progress: bool = False) -> ContextRun:
+                   mlp_layers: Sequence[int] = (0, -1), progress: bool = False, checkpoint: Path | str | None = None,
+                   items_per_pass: int | None = None) -> ContextRun:
     """Paper A's section-3 experiment on `loaded`.
 
-    1. `n_candidates` test items per family (fewer if a family has fewer), answered at 0 shots; the base set is the items answered wrongly
-       (at most `n_base`, families interleaved). 2. Each base item with k shots for k in `shots`
-       (context 'shots'), and with random tokens or shuffled shot text of the same length for k in
-       `perturbed_shots`. Every prompt is traced at every layer and answered greedily in the same pass.
+    1. `n_candidates` test items per family (fewer if a family has fewer), answered at 0 shots, greedily and by
+       constrained choice. The base set is the items answered wrongly by greedy decoding (at most `n_base`,
+       families interleaved), leaving out two-option items (`tasks.two_option`: a coin flip plus format).
+    2. Each base item with k shots for k in `shots` (context 'shots'), and with random tokens or shuffled shot
+       text in the same turns and of the same length for k in `perturbed_shots`. Every prompt is traced at
+       every layer and answered greedily in the same pass, then scored by constrained choice.
+
+    `checkpoint` (a file): the run saves its state after the 0-shot pass and after every `items_per_pass` base
+    items (default: all in one pass), and resumes from it when called again with the same settings (other
+    settings start afresh), so an interruption loses at most `items_per_pass` items.
     """
     import pandas as pd
 
@@ -107,42 +174,86 @@ def run_experiment(loaded: Any, families: Sequence[str], n_candidates: int, shot
         raise ValueError("shots and perturbed_shots: every k must be >= 1 (0 shots is the baseline)")
     if ks_all and max(ks_all) > n_pool:
         raise ValueError(f"n_pool = {n_pool} is smaller than the largest k ({max(ks_all)})")
+    if items_per_pass is not None and items_per_pass < 1:
+        raise ValueError(f"items_per_pass = {items_per_pass!r} is not allowed: expected an integer >= 1 or None")
     kw = dict(eps=eps, batch_size=batch_size, batch_tokens=batch_tokens, max_new_tokens=max_new_tokens,
-              mlp_layers=mlp_layers, progress=progress)
+              mlp_layers=mlp_layers)
+    key = _checkpoint_key(loaded, dict(families=list(families), n_candidates=n_candidates, shots=list(shots),
+                                       perturbed=list(perturbed_shots), n_base=n_base, contexts=list(contexts),
+                                       seed=seed, n_pool=n_pool, chat_style=chat_style, **kw))
+    state = _load_checkpoint(Path(checkpoint) if checkpoint else None, key) or {"key": key, "done": 0, "parts": []}
     pools, cand, cand_idx = {}, [], []
     for fam in families:
         test, pool = tasks.split(fam, n_candidates, n_pool, seed=seed, strict=False)
         pools[fam] = pool
         cand += test
         cand_idx += list(range(len(test)))
-    zero_prompts = prompts_for(loaded, cand, pools, cand_idx, 0, "shots", seed, chat_style)
-    t0 = time.perf_counter()
-    res0, correct0 = answer(loaded, cand, zero_prompts, **kw)
-    t1 = time.perf_counter()
+    if "zero" not in state:
+        zero_prompts = prompts_for(loaded, cand, pools, cand_idx, 0, "shots", seed, chat_style)
+        t0 = time.perf_counter()
+        res0, correct0 = answer(loaded, cand, zero_prompts, progress=progress, **kw)
+        choice0, margin0 = choice_scores(loaded, cand, zero_prompts, batch_size, batch_tokens)
+        state["zero"], state["zero_seconds"] = (res0, correct0, choice0, margin0), time.perf_counter() - t0
+        _save_checkpoint(checkpoint, state)
+    res0, correct0, choice0, margin0 = state["zero"]
     candidates = pd.DataFrame({"family": [it.family for it in cand], "index": cand_idx,
                                "question": [it.question for it in cand], "answer": [it.answer for it in cand],
-                               "output": res0.outputs, "correct": correct0})
-    base = _interleave([[i for i in range(len(cand)) if cand[i].family == f and not correct0[i]] for f in families])
+                               "output": res0.outputs, "correct": correct0,
+                               "outcome": [tasks.outcome(it, o) for it, o in zip(cand, res0.outputs)],
+                               "choice_correct": choice0, "choice_margin": margin0,
+                               "n_choices": [len(tasks.choices(it)) for it in cand],
+                               "two_option": [tasks.two_option(it) for it in cand]})
+    base = _interleave([[i for i in range(len(cand)) if cand[i].family == f and not correct0[i]
+                         and not tasks.two_option(cand[i])] for f in families])
     base = base[:n_base] if n_base is not None else base
     items = [cand[i] for i in base]
 
     spec = [(b, c, k) for b in range(len(base)) for c in contexts
             for k in (shots if c == "shots" else perturbed_shots)]
-    prompts = [prompts_for(loaded, [items[b]], pools, [cand_idx[base[b]]], k, c, seed, chat_style)[0]
-               for b, c, k in spec]
-    res, correct = answer(loaded, [items[b] for b, _, _ in spec], prompts, **kw) if spec else (None, np.zeros(0, bool))
-    t2 = time.perf_counter()
-    rows = pd.DataFrame({"item": [b for b, _, _ in spec], "family": [items[b].family for b, _, _ in spec],
-                         "context": [c for _, c, _ in spec], "k": [k for _, _, k in spec], "correct": correct,
-                         "output": res.outputs if res else [], "n_tokens": res.n_tokens if res else []})
+    step = items_per_pass or max(len(base), 1)
+    chunks = [[r for r in spec if lo <= r[0] < lo + step] for lo in range(0, len(base), step)]
+    bar = None
+    if progress and len(chunks) > 1:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(base), initial=min(state["done"], len(base)), desc=f"base items ({loaded.name})",
+                   unit="item")
+    for n_chunk, chunk in enumerate(chunks):
+        if n_chunk < state["done"] // step or not chunk:
+            continue
+        t1 = time.perf_counter()
+        prompts = [prompts_for(loaded, [items[b]], pools, [cand_idx[base[b]]], k, c, seed, chat_style)[0]
+                   for b, c, k in chunk]
+        chunk_items = [items[b] for b, _, _ in chunk]
+        res, correct = answer(loaded, chunk_items, prompts, progress=progress and bar is None, **kw)
+        shared = [b if c == "shots" else f"{b}:{c}:{k}" for b, c, k in chunk]  # a question's nested k-shot prompts
+        choice, margin = choice_scores(loaded, chunk_items, prompts, batch_size, batch_tokens, groups=shared)
+        state["parts"].append((chunk, res, correct, choice, margin, time.perf_counter() - t1))
+        state["done"] = min((n_chunk + 1) * step, len(base))
+        _save_checkpoint(checkpoint, state)
+        if bar is not None:
+            bar.update(len({b for b, _, _ in chunk}))
+    if bar is not None:
+        bar.close()
+    parts = state["parts"]
+    spec_done = [r for part in parts for r in part[0]]
     L = loaded.n_layers
-    values = {m: getattr(res, m) if res else np.zeros((0, L)) for m in MEASURES}
+    cat = (lambda xs, shape: np.concatenate(xs) if xs else np.zeros(shape))
+    outputs = [o for part in parts for o in part[1].outputs]
+    rows = pd.DataFrame({"item": [b for b, _, _ in spec_done], "family": [items[b].family for b, _, _ in spec_done],
+                         "context": [c for _, c, _ in spec_done], "k": [k for _, _, k in spec_done],
+                         "correct": cat([p[2] for p in parts], (0,)).astype(bool),
+                         "outcome": [tasks.outcome(items[b], o) for (b, _, _), o in zip(spec_done, outputs)],
+                         "choice_correct": cat([p[3] for p in parts], (0,)).astype(bool),
+                         "choice_margin": cat([p[4] for p in parts], (0,)),
+                         "output": outputs, "n_tokens": cat([p[1].n_tokens for p in parts], (0,)).astype(int)})
+    values = {m: cat([getattr(p[1], m) for p in parts], (0, L)) for m in MEASURES}
     zero = {m: getattr(res0, m)[base] for m in MEASURES}
-    return ContextRun(loaded.name, L, eps, candidates, items, rows, values, zero,
-                      res.last_mlp if res else np.zeros((0, len(res0.mlp_layers), loaded.d_model), np.float16),
-                      res0.last_mlp[base], res0.mlp_layers, res0.tokens_fed + (res.tokens_fed if res else 0),
-                      int(res0.n_tokens.sum() + (res.n_tokens.sum() if res else 0)),
-                      {"zero_shot_pass": t1 - t0, "context_pass": t2 - t1})
+    last_mlp = cat([p[1].last_mlp for p in parts], (0, len(res0.mlp_layers), loaded.d_model)).astype(np.float16)
+    return ContextRun(loaded.name, L, eps, candidates, items, rows, values, zero, last_mlp, res0.last_mlp[base],
+                      res0.mlp_layers, res0.tokens_fed + sum(p[1].tokens_fed for p in parts),
+                      int(res0.n_tokens.sum() + sum(p[1].n_tokens.sum() for p in parts)),
+                      {"zero_shot_pass": state["zero_seconds"], "context_pass": sum(p[5] for p in parts)})
 
 
 def parse_families(value: Any) -> tuple[str, ...]:
@@ -155,18 +266,167 @@ def parse_families(value: Any) -> tuple[str, ...]:
     return names
 
 
-# ============================================================================= chapter-level summaries
+# ============================================================================= the claims, from per-prompt rows
+
+READINGS = {"abs": "id_abs", "rel": "id_rel"}  # the two readings of eq. 8 (claim ids use the short key)
+SCORINGS = {"greedy": "correct", "choice": "choice_correct"}  # greedy extraction, constrained choice
+FIG8_FLAT_MARGIN = 0.25  # |logistic slope per SD| below this is 'no effect' at the first layer, declared beforehand
+ROWS_SUFFIX = "_rows.csv.gz"  # a run's per-prompt rows, beside its results JSON
+
+
+def rows_table(run: ContextRun):
+    """One row per context prompt: item, family, context, k, both correctness scorings, `choice_base` (the
+    item was also wrong at 0 shots under constrained choice), n_tokens, and every measure's change from 0
+    shots at every layer (`d_<measure>_<layer>`). Every claim of `claim_values` is computed from this table
+    alone, so a recorded run can commit it and a test can recompute its verdicts without the model."""
+    import pandas as pd
+
+    wrong_choice0 = {q for q, ok in zip(run.candidates.question, run.candidates.choice_correct) if not ok}
+    item_wrong_choice0 = np.array([it.question in wrong_choice0 for it in run.items], bool)
+    r = run.rows
+    base = r[["item", "family", "context", "k", "correct", "choice_correct", "n_tokens"]].copy()
+    base["choice_base"] = item_wrong_choice0[r["item"].to_numpy()] if len(r) else np.zeros(0, bool)
+    cols = {f"d_{m}_{layer}": run.delta(m)[:, layer] for m in MEASURES for layer in range(run.n_layers)}
+    return pd.concat([base.reset_index(drop=True), pd.DataFrame(cols)], axis=1)
+
+
+def save_rows(run: ContextRun, results_json: str | Path) -> Path:
+    """Write `rows_table(run)` beside a chapter's results JSON (`04.json` -> `04_rows.csv.gz`)."""
+    results_json = Path(results_json)
+    path = results_json.with_name(results_json.stem + ROWS_SUFFIX)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows_table(run).to_csv(path, index=False)
+    return path
+
+
+def table_deltas(table: Any) -> dict[str, np.ndarray]:
+    """measure -> (n_rows, n_layers) from a `rows_table`."""
+    out = {}
+    for m in MEASURES:
+        cols = sorted((c for c in table.columns if c.startswith(f"d_{m}_")), key=lambda c: int(c.rsplit("_", 1)[1]))
+        out[m] = table[cols].to_numpy(float)
+    return out
+
+
+def forced_reasons(eps: float) -> dict[str, str]:
+    """Why each reading's first-layer claim cannot come out otherwise (chapter 4, section 5)."""
+    return {
+        "abs": f"absolute reading at eps={eps:g} is capped at {int(np.ceil(1 / eps)) - 1} keys per head; "
+               "longer context spreads first-layer attention below eps, so it must fall",
+        "rel": "relative reading counts keys above eps x the row maximum; on near-uniform first-layer attention "
+               "that is roughly every added token, so it must rise",
+    }
+
+
+def _contrast(table: Any, values: np.ndarray, a: str, b: str, n_boot: int, level: float, seed: int,
+              rows: np.ndarray | None = None) -> tuple[float, tuple[float, float], int]:
+    """Mean of values[context a] - values[context b] over the (item, k) pairs both have, averaged within items
+    first, with a bootstrap interval over items."""
+    sel = np.ones(len(table), bool) if rows is None else rows
+    key = list(zip(table["item"], table["k"]))
+    ctx = table["context"].to_numpy()
+    va = {kk: v for kk, v, c, s in zip(key, values, ctx, sel) if c == a and s}
+    vb = {kk: v for kk, v, c, s in zip(key, values, ctx, sel) if c == b and s}
+    both = sorted(set(va) & set(vb))
+    if not both:
+        raise ValueError(f"context contrast: contexts {a!r} and {b!r} share no (item, k) pair")
+    return item_mean_interval([float(va[p]) - float(vb[p]) for p in both], [i for i, _ in both],
+                              n_boot=n_boot, level=level, seed=seed)
+
 
 def context_contrast(run: ContextRun, values: np.ndarray, a: str, b: str, n_boot: int = 1000, level: float = 0.9,
                      seed: int = 0) -> tuple[float, tuple[float, float], int]:
-    """Mean of values[context a] - values[context b] over the (item, k) pairs both contexts have, averaged
-    within items first, with a bootstrap interval over items. Returns (mean, interval, n_items)."""
-    r = run.rows
-    key = list(zip(r["item"], r["k"]))
-    va = {kk: v for kk, v, m in zip(key, values, run.mask(a)) if m}
-    vb = {kk: v for kk, v, m in zip(key, values, run.mask(b)) if m}
-    both = sorted(set(va) & set(vb))
-    if not both:
-        raise ValueError(f"context_contrast: contexts {a!r} and {b!r} share no (item, k) pair")
-    diffs = [float(va[pair]) - float(vb[pair]) for pair in both]
-    return item_mean_interval(diffs, [item for item, _ in both], n_boot=n_boot, level=level, seed=seed)
+    """`_contrast` on a run: the same item at the same k in contexts a and b. Returns (mean, interval, n_items)."""
+    return _contrast(run.rows, values, a, b, n_boot, level, seed)
+
+
+def claim_values(table: Any, eps: float, n_boot: int = 1000, level: float = 0.9, seed: int = 0) -> list[dict[str, Any]]:
+    """Every claim of chapter 4, computed from a `rows_table` alone: dicts with claim_id, value, interval and
+    the fields `ClaimBook.record` takes (kind, direction, paper, note, null_margin, forced_by).
+
+    Greedy-scored claims use every base item; choice-scored ones (suffix `_choice`) the base items that
+    constrained choice also got wrong at 0 shots. Correlations and slopes use the prompts with examples."""
+    from icl_geometry import stats
+
+    delta = table_deltas(table)
+    L = delta["id_abs"].shape[1]
+    last = L - 1
+    shots = (table["context"] == "shots").to_numpy()
+    groups = table["item"].to_numpy()
+    contexts = set(table["context"])
+    boot = dict(n_boot=n_boot, level=level, seed=seed)
+    forced = forced_reasons(eps)
+    out: list[dict[str, Any]] = []
+
+    def add(claim_id, value, interval, **meta):
+        out.append({"claim_id": claim_id, "value": float(value),
+                    "interval": tuple(float(v) for v in interval) if interval is not None else None, **meta})
+
+    for scoring, column in SCORINGS.items():
+        sfx = "" if scoring == "greedy" else "_choice"
+        rows = shots & (table["choice_base"].to_numpy(bool) if scoring == "choice" else True)
+        y = table[column].to_numpy(float)
+        how = "greedy answers" if scoring == "greedy" else "constrained choice among the family's answers"
+        if rows.sum() < 4 or np.ptp(y[rows]) == 0:
+            continue
+        for key, m in READINGS.items():
+            x = delta[m][:, last]
+            rho, ci = stats.bootstrap_correlation(x[rows], y[rows], groups[rows], **boot)
+            add(f"fig6_{key}_final_rise_predicts_correct{sfx}", rho, ci, kind="paper", direction="greater",
+                paper="Fig. 6: the larger the final-layer ID increase, the more likely a correct answer",
+                note=f"Spearman rho over prompts with examples (pooled), eq. 8 {key} reading, {how}")
+            r_w, ci_w, n_w = stats.within_item_correlation(x[rows], y[rows], groups[rows], **boot)
+            if n_w >= 2:
+                add(f"fig6_{key}_within_item{sfx}", r_w, ci_w, kind="paper", direction="greater",
+                    paper="Fig. 6 within a question: the k with a larger final-layer ID increase are the ones answered right",
+                    note=f"mean over {n_w} items of the within-item Spearman rho over k, {key} reading, {how}")
+            fits = {layer: stats.fit_logistic({"change": delta[m][rows, layer]}, y[rows], groups[rows], **boot)
+                    for layer in (0, last)}
+            add(f"fig8_{key}_final_slope_positive{sfx}", fits[last].coef[0], fits[last].ci[0], kind="paper",
+                direction="greater", paper="Fig. 8: the last layers' ID change is informative of correctness",
+                note=f"logistic slope per SD of the final-layer change, {key} reading, {how}")
+            add(f"fig8_{key}_first_layer_flat{sfx}", fits[0].coef[0], fits[0].ci[0], kind="paper", direction="none",
+                null_margin=FIG8_FLAT_MARGIN, paper="Fig. 8: the first layers' ID change is not informative",
+                note=f"logistic slope per SD of the first-layer change, {key} reading, {how}")
+        for other in ("random", "shuffled"):
+            if other in contexts:
+                sel = table["choice_base"].to_numpy(bool) if scoring == "choice" else None
+                value, ci, n_items = _contrast(table, y, "shots", other, rows=sel, **boot)
+                add(f"fig7_accuracy_shots_minus_{other}{sfx}", value, ci, kind="paper", direction="greater",
+                    paper="Fig. 7: random or shuffled context helps less than examples",
+                    note=f"fraction correct, same item and k, {n_items} items, {how}")
+    for key, m in READINGS.items():
+        value, ci, _ = item_mean_interval(delta[m][:, 0], groups, **boot)
+        add(f"first_layer_rise_any_context_{key}", value, ci, kind="paper", direction="greater",
+            forced_by=forced[key], paper="Sec. 3: prepending any tokens raises the first-layer ID",
+            note=f"eq. 8 {key} reading, layer 0, mean change over all context prompts")
+        for other in ("random", "shuffled"):
+            if other in contexts:
+                value, ci, n_items = _contrast(table, delta[m][:, last], "shots", other, **boot)
+                add(f"fig7_{key}_final_rise_shots_minus_{other}", value, ci, kind="paper", direction="greater",
+                    paper="Fig. 7: random or shuffled context raises the final-layer ID less than examples do",
+                    note=f"eq. 8 {key} reading, final layer, same item and k, {n_items} items")
+    y = table["correct"].to_numpy(float)
+    if shots.sum() >= 4 and np.ptp(y[shots]) > 0:
+        k = table["k"].to_numpy(float)[shots]
+        fam = stats.family_dummies(table["family"].to_numpy()[shots])
+        for key, m in (*READINGS.items(), ("twonn", "twonn")):
+            fit = stats.fit_logistic({"change": delta[m][shots, last], "k": k, **fam}, y[shots], groups[shots], **boot)
+            add(f"final_{key}_slope_controlling_k_family", fit.coef[0], fit.ci[0], kind="ours", direction="greater",
+                paper="not in the paper: does the final-layer change predict beyond k and family?",
+                note=f"{key}: logistic slope per SD, with k and family covariates, greedy answers")
+        rho, ci = stats.bootstrap_correlation(delta["twonn"][shots, last], y[shots], groups[shots], **boot)
+        add("fig6_twonn_final_rise_predicts_correct", rho, ci, kind="ours", direction="greater",
+            paper="not in the paper: Fig. 6 with a geometric ID (TwoNN)",
+            note="Spearman rho, TwoNN of the question tokens' MLP inputs at the final layer, greedy answers")
+    return out
+
+
+def record_claims(book: Any, table: Any, eps: float, n_boot: int = 1000, level: float = 0.9, seed: int = 0) -> list[str]:
+    """`claim_values` recorded in a `claims.ClaimBook`; returns the claim ids in order."""
+    ids = []
+    for c in claim_values(table, eps, n_boot, level, seed):
+        meta = {k: v for k, v in c.items() if k not in ("claim_id", "value", "interval") and v is not None}
+        book.record(c["claim_id"], c["value"], interval=c["interval"], **meta)
+        ids.append(c["claim_id"])
+    return ids

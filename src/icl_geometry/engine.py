@@ -264,7 +264,8 @@ def choice_token_ids(loaded: LoadedModel, prompt: str, choices: Sequence[str]) -
 
 @torch.no_grad()
 def score_choices(loaded: LoadedModel, prompts: Sequence[str], choices: Sequence[str] | Sequence[Sequence[str]],
-                  batch_size: int = 32, batch_tokens: int = 8192, progress: bool = False) -> list[np.ndarray]:
+                  batch_size: int = 32, batch_tokens: int = 8192, progress: bool = False,
+                  groups: Sequence[Any] | None = None) -> list[np.ndarray]:
     """Summed log-probability (natural log, float64) of each candidate continuation after each prompt.
 
     `choices`: one list of candidates for every prompt, or one list per prompt (lengths may differ). Token ids
@@ -273,6 +274,12 @@ def score_choices(loaded: LoadedModel, prompts: Sequence[str], choices: Sequence
     cost of one forward over the prompts plus a few tokens per candidate, instead of one full sequence per
     candidate). Returns one array per prompt, in the order of its choices; divide by
     `len(choice_token_ids(...)[1][j])` for a per-token score.
+
+    `groups` (one label per prompt, optional): prompts of one group share a long prefix (the k-shot prompts of
+    one question, nested in k). The group's longest prompt fills one cache; each member crops it to the prefix
+    it shares and runs only its own remaining tokens with its candidates, so the shared examples are computed
+    once. The scores are the same up to floating-point rounding. Not used on a sliding-window model whose
+    window the group's prompts outgrow.
     """
     if isinstance(prompts, str):
         raise ValueError("prompts: expected a sequence of strings, not one string")
@@ -286,7 +293,23 @@ def score_choices(loaded: LoadedModel, prompts: Sequence[str], choices: Sequence
         heads.append(head)
         tails.append(tail)
     scores = [np.zeros(len(c)) for c in per_prompt]
-    order = sorted(range(len(prompts)), key=lambda i: len(heads[i]))
+    todo = list(range(len(prompts)))
+    if groups is not None:
+        if len(groups) != len(prompts):
+            raise ValueError(f"groups: expected one label per prompt ({len(prompts)}), got {len(groups)}")
+        from .packing import sliding_window
+
+        window = sliding_window(loaded)
+        members: dict[Any, list[int]] = {}
+        for i, g in enumerate(groups):
+            members.setdefault(g, []).append(i)
+        shared = [m for m in members.values() if len(m) > 1 and (window is None or max(
+            len(heads[i]) + max(len(t) for t in tails[i]) for i in m) <= window)]
+        for m in progress_bar(shared, progress, f"scoring with {loaded.name} (shared prefixes)", "group"):
+            _score_shared_prefix(loaded, heads, tails, m, scores)
+        done = {i for m in shared for i in m}
+        todo = [i for i in todo if i not in done]
+    order = sorted(todo, key=lambda i: len(heads[i]))
     pad = pad_id(loaded)
     for group in progress_bar(batches(order, [len(heads[i]) for i in order], batch_size, batch_tokens), progress,
                               f"scoring with {loaded.name}"):
@@ -300,32 +323,77 @@ def score_choices(loaded: LoadedModel, prompts: Sequence[str], choices: Sequence
         dev = loaded.device
         out = loaded.model(input_ids=ids.to(dev), attention_mask=mask.to(dev), position_ids=pos.to(dev),
                            use_cache=True, logits_to_keep=1)
-        first = torch.log_softmax(out.logits[:, -1].double(), dim=-1)  # the candidates' first tokens
-        for b, i in enumerate(group):
-            for j, t in enumerate(tails[i]):
-                scores[i][j] = float(first[b, t[0]])
-        reps = max(len(tails[i]) for i in group)
-        longest = max(len(t) for i in group for t in tails[i])
-        if longest == 1:
-            continue
-        # Row b * reps + j: candidate j of prompt b (a prompt with fewer candidates repeats its last one).
-        cont = torch.full((len(group) * reps, longest - 1), pad, dtype=torch.long)
-        cmask = torch.zeros_like(cont)
-        for b, i in enumerate(group):
-            for j in range(reps):
-                t = tails[i][min(j, len(tails[i]) - 1)]
-                cont[b * reps + j, :len(t) - 1] = torch.tensor(t[:-1])
-                cmask[b * reps + j, :len(t) - 1] = 1
-        cache = out.past_key_values
-        cache.batch_repeat_interleave(reps)
-        full_mask = torch.cat([mask.repeat_interleave(reps, 0), cmask], dim=1)
-        cpos = pos[:, -1:].repeat_interleave(reps, 0) + 1 + torch.arange(longest - 1)
-        o = loaded.model(input_ids=cont.to(dev), attention_mask=full_mask.to(dev), position_ids=cpos.to(dev),
-                         past_key_values=cache, use_cache=False)
-        logp = torch.log_softmax(o.logits.double(), dim=-1)  # position p predicts the candidate's token p + 1
-        for b, i in enumerate(group):
-            for j, t in enumerate(tails[i]):
-                if len(t) > 1:
-                    target = torch.tensor(t[1:], device=logp.device)
-                    scores[i][j] += float(logp[b * reps + j, :len(t) - 1].gather(-1, target[:, None]).sum())
+        _score_candidates(loaded, out, mask, pos[:, -1], [tails[i] for i in group], [scores[i] for i in group])
     return scores
+
+
+def _score_candidates(loaded: LoadedModel, out: Any, mask: torch.Tensor, last_pos: torch.Tensor,
+                      tails: list[list[list[int]]], scores: list[np.ndarray]) -> None:
+    """Add to `scores[b][j]` the log-probability of candidate j of row b, given a forward `out` over the rows'
+    prompts (use_cache=True, last-token logits), their attention `mask` and last position ids: the first
+    tokens are read off the last logits; the rest run once on the cache, repeated for every candidate."""
+    dev = loaded.device
+    first = torch.log_softmax(out.logits[:, -1].double(), dim=-1)
+    for b, cands in enumerate(tails):
+        for j, t in enumerate(cands):
+            scores[b][j] += float(first[b, t[0]])
+    reps = max(len(c) for c in tails)
+    longest = max(len(t) for c in tails for t in c)
+    if longest == 1:
+        return
+    # Row b * reps + j: candidate j of prompt b (a prompt with fewer candidates repeats its last one).
+    pad = pad_id(loaded)
+    cont = torch.full((len(tails) * reps, longest - 1), pad, dtype=torch.long)
+    cmask = torch.zeros_like(cont)
+    for b, cands in enumerate(tails):
+        for j in range(reps):
+            t = cands[min(j, len(cands) - 1)]
+            cont[b * reps + j, :len(t) - 1] = torch.tensor(t[:-1])
+            cmask[b * reps + j, :len(t) - 1] = 1
+    cache = out.past_key_values
+    cache.batch_repeat_interleave(reps)
+    full_mask = torch.cat([mask.to(dev).repeat_interleave(reps, 0), cmask.to(dev)], dim=1)
+    cpos = last_pos.to(dev).reshape(-1, 1).repeat_interleave(reps, 0) + 1 + torch.arange(longest - 1, device=dev)
+    o = loaded.model(input_ids=cont.to(dev), attention_mask=full_mask, position_ids=cpos, past_key_values=cache,
+                     use_cache=False)
+    logp = torch.log_softmax(o.logits.double(), dim=-1)  # position p predicts the candidate's token p + 1
+    for b, cands in enumerate(tails):
+        for j, t in enumerate(cands):
+            if len(t) > 1:
+                target = torch.tensor(t[1:], device=logp.device)
+                scores[b][j] += float(logp[b * reps + j, :len(t) - 1].gather(-1, target[:, None]).sum())
+
+
+def _score_shared_prefix(loaded: LoadedModel, heads: list[list[int]], tails: list[list[list[int]]],
+                         members: list[int], scores: list[np.ndarray]) -> None:
+    """`score_choices` for prompts sharing a prefix: one cache from the longest prompt, copied and cropped to
+    each member's shared prefix; the member's own tokens run on it (one row), then its candidates."""
+    import copy
+
+    ref = heads[max(members, key=lambda i: len(heads[i]))]
+
+    def common(a: list[int]) -> int:
+        n = 0
+        while n < min(len(a), len(ref)) and a[n] == ref[n]:
+            n += 1
+        return n
+
+    cut = {i: min(common(heads[i]), len(heads[i]) - 1) for i in members}  # >= 1 own token: its logits score the first
+    dev = loaded.device
+    top = max(cut.values())
+    base = None
+    if top > 0:
+        base = loaded.model(input_ids=torch.tensor([ref[:top]], device=dev), use_cache=True,
+                            logits_to_keep=1).past_key_values
+    for i in sorted(members, key=lambda i: -cut[i]):
+        c, own = cut[i], heads[i][cut[i]:]
+        cache = None
+        if c > 0:
+            cache = copy.deepcopy(base)
+            if c < top:
+                cache.crop(c - top)  # transformers 5: a negative count of tokens to drop from the end
+        mask = torch.ones((1, c + len(own)), dtype=torch.long)
+        pos = torch.arange(c, c + len(own))[None]
+        out = loaded.model(input_ids=torch.tensor([own], device=dev), attention_mask=mask.to(dev),
+                           position_ids=pos.to(dev), past_key_values=cache, use_cache=True, logits_to_keep=1)
+        _score_candidates(loaded, out, mask, pos[:, -1], [tails[i]], [scores[i]])
