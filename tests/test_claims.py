@@ -96,3 +96,15 @@ def test_kinds_intervals_and_forced_outcomes(book):
     assert not check.counts and not forced.counts and book.claims["exact"].counts
     assert "forced" in book.found().set_index("claim").loc["capped", "verdict"]
     assert book.false_positive_note().startswith("0 paper claims")  # "exact" counts but has no interval to err
+
+
+def test_facts_are_saved_beside_the_claims(tmp_path):
+    import json
+
+    book = claims.ClaimBook(profiles.resolve("00", device="cpu"), path=tmp_path / "04.json")
+    book.add_facts(n_base_items=300)
+    book.record("x", 1.0, kind="paper", direction="greater", interval=(0.5, 1.5))
+    data = json.loads((tmp_path / "04.json").read_text())
+    assert data["n_base_items"] == 300 and data["claims"][0]["claim_id"] == "x"
+    with pytest.raises(ValueError, match="reserved"):
+        book.add_facts(claims=[])

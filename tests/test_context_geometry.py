@@ -92,18 +92,32 @@ def test_packed_pass_equals_unpacked_and_the_plain_tracer(smollm2, capitals):
 
 
 @pytest.mark.slow
-def test_run_experiment_small(smollm2):
-    run = cg.run_experiment(smollm2, ["capitals"], n_candidates=6, shots=(1, 2), perturbed_shots=(1,),
-                            n_base=2, n_pool=4, max_new_tokens=6)
+def test_run_experiment_small(smollm2, tmp_path):
+    import pickle
+
+    ck = tmp_path / "ck.pkl"
+    kw = dict(n_candidates=6, shots=(1, 2), perturbed_shots=(1,), n_base=2, n_pool=4, max_new_tokens=6)
+    run = cg.run_experiment(smollm2, ["capitals"], checkpoint=ck, items_per_pass=1, **kw)
     assert len(run.candidates) == 6 and len(run.items) == min(2, int((~run.candidates.correct).sum()))
     assert all(q in set(run.candidates.question[~run.candidates.correct]) for q in [it.question for it in run.items])
+    assert set(run.candidates.outcome) <= set(tasks.OUTCOMES) and (run.candidates.n_choices == 4).all()
     n = len(run.items)
     assert len(run.rows) == n * 4 and set(run.rows.context) == {"shots", "random", "shuffled"}
+    assert run.rows.choice_correct.dtype == bool and np.isfinite(run.rows.choice_margin).all()
     d = run.delta("id_abs")
     first = run.rows.index[0]
     assert np.array_equal(d[first], run.values["id_abs"][first] - run.zero["id_abs"][run.rows.item[first]])
     assert d.shape == (len(run.rows), smollm2.n_layers) and run.last_mlp.shape[1] == 2
     assert run.tokens_fed > 0 and set(run.seconds) == {"zero_shot_pass", "context_pass"}
+    table = cg.rows_table(run)
+    assert len(table) == len(run.rows) and f"d_twonn_{smollm2.n_layers - 1}" in table
+    # An interruption after the first base item: the run resumes from the checkpoint and ends the same.
+    state = pickle.loads(ck.read_bytes())
+    state["parts"], state["done"] = state["parts"][:1], 1
+    ck.write_bytes(pickle.dumps(state))
+    again = cg.run_experiment(smollm2, ["capitals"], checkpoint=ck, items_per_pass=1, **kw)
+    assert again.rows.drop(columns="choice_margin").equals(run.rows.drop(columns="choice_margin"))
+    np.testing.assert_allclose(again.rows.choice_margin, run.rows.choice_margin, atol=1e-6)
     with pytest.raises(ValueError, match="measure"):
         run.delta("mle")
     with pytest.raises(ValueError, match="k must be >= 1"):
@@ -116,3 +130,63 @@ def test_the_spec_refuses_a_pool_smaller_than_the_largest_k():
     assert profiles.resolve("04", device="cpu", n_pool=10).values["n_pool"] == 10
     with pytest.raises(ValueError, match="'n_pool' = 9 .*shots.*10"):
         profiles.resolve("04", device="cpu", n_pool=9, shots=(1, 2))
+
+
+def _table(n_items=30, ks=range(1, 7), L=4, seed=0):
+    """A rows_table with known structure: within every item, the k with the larger final-layer change are the
+    right ones (both scorings); the first layer's change is noise; controls have lower final-layer change."""
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    recs = []
+    for i in range(n_items):
+        cut = rng.integers(2, 6)
+        for c in ("shots", "random", "shuffled"):
+            for k in ks:
+                final = k + rng.normal(0, 0.1) - (5.0 if c != "shots" else 0.0)
+                ok = bool(c == "shots" and k >= cut)
+                rec = {"item": i, "family": "arithmetic" if i % 2 else "sequence", "context": c, "k": k,
+                       "correct": ok, "choice_correct": ok, "n_tokens": 100 + 10 * k, "choice_base": i % 3 != 0}
+                for m in cg.MEASURES:
+                    for layer in range(L):
+                        rec[f"d_{m}_{layer}"] = final if layer == L - 1 else rng.normal()
+                recs.append(rec)
+    return pd.DataFrame(recs)
+
+
+def test_claim_values_on_a_table_with_known_answers():
+    values = {c["claim_id"]: c for c in cg.claim_values(_table(), eps=0.1, n_boot=200)}
+    for sfx in ("", "_choice"):
+        for key in ("abs", "rel"):
+            within = values[f"fig6_{key}_within_item{sfx}"]
+            assert within["value"] > 0.7 and within["interval"][0] > 0.5
+            assert values[f"fig8_{key}_final_slope_positive{sfx}"]["interval"][0] > 0
+            flat = values[f"fig8_{key}_first_layer_flat{sfx}"]
+            assert flat["direction"] == "none" and flat["null_margin"] == cg.FIG8_FLAT_MARGIN
+            assert abs(flat["value"]) < cg.FIG8_FLAT_MARGIN
+        assert values[f"fig7_accuracy_shots_minus_random{sfx}"]["value"] > 0
+    assert values["fig7_abs_final_rise_shots_minus_shuffled"]["value"] == pytest.approx(5.0, abs=0.1)
+    assert values["first_layer_rise_any_context_abs"]["forced_by"]
+    kinds = {c["kind"] for c in values.values()}
+    assert kinds == {"paper", "ours"}
+
+
+def test_claim_values_survive_the_csv_round_trip(tmp_path):
+    import pandas as pd
+
+    table = _table(n_items=12)
+    table.to_csv(tmp_path / "rows.csv.gz", index=False)
+    again = pd.read_csv(tmp_path / "rows.csv.gz")
+    a = cg.claim_values(table, eps=0.1, n_boot=50)
+    b = cg.claim_values(again, eps=0.1, n_boot=50)
+    assert [c["claim_id"] for c in a] == [c["claim_id"] for c in b]
+    for x, y in zip(a, b):
+        assert x["value"] == pytest.approx(y["value"], abs=1e-12) and x["interval"] == pytest.approx(y["interval"], abs=1e-12)
+
+
+def test_checkpoint_round_trip_is_atomic_and_keyed(tmp_path):
+    path = tmp_path / "ck.pkl"
+    cg._save_checkpoint(path, {"key": "a", "done": 3, "parts": [1, 2]})
+    assert cg._load_checkpoint(path, "a")["done"] == 3
+    assert cg._load_checkpoint(path, "b") is None  # other settings start afresh
+    assert cg._load_checkpoint(None, "a") is None and not (tmp_path / "ck.pkl.tmp").exists()

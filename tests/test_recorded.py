@@ -13,10 +13,13 @@ import pandas as pd
 import pytest
 
 from icl_geometry import claims
+from icl_geometry import context_geometry as cg
 from icl_geometry import noisy_demos as nd
 
 RECORDED = Path(__file__).resolve().parents[1] / "book" / "recorded"
 CH07 = sorted(RECORDED.glob("07_*.json"))
+# Chapter 4: the recorded full runs, and the committed ci run's results (same convention, checked the same way).
+CH04 = sorted(RECORDED.glob("04_*.json")) + sorted((RECORDED.parent / "results").glob("04.json"))
 
 
 def test_every_recorded_run_is_complete():
@@ -48,6 +51,32 @@ def test_chapter7_recorded_verdicts_follow_from_its_rows(path):
         how = {k: v for k, v in nd.CLAIMS[cid].items() if k in ("direction", "threshold", "null_margin")}
         verdict, _ = claims.judge(value, interval=interval, **how)
         assert verdict == rec["verdict"], f"{path.name}: {cid} recomputes as {verdict}, recorded {rec['verdict']}"
+
+
+@pytest.mark.parametrize("path", CH04, ids=[f"{p.parent.name}/{p.stem}" for p in CH04])
+def test_chapter4_verdicts_follow_from_its_rows(path):
+    """Every claim of a chapter-4 run recomputed from its per-prompt rows with `claim_values` (the chapter's
+    own path): same values, intervals and verdicts; a recorded full run must have at least 300 base items."""
+    data = json.loads(path.read_text())
+    cfg = data["config"]
+    rows = path.with_name(path.stem + cg.ROWS_SUFFIX)
+    assert rows.exists(), f"{path.name}: no per-prompt rows ({rows.name}) to recompute its verdicts from"
+    table = pd.read_csv(rows)
+    assert table.item.nunique() == data["n_base_items"], f"{path.name}: rows and n_base_items disagree"
+    if path.parent == RECORDED and cfg["profile"] == "full":
+        assert data["n_base_items"] >= 300, f"{path.name}: a recorded full run needs at least 300 base items"
+    recorded = {c["claim_id"]: c for c in data["claims"]}
+    values = cg.claim_values(table, cfg["eps"], n_boot=cfg["n_boot"], level=0.9, seed=cfg["seed"])
+    assert {c["claim_id"] for c in values} == set(recorded), f"{path.name}: the claims differ from the record"
+    for c in values:
+        rec = recorded[c["claim_id"]]
+        np.testing.assert_allclose([c["value"], *sorted(c["interval"])], [rec["value"], rec["low"], rec["high"]],
+                                   rtol=1e-9, atol=1e-12, err_msg=f"{path.name}: {c['claim_id']}")
+        how = {k: c[k] for k in ("direction", "null_margin") if c.get(k) is not None}
+        verdict, _ = claims.judge(c["value"], interval=c["interval"], **how)
+        if c.get("forced_by"):
+            assert rec["forced_by"] == c["forced_by"]
+        assert verdict == rec["verdict"], f"{path.name}: {c['claim_id']} recomputes as {verdict}, recorded {rec['verdict']}"
 
 
 def test_nbval_never_collects_a_recorded_run():

@@ -126,6 +126,15 @@ class ClaimBook:
         self.meta = cfg.as_dict() if hasattr(cfg, "as_dict") else dict(cfg)
         self.path = Path(path) if path else results_dir(str(self.meta.get("profile", "ci"))) / f"{self.chapter}.json"
         self.claims: dict[str, Claim] = {}
+        self.facts: dict[str, Any] = {}  # run facts saved at the top level of the JSON (e.g. n_base_items)
+
+    def add_facts(self, **facts: Any) -> None:
+        """Keep facts about the run (sizes, counts) in the results JSON, beside config and claims."""
+        reserved = {"chapter", "config", "claims"} & set(facts)
+        if reserved:
+            raise ValueError(f"claims: {sorted(reserved)} are reserved keys of the results JSON")
+        self.facts.update(facts)
+        self.save()
 
     def record(self, claim_id: str, value: Any, *, kind: str | None = None, expected: float | None = None,
                tolerance: float | None = None, direction: str | None = None, threshold: float = 0.0,
@@ -167,7 +176,7 @@ class ClaimBook:
                 f"would still come out 'reproduced' by chance (at least one with probability {at_least_one:.0%}).")
 
     def save(self) -> None:
-        payload = {"chapter": self.chapter, "config": self.meta,
+        payload = {"chapter": self.chapter, "config": self.meta, **self.facts,
                    "claims": [asdict(c) for c in self.claims.values()]}
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)

@@ -22,6 +22,19 @@ def _controls_match_shots(values: Mapping[str, Any]) -> None:
                          f"'shots' (missing: {missing}), so the controls have examples to be compared with.")
 
 
+def _families_hold_the_pool(values: Mapping[str, Any]) -> None:
+    """A family needs more than n_pool distinct questions: the pool is drawn first, test items from the rest."""
+    from icl_geometry import tasks
+
+    names = [f.strip() for f in str(values["families"]).split(",") if f.strip()]
+    short = [f for f in names if f in tasks.FAMILIES
+             and len(tasks.make_items(f, values["n_pool"] + 1, seed=1, strict=False)) <= values["n_pool"]]
+    if short:
+        raise ValueError(f"Parameter 'families' = {values['families']!r} is not allowed with n_pool = {values['n_pool']}: "
+                         f"{short} have at most {values['n_pool']} distinct questions, so no test item would be left "
+                         f"after the example pool; leave them out or lower 'n_pool'.")
+
+
 SPEC = ChapterSpec(
     number="04",
     paper="A",
@@ -29,21 +42,25 @@ SPEC = ChapterSpec(
     title="Context and reasoning: does the last layer's intrinsic dimension predict a correct answer?",
     uses_model=True,
     params=(
-        Param("families", ci="compare,count_items,word_problems,arithmetic",
-              full="word_problems,arithmetic,compare,sequence,capitals,country_of,antonyms,next_letter,"
-                   "count_items,last_word,first_letter",
-              kind="str", help="comma-separated task families (icl_geometry.tasks.FAMILIES) the questions come from"),
-        Param("n_candidates", ci=12, full=400, kind="int", low=2, high=100_000,
+        Param("families", ci="count_items,word_problems,arithmetic,sequence",
+              full="word_problems,arithmetic,sequence,count_items,last_word,first_letter",
+              kind="str", help="comma-separated task families (icl_geometry.tasks.FAMILIES) the questions come from; "
+                               "two-option questions (compare, 'who is older') never enter the base set"),
+        Param("n_candidates", ci=6, full=120, kind="int", low=2, high=100_000,
               help="questions per family answered at 0 shots; the base set is the ones answered wrongly"),
-        Param("n_base", ci=16, full=300, kind="int", low=2, high=100_000,
+        Param("n_base", ci=8, full=300, kind="int", low=2, high=100_000,
               help="largest base set (items wrong at 0 shots, families interleaved); the paper used about 300"),
         Param("shots", ci=(1, 2, 3, 4, 5, 6, 7, 8, 9, 10), full=(1, 2, 3, 4, 5, 6, 7, 8, 9, 10), kind="ints",
               low=1, high=64, help="numbers of question-answer examples prepended (Fig. 6)"),
-        Param("perturbed_shots", ci=(10,), full=(1, 2, 3, 4, 5, 6, 7, 8, 9, 10), kind="ints", low=1, high=64,
+        Param("perturbed_shots", ci=(2, 10), full=(1, 2, 5, 10), kind="ints", low=1, high=64,
               help="lengths, in shots, of the random-token and shuffled-text contexts (Fig. 7); "
                    "these prompts share no prefix, so they cost the most"),
-        Param("n_pool", ci=12, full=20, kind="int", low=1, high=1000,
-              help="examples per family the shots are drawn from (>= the largest k)"),
+        Param("n_pool", ci=50, full=50, kind="int", low=1, high=1000,
+              help="examples per family the shots are drawn from (>= the largest k; 50 so that the contexts of "
+                   "different questions differ)"),
+        Param("items_per_pass", ci=0, full=1, kind="int", low=0, high=100_000,
+              help="base items per pass of the context prompts; the run checkpoints after each pass and resumes "
+                   "from it (0: all in one pass, no checkpoint)"),
         Param("eps", ci=0.1, full=0.1, kind="float", low=0.0, high=1.0,
               help="threshold of the paper's ID_eps (eq. 8)"),
         Param("n_bins", ci=5, full=8, kind="int", low=2, high=50,
@@ -60,5 +77,5 @@ SPEC = ChapterSpec(
         Param("chat_style", ci="multi_turn", full="multi_turn", kind="str", choices=CHAT_STYLES,
               help="how shots are laid out for chat models: own user/assistant turns, or one user message"),
     ),
-    checks=(_pool_holds_the_shots, _controls_match_shots),
+    checks=(_pool_holds_the_shots, _controls_match_shots, _families_hold_the_pool),
 )
