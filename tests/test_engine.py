@@ -102,6 +102,15 @@ def test_greedy_stops_at_eos_and_counts_steps(model):
     assert texts == ["", model.tokenizer.decode([12, 13])] and steps == 2
 
 
+def _full_sequence_logprob(model, prompt: str, choice: str) -> float:
+    """The reference: one unbatched forward over prompt + choice, the choice's tokens' log-probabilities summed."""
+    ids = model.tokenizer(prompt + choice)["input_ids"]
+    n = len(model.tokenizer(choice, add_special_tokens=False)["input_ids"])
+    with torch.no_grad():
+        logp = torch.log_softmax(model.model(torch.tensor([ids])).logits[0].double(), -1)
+    return sum(float(logp[p - 1, ids[p]]) for p in range(len(ids) - n, len(ids)))
+
+
 def test_score_choices_equals_a_hand_computed_log_softmax_sum(model):
     prompts = ["Q : 1 + 2 ? A :", "the cat is"]
     choices = [[" 3", " 4 5", " apple tree red blue"], [" red", " the dog"]]
@@ -109,12 +118,7 @@ def test_score_choices_equals_a_hand_computed_log_softmax_sum(model):
     for prompt, cands, scores in zip(prompts, choices, got):
         assert scores.shape == (len(cands),)
         for choice, score in zip(cands, scores):
-            ids = model.tokenizer(prompt + choice)["input_ids"]
-            n = len(model.tokenizer(choice, add_special_tokens=False)["input_ids"])
-            with torch.no_grad():
-                logp = torch.log_softmax(model.model(torch.tensor([ids])).logits[0].double(), -1)
-            want = sum(float(logp[p - 1, ids[p]]) for p in range(len(ids) - n, len(ids)))
-            assert score == pytest.approx(want, abs=1e-4)
+            assert score == pytest.approx(_full_sequence_logprob(model, prompt, choice), abs=1e-4)
     shared = engine.score_choices(model, prompts, [" red", " 3"])
     assert shared[0][1] == pytest.approx(got[0][0], abs=1e-4) and shared[1][0] == pytest.approx(got[1][0], abs=1e-4)
     with pytest.raises(ValueError, match="merges"):
@@ -239,12 +243,7 @@ def test_score_choices_on_a_cache_is_exact_past_the_sliding_window(model):
     got = engine.score_choices(model, prompts, choices, batch_size=3, batch_tokens=10_000)
     for prompt, cands, scores in zip(prompts, choices, got):
         for choice, score in zip(cands, scores):
-            ids = model.tokenizer(prompt + choice)["input_ids"]
-            n = len(model.tokenizer(choice, add_special_tokens=False)["input_ids"])
-            with torch.no_grad():
-                logp = torch.log_softmax(model.model(torch.tensor([ids])).logits[0].double(), -1)
-            want = sum(float(logp[p - 1, ids[p]]) for p in range(len(ids) - n, len(ids)))
-            assert score == pytest.approx(want, abs=1e-4), (prompt[:20], choice)
+            assert score == pytest.approx(_full_sequence_logprob(model, prompt, choice), abs=1e-4), (prompt[:20], choice)
 
 
 def test_score_choices_with_shared_prefixes_equals_the_batched_path(model):
