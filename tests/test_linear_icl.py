@@ -358,3 +358,104 @@ def test_chapter_spec_resolves_and_rejects_bad_knobs():
             profiles.resolve("05", profile="ci", device="cpu", **bad)
     with pytest.raises(ValueError, match="'spectrum'"):
         profiles.resolve("05", profile="ci", device="cpu", spectrum="zipf")
+
+
+# ----------------------------------------------------------------------------- the crossover itself, N < d, flips
+
+def test_crossover_margin_recovers_two_exact_crossings():
+    grid = np.linspace(0, 6, 13)
+    zero = np.full(13, 10.0)
+    small, large = 4.0 + 0.5 * grid ** 2, 2.0 + 1.0 * grid ** 2  # small meets 0 at v = 12, large meets small at v = 4
+    m, se, xc, x0, sc = li.crossover_margin(grid, zero, small, large, np.full(13, 0.02), np.full(13, 0.01))
+    assert xc == pytest.approx(2.0) and x0 == pytest.approx(math.sqrt(12))
+    assert m == pytest.approx(math.sqrt(12) - 2.0)
+    assert sc == pytest.approx(0.01 / (0.5 * 2 * xc)) and se == pytest.approx(sc + 0.02 / (0.5 * 2 * x0))
+
+
+@settings(max_examples=40, deadline=None)
+@given(d=st.integers(2, 8), N=st.integers(1, 100), kind=st.sampled_from(("power", "geometric")),
+       decay=st.floats(0.1, 2), data=st.data())
+def test_larger_model_loses_only_when_label_noise_variance_exceeds_var_y(d, N, kind, decay, data):
+    lam = li.make_spectrum(kind, d, decay)
+    T = lam.sum()  # Var(y) = E (w^T x)^2 = tr Lambda
+    rs = data.draw(st.integers(0, d - 1))
+    rl = data.draw(st.integers(rs + 1, d))
+    assert li.crossover(lam, N, rs, rl, "label") ** 2 > T
+    at_var_y = [li.optimal_loss(lam, N, r, math.sqrt(T)) for r in range(d + 1)]
+    assert np.all(np.diff(at_var_y) < 0)  # at sigma^2 = Var(y) every larger rank still wins
+    for r in range(1, d + 1):
+        assert li.label_noise_condition(lam, N, r) == pytest.approx((N + 1) * lam[r - 1])
+
+
+def test_var_y_is_tr_lambda_by_monte_carlo():
+    _, L = setting(d=5, N=3)
+    p = li.PromptSampler(L, 3, seed=5)(40_000)
+    _, y = p.context()
+    y = y.flatten().numpy()
+    assert abs(y.var() - np.trace(L)) < 3 * y.var() * math.sqrt(2 / len(y)) * 2  # correlated within prompts
+
+
+@pytest.mark.parametrize("rank", [1, 3, 6])
+def test_closed_form_holds_in_the_few_shot_regime(rank):
+    _, L = setting(d=6, N=3)  # N < d: S is singular, the closed form does not need it inverted
+    mean, se = mc_optimal(L, 3, rank, sigma=1.5)
+    assert abs(mean - li.expected_loss(li.optimal_gamma(L, 3, rank), L, 3, 1.5)) < 3 * se
+
+
+def test_flip_formulas_reduce_to_the_clean_ones_and_agree_with_each_other():
+    lam, L = setting(d=5, N=7)
+    for r in range(6):
+        G = li.optimal_gamma(L, 7, r)
+        assert li.flip_expected_loss(G, L, 7, 0.0) == pytest.approx(li.expected_loss(G, L, 7), rel=1e-12)
+        for p in (0.1, 0.5, 0.9):
+            assert li.flip_expected_loss(G, L, 7, p) == pytest.approx(li.flip_optimal_loss(lam, 7, r, p), rel=1e-12)
+    # p = 1/2: labels carry no sign information, c = 0, and every direction only adds variance
+    assert np.all(np.diff([li.flip_optimal_loss(lam, 7, r, 0.5) for r in range(6)]) > 0)
+
+
+@settings(max_examples=40, deadline=None)
+@given(d=st.integers(1, 8), N=st.integers(1, 200), decay=st.floats(0, 2), data=st.data())
+def test_flip_threshold_is_where_adding_a_direction_stops_paying(d, N, decay, data):
+    lam = li.make_spectrum("power", d, decay)
+    r = data.draw(st.integers(1, d))
+    p = li.flip_threshold(lam, N, r)
+    assert 0 < p < 0.5
+    f = [li.flip_optimal_loss(lam, N, r, q) - li.flip_optimal_loss(lam, N, r - 1, q) for q in (p - 1e-3, p, p + 1e-3)]
+    assert f[0] < 0 < f[2] and abs(f[1]) < 1e-9 * lam.sum()
+
+
+def test_flip_loss_matches_monte_carlo():
+    _, L = setting(d=4, N=6)
+    G = np.stack([li.optimal_gamma(L, 6, r) for r in (1, 2, 4)])
+    loss, se, dse = li.flip_sweep(G, li.PromptSampler(L, 6, seed=3), 30_000, (0.0, 0.2, 0.45), seed=3)
+    cf = np.array([[li.flip_expected_loss(g, L, 6, p) for p in (0.0, 0.2, 0.45)] for g in G])
+    assert np.all(np.abs(loss - cf) < 3.5 * se)
+    assert np.all(np.abs((loss[1:] - loss[:-1]) - (cf[1:] - cf[:-1])) < 3.5 * dse)
+    assert loss.shape == se.shape == (3, 3) and dse.shape == (2, 3)
+
+
+def test_flips_are_not_zero_mean_noise():
+    _, L = setting(d=3, N=5)
+    p = li.PromptSampler(L, 5, seed=8)(40_000)
+    X, y = p.context()
+    s = li.flip_signs(len(y), 5, 0.3, seed=1).to(y.dtype)
+    h = li.h_vector(X, y * s)
+    hw = torch.einsum("bi,bj->ij", h, p.w).numpy() / len(y)  # E[h w^T] = (1 - 2p) Lambda
+    assert np.abs(hw - 0.4 * L).max() < 0.05
+    assert float((s == -1).double().mean()) == pytest.approx(0.3, abs=0.01)
+    for bad in (-0.1, 1.5, math.nan):
+        with pytest.raises(ValueError, match="flip_rate"):
+            li.flip_optimal_loss(np.ones(3), 5, 1, bad)
+
+
+@settings(max_examples=40, deadline=None)
+@given(d=st.integers(1, 8), N=st.integers(1, 200), decay=st.floats(0.1, 2), data=st.data())
+def test_flip_crossover_is_where_the_two_losses_meet(d, N, decay, data):
+    lam = li.make_spectrum("geometric", d, decay)
+    rs = data.draw(st.integers(0, d - 1))
+    rl = data.draw(st.integers(rs + 1, d))
+    p = li.flip_crossover(lam, N, rs, rl)
+    assert 0 < p < 0.5
+    assert li.flip_optimal_loss(lam, N, rs, p) == pytest.approx(li.flip_optimal_loss(lam, N, rl, p), rel=1e-9)
+    if rl == rs + 1:
+        assert p == pytest.approx(li.flip_threshold(lam, N, rl), rel=1e-9)

@@ -32,7 +32,12 @@ lambda_i (N / ((N+1) lambda_i + T))^{1/2} increase with lambda_i) keeps the top-
 Lambda with gains gamma_i = N / ((N+1) lambda_i + T). Per kept direction i the clean loss falls by
 N lambda_i^2 / ((N+1) lambda_i + T) and the noise adds gamma_i^2 lambda_i [sigma^2 lambda_i + tau^2 (T + sigma^2)] / N,
 so direction r pays off only while sigma^2 < (N+1) lambda_r + T (label noise) and
-tau^2 < lambda_r ((N+1) lambda_r + T) / T (input noise, no label noise).
+tau^2 < lambda_r ((N+1) lambda_r + T) / T (input noise, no label noise). Since Var(y) = tr Lambda = T, the label
+threshold is Var(y) + (N+1) lambda_r: additive noise must exceed the label variance before a larger model loses.
+
+Flipped labels (y_i -> -y_i with probability p, c = 1 - 2p) are not zero-mean noise: E[h w^T] = c Lambda and
+H_p = [(2 + (N-1) c^2) Lambda^2 + T Lambda] / N; direction r stops paying above a flip rate p_r < 1/2
+(`flip_threshold`), and any two ranks cross at `flip_crossover`.
 """
 
 from __future__ import annotations
@@ -454,6 +459,170 @@ def measured_crossover(noise: Array, loss_small: Array, loss_large: Array,
     se_at = se[k] + (se[k + 1] - se[k]) * frac
     slope = (diff[k + 1] - diff[k]) / (v1 - v0) * 2 * x  # d diff / d std at the crossing
     return x, float(se_at / slope)
+
+
+def crossover_margin(noise: Array, loss_zero: Array, loss_small: Array, loss_large: Array,
+                     se_small_zero: Array | None = None, se_large_small: Array | None = None
+                     ) -> tuple[float, float, float, float, float]:
+    """How far below the "useless" point the larger model starts losing to the smaller one, measured.
+
+    x_c: where loss_large first exceeds loss_small (the size crossover); x_0: where loss_small first exceeds
+    loss_zero (the smaller model becomes worse than predicting 0). Returns (x_0 - x_c, its SE, x_c, x_0,
+    se of x_c). A positive margin means there is a noise range where the small model is still useful and
+    the large one is already worse: the regime in which "larger models are more easily distracted" means
+    something. The SE of the margin is se(x_0) + se(x_c), an upper bound whatever the correlation of the
+    two estimates (they come from the same prompts). nan where a curve does not cross on the grid.
+    """
+    xc, sc = measured_crossover(noise, loss_small, loss_large, se_large_small)
+    x0, s0 = measured_crossover(noise, loss_zero, loss_small, se_small_zero)
+    return x0 - xc, s0 + sc, xc, x0, sc
+
+
+def label_noise_condition(lam: Array, N: int, r: int) -> float:
+    """Excess noise variance needed for direction r (1-based) to hurt, beyond Var(y) = tr Lambda.
+
+    The label-noise threshold is sigma_r^2 = (N+1) lambda_r + T and Var(y) = E (w^T x)^2 = tr Lambda = T, so
+    the larger model is worse only when sigma^2 > Var(y) + (N+1) lambda_r: the noise variance must exceed
+    the label variance itself, by an amount that grows with the context length N. Returns (N+1) lambda_r.
+    """
+    lam = np.sort(np.asarray(lam, dtype=np.float64))[::-1]
+    r = _check_int("r", r, 1, len(lam))
+    return float(direction_threshold(lam, N, r, "label") ** 2 - lam.sum())
+
+
+# ----------------------------------------------------------------------------- flipped labels
+
+def _check_rate(p: Any) -> np.ndarray:
+    a = np.asarray(p, dtype=np.float64)
+    if not np.all(np.isfinite(a)) or np.any(a < 0) or np.any(a > 1):
+        raise ValueError(f"flip_rate = {p!r} is not allowed: expected a probability in [0, 1]")
+    return a
+
+
+def flip_h_moment(Lambda: Array, N: int, flip_rate: float) -> np.ndarray:
+    """E[h h^T] when each context label is flipped, y_i -> -y_i, independently with probability p.
+
+    h = (1/N) sum_i s_i y_i x_i with s_i = -1 w.p. p: s_i^2 = 1 and E s_i = c = 1 - 2p, so the N diagonal
+    terms give E[x x^T w w^T x x^T] = 2 Lambda^2 + T Lambda and the N(N-1) off-diagonal ones c^2 Lambda^2:
+    H = [(2 + (N-1) c^2) Lambda^2 + T Lambda] / N. Flips are not zero-mean noise: E[h w^T] = c Lambda.
+    """
+    N = _check_int("N", N, 1)
+    c = 1 - 2 * float(_check_rate(flip_rate))
+    L = np.asarray(Lambda, dtype=np.float64)
+    return ((2 + (N - 1) * c * c) * L @ L + np.trace(L) * L) / N
+
+
+def flip_expected_loss(Gamma: Array, Lambda: Array, N: int, flip_rate: float) -> Array:
+    """Population MSE of x_q^T Gamma h (clean query) with flip rate p: tr(G^T L G H_p) - 2c tr(L G L) + T."""
+    _check_cov(Lambda)
+    G, L = np.asarray(Gamma, dtype=np.float64), np.asarray(Lambda, dtype=np.float64)
+    c = 1 - 2 * float(_check_rate(flip_rate))
+    H = flip_h_moment(L, N, flip_rate)
+    quad = np.einsum("...ji,jk,...kl,li->...", G, L, G, H)
+    cross = np.einsum("ij,...jk,ki->...", L, G, L)
+    return quad - 2 * c * cross + np.trace(L)
+
+
+def flip_optimal_loss(lam: Array, N: int, rank: int, flip_rate: Array = 0.0) -> np.ndarray:
+    """Loss of the (clean-trained) rank-r optimum at flip rate p, from the eigenvalues; broadcasts over p.
+
+    T + sum_{i<=r} [gamma_i^2 lambda_i ((2 + (N-1) c^2) lambda_i^2 + T lambda_i) / N - 2 c gamma_i lambda_i^2].
+    """
+    lam = np.sort(np.asarray(lam, dtype=np.float64))[::-1]
+    rank = _check_int("rank", rank, 0, len(lam))
+    N = _check_int("N", N, 1)
+    c = 1 - 2 * _check_rate(flip_rate)
+    T, g, top = lam.sum(), optimal_gains(lam, N)[:rank], lam[:rank]
+    a2 = np.sum(g ** 2 * top ** 3) / N  # coefficient of (2 + (N-1) c^2)
+    a0 = np.sum(g ** 2 * top ** 2) * T / N
+    a1 = np.sum(g * top ** 2)
+    return T + (2 + (N - 1) * c * c) * a2 + a0 - 2 * c * a1
+
+
+def flip_threshold(lam: Array, N: int, r: int) -> float:
+    """Flip rate above which adding direction r (1-based) to the rank-(r-1) optimum hurts.
+
+    Direction r helps iff gamma_r [(2 + (N-1) c^2) lambda_r + T] / N < 2c, i.e.
+    (N-1) lambda_r c^2 - 2 b c + e < 0 with b = (N+1) lambda_r + T, e = 2 lambda_r + T. The smaller root is
+    c_r = e / (b + sqrt(b^2 - (N-1) lambda_r e)) (the larger one exceeds 1), so the threshold is
+    p_r = (1 - c_r) / 2 < 1/2: every direction, and so every larger model, loses once p > p_r, and all of
+    them lose for p >= 1/2, where the context points towards -w on average.
+    """
+    lam = np.sort(np.asarray(lam, dtype=np.float64))[::-1]
+    r = _check_int("r", r, 1, len(lam))
+    N = _check_int("N", N, 1)
+    T, lr = lam.sum(), lam[r - 1]
+    b, e = (N + 1) * lr + T, 2 * lr + T
+    c = e / (b + math.sqrt(b * b - (N - 1) * lr * e))
+    return float((1 - c) / 2)
+
+
+def flip_crossover(lam: Array, N: int, r_small: int, r_large: int) -> float:
+    """Flip rate at which the clean-trained rank-r_small and rank-r_large optima have equal loss.
+
+    In c = 1 - 2p the loss difference is a quadratic, (N-1) dA2 c^2 - 2 dA1 c + (2 dA2 + dA0), positive at
+    c = 0 (no sign information: the larger model only adds variance) and negative at c = 1 (clean), so it has
+    exactly one root in (0, 1); r_small = 0 gives the flip rate where the rank-r_large model becomes worse
+    than predicting 0.
+    """
+    if not 0 <= r_small < r_large:
+        raise ValueError(f"r_small = {r_small!r}, r_large = {r_large!r}: expected 0 <= r_small < r_large")
+    lam = np.sort(np.asarray(lam, dtype=np.float64))[::-1]
+    _check_int("r_large", r_large, 1, len(lam))
+    N = _check_int("N", N, 1)
+    T, g = lam.sum(), optimal_gains(lam, N)
+    sl = slice(r_small, r_large)  # the directions the larger model adds
+    a2 = np.sum(g[sl] ** 2 * lam[sl] ** 3) / N
+    a0 = np.sum(g[sl] ** 2 * lam[sl] ** 2) * T / N
+    a1 = np.sum(g[sl] * lam[sl] ** 2)
+    qa, qb, qc = (N - 1) * a2, -2 * a1, 2 * a2 + a0
+    if qa == 0:
+        c = -qc / qb
+    else:
+        c = (-qb - math.sqrt(qb * qb - 4 * qa * qc)) / (2 * qa)  # the smaller root; the larger one exceeds 1
+    return float((1 - c) / 2)
+
+
+def flip_signs(batch: int, N: int, flip_rate: float, u: torch.Tensor | None = None, seed: int = 0,
+               device: str = "cpu") -> torch.Tensor:
+    """(B, N) signs s_i = -1 where a uniform draw u < p (pass the same `u` for common random numbers)."""
+    p = float(_check_rate(flip_rate))
+    if u is None:
+        g = torch.Generator(device=device).manual_seed(int(seed))
+        u = torch.rand(batch, N, generator=g, device=device, dtype=torch.float64)
+    return 1.0 - 2.0 * (u < p).to(u.dtype)
+
+
+def flip_sweep(gammas: Array, sampler: PromptSampler, n_prompts: int, flip_rates: Sequence[float],
+               seed: int = 0, chunk: int = 8192) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Monte Carlo loss of x_q^T Gamma_m h for each Gamma_m at each flip rate, on the same prompts and draws.
+
+    Returns (loss (M, F), se (M, F), adjacent-difference SE (M-1, F): SE of loss[m+1] - loss[m], paired).
+    """
+    n_prompts = _check_int("n_prompts", n_prompts, 2)
+    rates = [float(_check_rate(p)) for p in flip_rates]
+    G = torch.as_tensor(np.asarray(gammas), dtype=sampler.dtype, device=sampler.device)
+    g = torch.Generator(device=sampler.device).manual_seed(int(seed))
+    s1 = s2 = d1 = d2 = 0.0
+    done = 0
+    with torch.no_grad():
+        while done < n_prompts:
+            p = sampler(min(chunk, n_prompts - done), noise=False)
+            X, y = p.context()
+            u = torch.rand(*y.shape, generator=g, device=sampler.device, dtype=torch.float64)
+            errs = torch.stack([(predict_gamma(G, X, y * flip_signs(0, 0, q, u=u).to(y.dtype), p.xq) - p.yq) ** 2
+                                for q in rates], -1).double().cpu().numpy()  # (M, B, F)
+            diff = errs[1:] - errs[:-1]
+            s1, s2 = s1 + errs.sum(1), s2 + (errs ** 2).sum(1)
+            d1, d2 = d1 + diff.sum(1), d2 + (diff ** 2).sum(1)
+            done += len(p)
+    n = n_prompts
+
+    def sem(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        m = a / n
+        return np.sqrt(np.maximum((b / n - m ** 2) * n / (n - 1), 0) / n)
+
+    return s1 / n, sem(s1, s2), sem(d1, d2)
 
 
 def eigen_projection(Gamma: Array, Lambda: Array) -> np.ndarray:
