@@ -350,3 +350,40 @@ def test_lines_crossing_window_counts_by_hand():
     c = np.array([0.0, -5.0, 0.5, 2.0])  # x = 0 crosses, y = 5 misses, x + y = -0.5 crosses, x = -2 misses
     assert pt.lines_crossing_window(a, c, (-1, 1, -1, 1)) == 2
     assert pt.lines_crossing_window(a, c, (-3, 3, -6, 6)) == 4
+
+
+def test_central_regions_bound_known_values():
+    assert pt.central_regions_bound(5, 2) == 10  # 5 lines through a point: 2n cones
+    assert pt.central_regions_bound(3, 3) == 8  # 3 coordinate planes: octants
+    assert pt.central_regions_bound(4, 10) == 2 ** 4
+    assert pt.central_regions_bound(4, 3) == 2 * (1 + 3 + 3)  # 14 regions of 4 generic planes through 0 in R^3
+    assert pt.central_regions_bound(0, 3) == 1
+    # a bias-free random layer on the plane: 2n cones, as counted exactly
+    net = pt.random_mlp(2, [7], bias=False, seed=3)
+    assert pt.count_regions_2d(net, (-1, 1, -1, 1)) == pt.central_regions_bound(7, 2)
+    with pytest.raises(ValueError, match="dim"):
+        pt.central_regions_bound(3, -1)
+
+
+def test_relu_like_fraction_and_silu_gap_known_values():
+    z = np.array([-4.0, -1.0, 0.0, 2.5, 3.5])
+    assert pt.relu_like_fraction(z, 3.0) == pytest.approx(2 / 5)
+    assert pt.relu_like_fraction(torch.tensor(z), 0.5) == pytest.approx(4 / 5)
+    assert pt.silu_relu_gap(0.0) == pytest.approx(0.5)
+    assert pt.silu_relu_gap(3.0) == pytest.approx(0.0474258732)
+    zz = np.linspace(-20, 20, 40001)
+    zz = zz[np.abs(zz) >= 3.0]
+    silu = zz / (1 + np.exp(-zz))
+    assert np.max(np.abs(silu - np.maximum(zz, 0)) / np.abs(zz)) == pytest.approx(pt.silu_relu_gap(3.0), rel=1e-6)
+    with pytest.raises(ValueError, match="threshold"):
+        pt.relu_like_fraction(z, -1.0)
+    with pytest.raises(ValueError, match="pre"):
+        pt.relu_like_fraction(np.zeros(0))
+
+
+def test_active_counts_by_hand():
+    a = np.array([[1.0, 0.0], [0.0, 1.0]])
+    c = np.array([0.0, 0.0])
+    u = np.array([-1.0, 1.0])
+    v = np.array([-1.0, 1.0, 2.0])
+    assert (pt.active_counts(a, c, u, v, chunk=2) == np.array([[0, 1], [1, 2], [1, 2]])).all()
