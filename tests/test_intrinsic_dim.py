@@ -366,3 +366,51 @@ def test_per_layer_stack():
     assert idm.per_layer(clouds, "twonn", ci=0.9, n_boot=20).ci_low.notna().all()
     with pytest.raises(ValueError, match="clouds"):
         idm.per_layer(clouds[0])
+
+
+# ----------------------------------------------------------------------------- layer profiles, small clouds
+
+def _layer_stack(n_layers=5, n=200, D=20, seed=0):
+    """Condition A: a 2-d subspace at every layer; condition B: 2 + 2 * layer dimensions (known ID change)."""
+    A = np.stack([subspace(n, 2, D, seed + 10 * layer) for layer in range(n_layers)])
+    B = np.stack([subspace(n, 2 + 2 * layer, D, seed + 10 * layer + 5) for layer in range(n_layers)])
+    return A, B, np.repeat(np.arange(20), n // 20)
+
+
+def test_layer_change_correlation_known_answer():
+    A, B, groups = _layer_stack()
+    rng = np.random.default_rng(0)
+    zeros = np.zeros((20, 5))
+    rising = np.arange(5)[None, :] + 0.1 * rng.standard_normal((20, 5))
+    up = idm.layer_change_correlation(A, B, zeros, rising, groups, method="mle", k=10, n_boot=100)
+    assert up.rho == pytest.approx(1.0) and up.ci[0] > 0.8
+    assert np.all(np.diff(up.id_change) > 0)  # 200 points underestimate d = 10 (see synthetic_validation)
+    np.testing.assert_allclose(up.id_change, 2 * np.arange(5), atol=2.0)
+    down = idm.layer_change_correlation(A, B, zeros, -rising, groups, method="mle", k=10, n_boot=100)
+    assert down.rho == pytest.approx(-1.0) and down.ci[1] < -0.8
+    again = idm.layer_change_correlation(A, B, zeros, rising, groups, method="mle", k=10, n_boot=100)
+    assert again.ci == up.ci  # seeded
+
+
+def test_layer_change_correlation_null_interval_covers_zero():
+    """The other quantity's change is pure per-prompt noise: no relation, and the prompt bootstrap knows
+    that its layer means are noisy, so the interval is wide and covers 0."""
+    A, B, groups = _layer_stack(n_layers=8)
+    rng = np.random.default_rng(1)
+    noise = rng.standard_normal((20, 8))
+    res = idm.layer_change_correlation(A, B, np.zeros((20, 8)), noise, groups, method="mle", k=10, n_boot=100)
+    assert res.ci[0] < 0 < res.ci[1] and res.ci[1] - res.ci[0] > 0.5
+    with pytest.raises(ValueError, match="other_a"):
+        idm.layer_change_correlation(A, B, np.zeros((20, 7)), noise, groups)
+    with pytest.raises(ValueError, match="groups"):
+        idm.layer_change_correlation(A, B, np.zeros((19, 8)), noise[:19], groups)
+
+
+def test_synthetic_validation_small_clouds():
+    df = idm.synthetic_validation(320, 100, dims=(3, 20), names=("subspace",), seeds=range(2), k=10)
+    assert list(df.columns) == ["manifold", "d", "seed", "TwoNN", "MLE k=10"] and len(df) == 4
+    means = df.groupby("d")[["TwoNN", "MLE k=10"]].mean()
+    assert abs(means.loc[3, "TwoNN"] - 3) < 0.5 and abs(means.loc[3, "MLE k=10"] - 3) < 0.5
+    assert means.loc[20, "MLE k=10"] < 20  # the small-sample underestimate in higher dimension
+    pd_again = idm.synthetic_validation(320, 100, dims=(3, 20), names=("subspace",), seeds=range(2), k=10)
+    assert df.equals(pd_again)
