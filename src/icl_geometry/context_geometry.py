@@ -271,6 +271,8 @@ def parse_families(value: Any) -> tuple[str, ...]:
 READINGS = {"abs": "id_abs", "rel": "id_rel"}  # the two readings of eq. 8 (claim ids use the short key)
 SCORINGS = {"greedy": "correct", "choice": "choice_correct"}  # greedy extraction, constrained choice
 FIG8_FLAT_MARGIN = 0.25  # |logistic slope per SD| below this is 'no effect' at the first layer, declared beforehand
+MIN_WITHIN_ITEMS = 10  # a within-item claim is judged only on at least this many items that vary within (fewer: a
+#                        bootstrap over a handful of items gives intervals far too narrow to mean anything)
 ROWS_SUFFIX = "_rows.csv.gz"  # a run's per-prompt rows, beside its results JSON
 
 
@@ -345,7 +347,9 @@ def claim_values(table: Any, eps: float, n_boot: int = 1000, level: float = 0.9,
     the fields `ClaimBook.record` takes (kind, direction, paper, note, null_margin, forced_by).
 
     Greedy-scored claims use every base item; choice-scored ones (suffix `_choice`) the base items that
-    constrained choice also got wrong at 0 shots. Correlations and slopes use the prompts with examples."""
+    constrained choice also got wrong at 0 shots. Correlations and slopes use the prompts with examples. The
+    within-item claims need `MIN_WITHIN_ITEMS` items whose correctness varies over k; below that they are
+    not judged (left out)."""
     from icl_geometry import stats
 
     delta = table_deltas(table)
@@ -376,7 +380,7 @@ def claim_values(table: Any, eps: float, n_boot: int = 1000, level: float = 0.9,
                 paper="Fig. 6: the larger the final-layer ID increase, the more likely a correct answer",
                 note=f"Spearman rho over prompts with examples (pooled), eq. 8 {key} reading, {how}")
             r_w, ci_w, n_w = stats.within_item_correlation(x[rows], y[rows], groups[rows], **boot)
-            if n_w >= 2:
+            if n_w >= MIN_WITHIN_ITEMS:
                 add(f"fig6_{key}_within_item{sfx}", r_w, ci_w, kind="paper", direction="greater",
                     paper="Fig. 6 within a question: the k with a larger final-layer ID increase are the ones answered right",
                     note=f"mean over {n_w} items of the within-item Spearman rho over k, {key} reading, {how}")
