@@ -320,10 +320,11 @@ def forced_reasons(eps: float) -> dict[str, str]:
     }
 
 
-def _contrast(table: Any, values: np.ndarray, a: str, b: str, n_boot: int, level: float, seed: int,
-              rows: np.ndarray | None = None) -> tuple[float, tuple[float, float], int]:
-    """Mean of values[context a] - values[context b] over the (item, k) pairs both have, averaged within items
-    first, with a bootstrap interval over items."""
+def context_contrast(table: Any, values: np.ndarray, a: str, b: str, n_boot: int = 1000, level: float = 0.9,
+                     seed: int = 0, rows: np.ndarray | None = None) -> tuple[float, tuple[float, float], int]:
+    """Mean of values[context a] - values[context b] over the (item, k) pairs both have (in `table`, a run's
+    rows or a `rows_table`; optionally only `rows`), averaged within items first, with a bootstrap interval
+    over items. Returns (mean, interval, n_items)."""
     sel = np.ones(len(table), bool) if rows is None else rows
     key = list(zip(table["item"], table["k"]))
     ctx = table["context"].to_numpy()
@@ -334,12 +335,6 @@ def _contrast(table: Any, values: np.ndarray, a: str, b: str, n_boot: int, level
         raise ValueError(f"context contrast: contexts {a!r} and {b!r} share no (item, k) pair")
     return item_mean_interval([float(va[p]) - float(vb[p]) for p in both], [i for i, _ in both],
                               n_boot=n_boot, level=level, seed=seed)
-
-
-def context_contrast(run: ContextRun, values: np.ndarray, a: str, b: str, n_boot: int = 1000, level: float = 0.9,
-                     seed: int = 0) -> tuple[float, tuple[float, float], int]:
-    """`_contrast` on a run: the same item at the same k in contexts a and b. Returns (mean, interval, n_items)."""
-    return _contrast(run.rows, values, a, b, n_boot, level, seed)
 
 
 def claim_values(table: Any, eps: float, n_boot: int = 1000, level: float = 0.9, seed: int = 0) -> list[dict[str, Any]]:
@@ -395,7 +390,7 @@ def claim_values(table: Any, eps: float, n_boot: int = 1000, level: float = 0.9,
         for other in ("random", "shuffled"):
             if other in contexts:
                 sel = table["choice_base"].to_numpy(bool) if scoring == "choice" else None
-                value, ci, n_items = _contrast(table, y, "shots", other, rows=sel, **boot)
+                value, ci, n_items = context_contrast(table, y, "shots", other, rows=sel, **boot)
                 add(f"fig7_accuracy_shots_minus_{other}{sfx}", value, ci, kind="paper", direction="greater",
                     paper="Fig. 7: random or shuffled context helps less than examples",
                     note=f"fraction correct, same item and k, {n_items} items, {how}")
@@ -406,7 +401,7 @@ def claim_values(table: Any, eps: float, n_boot: int = 1000, level: float = 0.9,
             note=f"eq. 8 {key} reading, layer 0, mean change over all context prompts")
         for other in ("random", "shuffled"):
             if other in contexts:
-                value, ci, n_items = _contrast(table, delta[m][:, last], "shots", other, **boot)
+                value, ci, n_items = context_contrast(table, delta[m][:, last], "shots", other, **boot)
                 add(f"fig7_{key}_final_rise_shots_minus_{other}", value, ci, kind="paper", direction="greater",
                     paper="Fig. 7: random or shuffled context raises the final-layer ID less than examples do",
                     note=f"eq. 8 {key} reading, final layer, same item and k, {n_items} items")
