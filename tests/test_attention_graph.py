@@ -326,3 +326,32 @@ def test_temper_limits_and_support():
     assert (ag.temper(row, 0.1) > 0).sum() == 3  # the support (Theorem 2.1's count) does not move
     with pytest.raises(ValueError, match="temperature"):
         ag.temper(row, 0.0)
+
+
+def test_a_head_with_no_edge_above_eps_contributes_the_origin():
+    """Two heads on 3 tokens: head 0 one-hot on token 0, head 1 uniform (1/3 < eps). With empty='origin' head 1
+    counts 0 edges and adds the point 0, so the distance to the sum is head 1's whole output, in L1."""
+    X = np.eye(3)
+    V = np.stack([np.eye(3), np.eye(3)])
+    O = np.stack([np.eye(3), 2 * np.eye(3)])
+    A = np.zeros((2, 3, 3))
+    A[0, :, 0] = 1.0
+    A[1] = np.tril(np.ones((3, 3))) / np.arange(1, 4)[:, None]
+    with pytest.raises(ValueError, match="empty='origin'"):
+        ag.minkowski_dimension_check(X, V, O, A, eps=0.5, rows=[2])
+    check = ag.minkowski_dimension_check(X, V, O, A, eps=0.5, rows=[2], empty="origin")
+    assert check.support.tolist() == [[1, 0]] and check.bound.tolist() == [1] and check.dimension.tolist() == [0]
+    assert check.residual[0] == pytest.approx(2.0)  # head 1's output (2/3, 2/3, 2/3), L1 norm 2
+    with pytest.raises(ValueError, match="empty"):
+        ag.minkowski_dimension_check(X, V, O, A, eps=0.5, empty="skip")
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 10_000), r=st.integers(1, 5), true_rank=st.integers(0, 5))
+def test_product_rank_equals_the_rank_of_the_product(seed, r, true_rank):
+    rng = np.random.default_rng(seed)
+    V = rng.standard_normal((12, r))
+    O = rng.standard_normal((r, 10))
+    if true_rank < r:  # make V rank-deficient
+        V[:, true_rank:] = V[:, :1] if true_rank else 0.0
+    assert ag.product_rank(V, O) == ag._rank(V @ O, 1e-9) == np.linalg.matrix_rank(V @ O)

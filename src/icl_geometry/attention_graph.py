@@ -299,6 +299,17 @@ def _rank(M: np.ndarray, rtol: float) -> int:
     return int((s > rtol * max(M.shape) * s[0]).sum()) if s[0] > 0 else 0
 
 
+def product_rank(V: np.ndarray, O: np.ndarray, rtol: float = 1e-9) -> int:
+    """rank(V O) for V (d, r), O (r, d_out) from the (r, d_out) matrix R O, V = Q R: the same singular values,
+    far cheaper than the SVD of the (d, d_out) product when r is small (a head's d_head)."""
+    if V.shape[1] >= min(V.shape[0], O.shape[1]):
+        return _rank(V @ O, rtol)
+    R = np.linalg.qr(V, mode="r")
+    M = R @ O
+    s = np.linalg.svd(M, compute_uv=False)
+    return int((s > rtol * max(V.shape[0], O.shape[1]) * s[0]).sum()) if M.size and s[0] > 0 else 0
+
+
 def _distance_to_minkowski_sum(y: np.ndarray, vertex_sets: list[np.ndarray]) -> float:
     """min ||y - sum_h sum_j lam_hj p_hj||_1 over lam_h in the simplex: an LP (slack s+ - s- absorbs misfit)."""
     P = np.vstack(vertex_sets)  # (n_vertices, d_out)
@@ -319,7 +330,7 @@ def _distance_to_minkowski_sum(y: np.ndarray, vertex_sets: list[np.ndarray]) -> 
 
 def minkowski_dimension_check(X, W_v, W_o, attention=None, *, W_q=None, W_k=None, rows=None,
                               eps: float = 0.0, mode: str = "absolute", rtol: float = 1e-9,
-                              atol: float = 1e-7) -> MinkowskiCheck:
+                              atol: float = 1e-7, empty: str = "error") -> MinkowskiCheck:
     """Verify Theorem 2.1 on one multi-head attention layer.
 
     X: (T, d) layer inputs; W_v: (H, d, d_v) value and W_o: (H, d_v, d_out) output projections; attention:
@@ -328,7 +339,12 @@ def minkowski_dimension_check(X, W_v, W_o, attention=None, *, W_q=None, W_k=None
     Checks that MHA(X)_i lies in sum_h conv{p_hj : j in S_h} (LP, L1 residual <= atol x scale) and measures
     the dimension of that Minkowski sum as the rank of its affine span, against sum_h |S_h|.
     With eps > 0 the weights below eps are ignored, so the row is only near the sum (see `residual`).
+    A head with no weight above eps (a flat row over many keys) raises an error with `empty='error'`; with
+    `empty='origin'` it has no edge, counts 0 in the bound and contributes the point 0, as a thresholded graph
+    without that head's edges would (its missing output then shows in `residual`).
     """
+    if empty not in ("error", "origin"):
+        raise ValueError(f"empty = {empty!r} is not allowed: expected 'error' or 'origin'")
     X, V, O = _np(X, "X", 2), _np(W_v, "W_v", 3), _np(W_o, "W_o", 3)
     H, d, _ = V.shape
     if X.shape[1] != d or O.shape[0] != H or O.shape[1] != V.shape[2]:
@@ -348,13 +364,15 @@ def minkowski_dimension_check(X, W_v, W_o, attention=None, *, W_q=None, W_k=None
     vertices = np.einsum("td,hdv,hvo->hto", X, V, O, optimize=True)  # p_hj
     outputs = mha_output(X, V, O, A)[rows]
     scale = max(1.0, float(np.abs(vertices).max()))
-    head_rank = [_rank(V[h] @ O[h], rtol) for h in range(H)]
+    head_rank = [product_rank(V[h], O[h], rtol) for h in range(H)]
     out = {k: [] for k in ("support", "inside", "residual", "dim", "lin", "bound", "tight")}
     for i in rows:
         sets = [vertices[h, : i + 1][support_mask[h, i, : i + 1]] for h in range(H)]
         sizes = [len(s) for s in sets]
-        if min(sizes) == 0:
-            raise ValueError(f"row {i}: a head attends to no token above eps = {eps}; lower eps")
+        if min(sizes) == 0 and empty == "error":
+            raise ValueError(f"row {i}: a head attends to no token above eps = {eps}; lower eps, or pass "
+                             "empty='origin' to let that head contribute nothing")
+        sets = [s if len(s) else np.zeros((1, O.shape[2])) for s in sets]
         directions = np.vstack([s[1:] - s[:1] for s in sets])
         residual = _distance_to_minkowski_sum(outputs[len(out["residual"])], sets)
         out["support"].append(sizes)
@@ -363,7 +381,7 @@ def minkowski_dimension_check(X, W_v, W_o, attention=None, *, W_q=None, W_k=None
         out["dim"].append(_rank(directions, rtol))
         out["lin"].append(_rank(np.vstack(sets), rtol))
         out["bound"].append(sum(sizes))
-        out["tight"].append(min(sum(min(n - 1, r) for n, r in zip(sizes, head_rank)), O.shape[2]))
+        out["tight"].append(min(sum(min(max(n - 1, 0), r) for n, r in zip(sizes, head_rank)), O.shape[2]))
     return MinkowskiCheck(rows=rows, support=np.array(out["support"]), in_minkowski_sum=np.array(out["inside"]),
                           residual=np.array(out["residual"]), dimension=np.array(out["dim"]),
                           linear_dimension=np.array(out["lin"]), bound=np.array(out["bound"]),
