@@ -190,3 +190,22 @@ def test_checkpoint_round_trip_is_atomic_and_keyed(tmp_path):
     assert cg._load_checkpoint(path, "a")["done"] == 3
     assert cg._load_checkpoint(path, "b") is None  # other settings start afresh
     assert cg._load_checkpoint(None, "a") is None and not (tmp_path / "ck.pkl.tmp").exists()
+
+
+def test_size_comparison_finds_the_model_whose_answers_follow_the_final_layer():
+    """The larger model's table has right answers exactly at the k with larger final-layer change; the smaller
+    model's answers are the same coin flips whatever the change: every within-item and slope difference is
+    positive, and a model compared with itself differs by exactly 0."""
+    large = _table(n_items=30, seed=0)
+    small = _table(n_items=24, seed=1)
+    rng = np.random.default_rng(2)
+    flips = rng.random(len(small)) < 0.5
+    small["correct"] = small["choice_correct"] = flips & (small["context"] == "shots").to_numpy()
+    out = {c["claim_id"]: c for c in cg.size_comparison(small, large, n_boot=200)}
+    for key in ("abs", "rel"):
+        for sfx in ("", "_choice"):
+            c = out[f"size_within_item_{key}{sfx}"]
+            assert c["interval"][0] > 0.3 and c["kind"] == "ours" and c["null_margin"] == cg.SIZE_MARGINS["within_item"]
+        assert out[f"size_fig8_{key}_final_slope"]["interval"][0] > 0
+    same = cg.size_comparison(large, large, n_boot=50)
+    assert all(c["value"] == 0.0 for c in same)

@@ -215,3 +215,37 @@ def test_within_item_correlation_drops_items_without_variation_and_covers_zero_u
     assert stats.within_item_correlation([1, 2], [1, 1], [0, 0])[2] == 0
     with pytest.raises(ValueError, match="method"):
         stats.within_item_correlation([1, 2], [0, 1], [0, 0], method="kendall")
+
+
+def test_independent_difference_known_answers():
+    value, (lo, hi) = stats.independent_difference([0.0, 0.0, 0.0], [1.0, 1.0], n_boot=50)
+    assert value == 1.0 and lo == hi == 1.0
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(0.0, 1.0, 400), rng.normal(0.5, 1.0, 300)
+    value, (lo, hi) = stats.independent_difference(a, b, n_boot=2000, level=0.9)
+    assert value == pytest.approx(b.mean() - a.mean())
+    half = 1.645 * np.sqrt(1 / 400 + 1 / 300)  # normal theory for the difference of two means
+    assert (hi - lo) / 2 == pytest.approx(half, rel=0.15) and lo < 0.5 < hi
+    with pytest.raises(ValueError, match="at least 2"):
+        stats.independent_difference([1.0], [1.0, 2.0])
+
+
+def test_per_item_correlations_are_what_within_item_averages():
+    x = [1, 2, 3, 1, 2, 3, 1, 2]
+    y = [0, 1, 1, 1, 0, 0, 1, 1]  # item 0: rho > 0; item 1: rho < 0; item 2: y constant (dropped)
+    g = [0, 0, 0, 1, 1, 1, 2, 2]
+    r = stats.per_item_correlations(x, y, g)
+    assert len(r) == 2 and r[0] > 0 > r[1] and r[0] == pytest.approx(-r[1])
+    assert stats.within_item_correlation(x, y, g, n_boot=20)[0] == pytest.approx(r.mean())
+
+
+def test_unpaired_slope_difference_uses_independent_draws():
+    rng = np.random.default_rng(1)
+    x1, x2 = rng.normal(size=300), rng.normal(size=200)
+    y1 = rng.random(300) < 1 / (1 + np.exp(-2.0 * x1))
+    y2 = rng.random(200) < 1 / (1 + np.exp(-0.5 * x2))
+    f1 = stats.fit_logistic({"x": x1}, y1, n_boot=300, seed=0)
+    f2 = stats.fit_logistic({"x": x2}, y2, n_boot=250, seed=1)
+    assert np.isnan(stats.slope_difference(f1, f2)[1][0])  # paired needs equal bootstrap sizes
+    value, (lo, hi) = stats.slope_difference(f1, f2, paired=False)
+    assert value == pytest.approx(f1.coef[0] - f2.coef[0]) and lo < value < hi and lo > 0

