@@ -66,7 +66,7 @@ def main() -> None:
     torch.set_num_threads(1)
     rows = []
     for heads, context in [(1, 10), (1, 100), (10, 10), (10, 100)]:
-        config = sa.ToyConfig(heads=heads, context=context, n_bins=500, steps=args.steps)
+        config = sa.ToyConfig(heads=heads, contexts=(context,), n_bins=500, steps=args.steps)
         fast = step_ms(config, False, args.steps, args.repeats)
         plain = step_ms(config, True, args.steps, args.repeats)
         single = train_ms(replace(config, restarts=1), args.repeats)

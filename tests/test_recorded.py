@@ -93,3 +93,35 @@ def test_nbval_never_collects_a_recorded_run():
     collected = [line for line in out.stdout.splitlines() if ".ipynb::" in line]
     assert collected, out.stdout[-2000:]
     assert not any("recorded/" in line for line in collected), [c for c in collected if "recorded/" in c][:3]
+
+
+CH02 = sorted(RECORDED.glob("02_*.json")) + sorted((RECORDED.parent / "results").glob("02.json"))
+
+
+@pytest.mark.parametrize("path", CH02, ids=[f"{p.parent.name}/{p.stem}" for p in CH02])
+def test_chapter2_toy_verdicts_follow_from_its_rows(path):
+    """Every toy claim of a chapter-2 run (the recorded full grid, and the committed ci run) recomputed from its
+    per-fit rows with `sine_attention.toy_claim_values` (the chapter's own path): same values, intervals and
+    verdicts, and the rows cover the run's whole grid (heads x contexts x seeds x restarts)."""
+    from icl_geometry.toys import sine_attention as sa
+
+    data = json.loads(path.read_text())
+    cfg = data["config"]
+    rows = path.with_name(path.stem + sa.ROWS_SUFFIX)
+    assert rows.exists(), f"{path.name}: no per-fit rows ({rows.name}) to recompute its toy verdicts from"
+    table = pd.read_csv(rows)
+    assert sorted(table.heads.unique()) == sorted(cfg["toy_heads"]), f"{path.name}: rows and toy_heads disagree"
+    assert sorted(table.context.unique()) == sorted(cfg["toy_contexts"]), f"{path.name}: rows and toy_contexts disagree"
+    n_fits = len(cfg["toy_heads"]) * len(cfg["toy_contexts"]) * cfg["toy_seeds"] * cfg["toy_restarts"]
+    assert len(table) == n_fits, f"{path.name}: {len(table)} rows, expected {n_fits}"
+    assert table.groupby(["heads", "seed", "context"]).kept.sum().eq(1).all(), "one kept restart per (heads, seed)"
+    values = sa.toy_claim_values(table, seed=cfg["seed"])
+    recorded = {c["claim_id"]: c for c in data["claims"]}
+    assert set(values) == {cid for cid in recorded if cid in sa.TOY_CLAIMS}, f"{path.name}: the toy claims differ"
+    for cid, v in values.items():
+        rec = recorded[cid]
+        np.testing.assert_allclose([v["value"], *sorted(v["interval"])], [rec["value"], rec["low"], rec["high"]],
+                                   rtol=1e-9, atol=1e-12, err_msg=f"{path.name}: {cid}")
+        verdict, _ = claims.judge(v["value"], interval=v["interval"], direction=v["direction"], threshold=v["threshold"])
+        assert verdict == rec["verdict"], f"{path.name}: {cid} recomputes as {verdict}, recorded {rec['verdict']}"
+        assert rec["kind"] == v["kind"], f"{path.name}: {cid} recorded as {rec['kind']}"
