@@ -209,3 +209,13 @@ def test_size_comparison_finds_the_model_whose_answers_follow_the_final_layer():
         assert out[f"size_fig8_{key}_final_slope"]["interval"][0] > 0
     same = cg.size_comparison(large, large, n_boot=50)
     assert all(c["value"] == 0.0 for c in same)
+
+
+def test_a_run_without_both_outcomes_stops_with_a_clear_message():
+    table = _table(n_items=4)
+    cg.check_answers_vary(table)  # both outcomes: fine
+    table["correct"] = False
+    with pytest.raises(ValueError, match="families / n_candidates: all .* answered wrong"):
+        cg.check_answers_vary(table)
+    with pytest.raises(ValueError, match="no base items"):
+        cg.check_answers_vary(table.iloc[0:0])

@@ -256,6 +256,21 @@ def run_experiment(loaded: Any, families: Sequence[str], n_candidates: int, shot
                       {"zero_shot_pass": state["zero_seconds"], "context_pass": sum(p[5] for p in parts)})
 
 
+def check_answers_vary(rows: Any) -> None:
+    """Stop with a clear message when a run cannot relate correctness to ID changes: no base items, or every
+    prompt with examples answered the same way (all wrong or all right), as small or two-option settings give."""
+    shots = rows[rows["context"] == "shots"] if len(rows) else rows
+    if len(shots) == 0:
+        raise ValueError("families / n_candidates: this run has no base items (no item answered wrongly at 0 shots "
+                         "outside the two-option families); add families or raise n_candidates")
+    n_right = int(shots["correct"].sum())
+    if n_right in (0, len(shots)):
+        how = "wrong" if n_right == 0 else "right"
+        raise ValueError(f"families / n_candidates: all {len(shots)} prompts with examples ({shots['item'].nunique()} "
+                         f"base items) were answered {how}, so nothing can be related to correctness; add families, "
+                         "raise n_candidates or use more shot counts")
+
+
 def parse_families(value: Any) -> tuple[str, ...]:
     """The chapter's `families` parameter: comma-separated names of `tasks.FAMILIES`, validated."""
     names = tuple(v.strip() for v in str(value).split(",") if v.strip()) if isinstance(value, str) else ()
