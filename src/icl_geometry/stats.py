@@ -301,15 +301,22 @@ def independent_difference(a: Sequence[float], b: Sequence[float], n_boot: int =
                            seed: int = 0) -> tuple[float, tuple[float, float]]:
     """mean(b) - mean(a) for two independent samples (e.g. per-item values of two models' runs, on different
     items), with a percentile bootstrap interval that resamples each sample on its own."""
+    return two_sample_bootstrap(a, b, lambda x, y: float(y.mean() - x.mean()), n_boot, level, seed)
+
+
+def two_sample_bootstrap(a: Sequence[float], b: Sequence[float], statistic: Any, n_boot: int = 1000,
+                         level: float = 0.9, seed: int = 0) -> tuple[float, tuple[float, float]]:
+    """statistic(a, b) of two independent samples and its percentile interval, each sample resampled on its
+    own (a with `seed`, b with `seed + 1`)."""
     a, b = np.asarray(a, float), np.asarray(b, float)
-    if len(a) < 2 or len(b) < 2:
-        raise ValueError(f"independent_difference: need at least 2 values in each sample, got {len(a)} and {len(b)}")
+    if a.ndim != 1 or b.ndim != 1 or len(a) < 2 or len(b) < 2:
+        raise ValueError(f"two samples: need two 1-d samples of at least 2 values each, got {a.shape} and {b.shape}")
     if not 0 < level < 1:
-        raise ValueError(f"independent_difference: level = {level!r} is not allowed: expected a number in (0, 1)")
+        raise ValueError(f"two samples: level = {level!r} is not allowed: expected a number in (0, 1)")
     ra, rb = cluster_resamples(len(a), n_boot, seed), cluster_resamples(len(b), n_boot, seed + 1)
-    boots = np.array([b[j].mean() - a[i].mean() for i, j in zip(ra, rb)])
+    boots = np.array([statistic(a[i], b[j]) for i, j in zip(ra, rb)])
     lo, hi = np.quantile(boots, [(1 - level) / 2, (1 + level) / 2])
-    return float(b.mean() - a.mean()), (float(lo), float(hi))
+    return float(statistic(a, b)), (float(lo), float(hi))
 
 
 def spearman_interval(a: Any, b: Any, level: float = 0.9) -> tuple[float, tuple[float, float]]:

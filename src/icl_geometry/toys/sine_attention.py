@@ -720,10 +720,7 @@ def compare_restarts(a: Sequence[float], b: Sequence[float], how: str = "ratio",
     def stat(x: np.ndarray, y: np.ndarray) -> float:
         return float(np.median(x) / np.median(y) if how == "ratio" else np.median(x) - np.median(y))
 
-    ra, rb = stats.cluster_resamples(len(a), n_boot, seed), stats.cluster_resamples(len(b), n_boot, seed + 1)
-    boots = np.array([stat(a[i], b[j]) for i, j in zip(ra, rb)])
-    lo, hi = np.quantile(boots, [(1 - level) / 2, (1 + level) / 2])
-    return stat(a, b), (float(lo), float(hi))
+    return stats.two_sample_bootstrap(a, b, stat, n_boot, level, seed)
 
 
 def compare_paired(a: Sequence[float], b: Sequence[float], how: str = "ratio", level: float = 0.9,
