@@ -68,3 +68,19 @@ def test_theorem_holds_exactly_at_eps_zero_and_the_threshold_leaves_a_residual(m
 def test_bad_layer_is_named(model):
     with pytest.raises(ValueError, match="layer"):
         ab.block_io(model, PROMPT, model.n_layers)
+
+
+def test_minkowski_table_counts_distinct_rows_and_the_threshold_residual(model):
+    ios = {layer: ab.block_io(model, PROMPT, layer) for layer in (0, model.n_layers - 1)}
+    table = ab.minkowski_table(ios, (0.0, 0.3))
+    assert len(table) == 2 * 2 * 3 and set(table.eps) == {0.0, 0.3}
+    exact = table[table.eps == 0]
+    assert (exact["relative residual"] < 1e-6).all()
+    assert (exact["edges"] <= model.n_heads * exact["tokens seen"]).all()  # a sliding window (Gemma-3) sees fewer
+    last = exact[exact.layer == model.n_layers - 1]  # full attention in both tiny layouts
+    assert (last["edges"] == model.n_heads * last["tokens seen"]).all()
+    assert (exact["affine dimension"] <= exact["tight bound"]).all()
+    first = exact[exact.layer == 0]  # layer 0: repeated words are identical rows of X
+    assert (first["distinct input rows"] < first["tokens seen"]).any()
+    with pytest.raises(ValueError, match="queries"):
+        ab.minkowski_table(ios, queries="all")

@@ -101,3 +101,28 @@ def reconstruction_error(io: BlockIO) -> float:
     decomposition is right."""
     rebuilt = np.einsum("hij,jd,hdv,hvo->io", io.attention, io.X, io.W_v, io.W_o, optimize=True)
     return float(np.abs(rebuilt - io.output).max() / np.abs(io.output).max())
+
+
+def minkowski_table(ios: dict[int, BlockIO], eps_values: tuple[float, ...] = (0.0, 0.1),
+                    queries: str = "quarters"):
+    """Theorem 2.1 per query row of real layers (`attention_graph.minkowski_dimension_check`, a head without an
+    edge contributing the origin): one row per (layer, query, eps) with the edges (the paper's count), heads
+    without an edge, affine dimension, tight bound, distinct input rows among the tokens seen and the residual
+    relative to the row's L1 norm. `queries='quarters'`: a quarter of the way in, halfway and the last token."""
+    import pandas as pd
+
+    if queries != "quarters":
+        raise ValueError(f"queries = {queries!r} is not allowed: expected 'quarters'")
+    recs = []
+    for layer, io in ios.items():
+        T = len(io.tokens)
+        rows = sorted({T // 4, T // 2, T - 1})
+        for eps in eps_values:
+            chk = ag.minkowski_dimension_check(io.X, io.W_v, io.W_o, io.attention, rows=rows, eps=eps, empty="origin")
+            for r, i in enumerate(chk.rows):
+                recs.append({"layer": layer, "tokens seen": int(i) + 1, "eps": eps, "edges": int(chk.bound[r]),
+                             "heads without an edge": int((chk.support[r] == 0).sum()),
+                             "affine dimension": int(chk.dimension[r]), "tight bound": int(chk.tight_bound[r]),
+                             "distinct input rows": len(np.unique(io.X[: i + 1], axis=0)),
+                             "relative residual": float(chk.residual[r] / np.abs(chk.outputs[r]).sum())})
+    return pd.DataFrame(recs)
