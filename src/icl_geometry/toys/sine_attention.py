@@ -706,6 +706,11 @@ def sweep(heads: Iterable[int], config: ToyConfig | None = None, *, device: str 
 
 # ----------------------------------------------------------------------------- claims from rows
 
+def _median_contrast(x: np.ndarray, y: np.ndarray, how: str) -> float:
+    """median(x) / median(y) (how="ratio") or median(x) - median(y) (how="difference")."""
+    return float(np.median(x) / np.median(y) if how == "ratio" else np.median(x) - np.median(y))
+
+
 def compare_restarts(a: Sequence[float], b: Sequence[float], how: str = "ratio", level: float = 0.9,
                      n_boot: int = 2000, seed: int = 0) -> tuple[float, tuple[float, float]]:
     """Compare two settings through independent fits (seeds or restarts), not through one fit each:
@@ -717,10 +722,7 @@ def compare_restarts(a: Sequence[float], b: Sequence[float], how: str = "ratio",
     if a.ndim != 1 or b.ndim != 1 or len(a) < 2 or len(b) < 2:
         raise ValueError(f"a, b: expected two 1-d sequences of at least 2 restarts each, got {a.shape} and {b.shape}")
 
-    def stat(x: np.ndarray, y: np.ndarray) -> float:
-        return float(np.median(x) / np.median(y) if how == "ratio" else np.median(x) - np.median(y))
-
-    return stats.two_sample_bootstrap(a, b, stat, n_boot, level, seed)
+    return stats.two_sample_bootstrap(a, b, lambda x, y: _median_contrast(x, y, how), n_boot, level, seed)
 
 
 def compare_paired(a: Sequence[float], b: Sequence[float], how: str = "ratio", level: float = 0.9,
@@ -733,10 +735,8 @@ def compare_paired(a: Sequence[float], b: Sequence[float], how: str = "ratio", l
     if a.shape != b.shape or a.ndim != 1 or len(a) < 2:
         raise ValueError(f"a, b: expected two 1-d sequences of the same length >= 2, got {a.shape} and {b.shape}")
 
-    def stat(x: np.ndarray) -> float:
-        return float(np.median(x[:, 0]) / np.median(x[:, 1]) if how == "ratio" else np.median(x[:, 0]) - np.median(x[:, 1]))
-
-    return stats.bootstrap_interval(np.stack([a, b], axis=1), stat, n_boot=n_boot, level=level, seed=seed)
+    return stats.bootstrap_interval(np.stack([a, b], axis=1), lambda x: _median_contrast(x[:, 0], x[:, 1], how),
+                                    n_boot=n_boot, level=level, seed=seed)
 
 
 # claim id -> how it is judged and what it says. "pair": which two cells of the grid (heads, context) are
