@@ -13,11 +13,11 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from icl_geometry import tasks
+from icl_geometry import recorded, tasks
 from icl_geometry.packing import PromptPass, tail_lengths, trace_generate
 from icl_geometry.stats import item_mean_interval
 
@@ -528,3 +528,26 @@ def size_table(small: Any, large: Any, n_boot: int = 1000, level: float = 0.9, s
         recs.append({"claim": c["claim_id"], "larger minus smaller": c["value"], "low": c["interval"][0],
                      "high": c["interval"][1], "verdict": verdict, "expected": expect, "note": c["note"]})
     return pd.DataFrame(recs)
+
+
+def say(claims_by_id: Mapping[str, Any], claim_id: str) -> str:
+    """One claim of a run (id -> `claims.Claim` or its JSON dict) as 'value [low, high], verdict', or why the
+    run has no such claim (a within-item claim needs `MIN_WITHIN_ITEMS` items whose answers vary with k)."""
+    c = claims_by_id.get(claim_id)
+    if c is None and "within_item" in claim_id:
+        return f"{recorded.NOT_JUDGED} (fewer than {MIN_WITHIN_ITEMS} items whose answers vary with k)"
+    return "not measured in this run" if c is None else recorded.phrase(c)
+
+
+def within_item_table(claims_by_id: Mapping[str, Any]):
+    """The within-item test (the one that asks the paper's Fig. 6 question) of one run: reading x scoring,
+    each cell the mean over items of the rank correlation, over k, of final-layer ID change and correctness,
+    with its interval and verdict (`say`)."""
+    import pandas as pd
+
+    names = {"abs": "absolute", "rel": "relative"}
+    suffix = {"greedy": "", "choice": "_choice"}  # claim ids of the choice scoring end in _choice
+    cells = {scoring: {names[key]: say(claims_by_id, f"fig6_{key}_within_item{suffix[scoring]}") for key in READINGS}
+             for scoring in SCORINGS}
+    return pd.DataFrame(cells).rename_axis("reading")
+
