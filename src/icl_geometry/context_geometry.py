@@ -550,4 +550,3 @@ def within_item_table(claims_by_id: Mapping[str, Any]):
     cells = {scoring: {names[key]: say(claims_by_id, f"fig6_{key}_within_item{suffix[scoring]}") for key in READINGS}
              for scoring in SCORINGS}
     return pd.DataFrame(cells).rename_axis("reading")
-
