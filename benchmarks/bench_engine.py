@@ -27,9 +27,10 @@ import torch
 
 from _common import machine_info, write_results
 
-from icl_geometry import attention_graph as ag
-from icl_geometry import context_geometry as cg
-from icl_geometry import engine, lm, tasks
+from icl_geometry.core import attention_graph as ag
+from icl_geometry.experiments import context_and_reasoning as cg
+from icl_geometry.llm import engine, lm
+from icl_geometry import tasks
 
 SHOTS = tuple(range(1, 11))
 MAX_NEW = 16

@@ -27,7 +27,7 @@ import torch
 
 from _common import machine_info, write_results
 
-from icl_geometry import intrinsic_dim as idm
+from icl_geometry.core import intrinsic_dim as idm
 
 D = 576
 LATENT = 10

@@ -119,7 +119,7 @@ def run(batches: list[int], d: int, N: int, ranks: tuple[int, ...], device: str,
 
 def full_sweep(device: str) -> dict:
     """Time the chapter's `full` profile computations (training, Monte Carlo check, two noise sweeps)."""
-    from icl_geometry import profiles
+    from icl_geometry.bookkit import profiles
 
     cfg = profiles.resolve("05", profile="full", device=device)
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)

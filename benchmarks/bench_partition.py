@@ -24,7 +24,7 @@ from torch import nn  # noqa: E402
 
 from _common import machine_info, write_results  # noqa: E402
 
-from icl_geometry import partition as pt  # noqa: E402
+from icl_geometry.core import partition as pt  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results" / "partition.json"
 BOX = (-5.0, 5.0, -5.0, 5.0)

@@ -15,7 +15,9 @@ import torch
 
 from _common import machine_info, write_results
 
-from icl_geometry import engine, lm, tasks
+from icl_geometry.llm import engine, lm
+
+from icl_geometry import tasks
 
 
 def best_of(fn, repeats: int = 3) -> float:

@@ -14,8 +14,12 @@ from pathlib import Path
 
 from _common import machine_info, write_results
 
-from icl_geometry import demos, lm, stats
-from icl_geometry import noisy_demos as nd
+from icl_geometry import demos
+
+from icl_geometry.llm import lm
+
+from icl_geometry.core import stats
+from icl_geometry.experiments import noisy_demonstrations as nd
 
 SHOTS = (0, 4, 8, 16)
 N_POOL = 16  # 8 per class: enough for k = 16 balanced demonstrations

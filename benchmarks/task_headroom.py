@@ -17,8 +17,10 @@ from pathlib import Path
 import numpy as np
 from _common import machine_info, write_results
 
-from icl_geometry import context_geometry as cg
-from icl_geometry import lm, stats, tasks
+from icl_geometry.experiments import context_and_reasoning as cg
+from icl_geometry.llm import lm
+from icl_geometry.core import stats
+from icl_geometry import tasks
 
 SHOTS = (0, 1, 3, 5, 10)
 N_POOL = 12  # >= 10 shots; small families (capitals: 48 countries) need the rest for test items

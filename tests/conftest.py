@@ -11,23 +11,24 @@ from hypothesis import settings
 
 @pytest.fixture(scope="session")
 def smollm2():
-    from icl_geometry import lm
+    from icl_geometry.llm import lm
 
     return lm.load("smollm2-135m", device="cpu")
 
 
 @pytest.fixture(scope="session")
 def gemma3():
-    from icl_geometry import lm
+    from icl_geometry.llm import lm
 
     return lm.load("gemma3-270m", device="cpu")
 
 
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory):
-    """Tiny random Llama and Gemma-3 checkpoints (`icl_geometry.tiny`), written and loaded through `lm.load`
+    """Tiny random Llama and Gemma-3 checkpoints (`tests/fixtures/tiny.py`), written and loaded through `lm.load`
     once per session: {"llama": LoadedModel, "gemma3": LoadedModel}. Fast tier."""
-    from icl_geometry import lm, tiny
+    from icl_geometry.llm import lm
+    from fixtures import tiny
 
     root = tmp_path_factory.mktemp("tiny_models")
     return {a: lm.load(str(tiny.save_tiny_model(root / a, a)), device="cpu") for a in tiny.ARCHITECTURES}
@@ -44,7 +45,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def _bundled_models_only_in_slow_tests(request, monkeypatch):
     if request.node.get_closest_marker("slow") is not None:
         return
-    from icl_geometry import lm
+    from icl_geometry.llm import lm
 
     def refuse(entry):
         raise RuntimeError(f"{request.node.nodeid} loads the bundled model {entry.name!r} but is not marked "

@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from icl_geometry import attention_block as ab
-from icl_geometry import attention_graph as ag
-from icl_geometry import lm, tiny
+from icl_geometry.llm import attention_block as ab
+from icl_geometry.core import attention_graph as ag
+from icl_geometry.llm import lm
+from fixtures import tiny
 
 PROMPT = "Q : what is 3 + 4 ? A : 7 Q : what is 5 + 1 ? A :"
 

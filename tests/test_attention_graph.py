@@ -8,7 +8,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from icl_geometry import attention_graph as ag
+from icl_geometry.core import attention_graph as ag
 
 
 def uniform_row(k: int, width: int) -> np.ndarray:
@@ -291,7 +291,7 @@ def test_id_eps_on_real_attention_rows():
     """Last-token rows of SmolLM2 (eager attention): the absolute reading counts at most 9 keys per head
     (at most 9 weights of a row can exceed 0.1), the relative reading at least 1, and the summed reading
     is the per-head sum; the effective degree lies between 1 and the row's support."""
-    from icl_geometry import engine, lm
+    from icl_geometry.llm import engine, lm
 
     loaded = lm.load("smollm2-135m", "cpu")
     tr = engine.trace(loaded, "Q: What is 12 + 30?\nA: 42\n\nQ: What is 21 + 13?\nA:")

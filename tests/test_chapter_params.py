@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from icl_geometry.chapters import all_specs
+from icl_geometry.bookkit.specs import all_specs
 
 BOOK = Path(__file__).resolve().parents[1] / "book"
 COMMON_DEFAULTS = {"profile": "ci", "device": "auto", "seed": 0}

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from icl_geometry import claims, profiles
+from icl_geometry.bookkit import claims, profiles
 
 
 @pytest.fixture

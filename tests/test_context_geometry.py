@@ -7,10 +7,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from icl_geometry import attention_graph as ag
-from icl_geometry import context_geometry as cg
-from icl_geometry import engine, lm, packing, tasks
-from icl_geometry import intrinsic_dim as idm
+from icl_geometry.core import attention_graph as ag
+from icl_geometry.experiments import context_and_reasoning as cg
+from icl_geometry.llm import engine, lm, packing
+from icl_geometry import tasks
+from icl_geometry.core import intrinsic_dim as idm
 
 
 def _fake_run(n_items=12, ks=(1, 2), L=3, seed=0):
@@ -125,7 +126,7 @@ def test_run_experiment_small(smollm2, tmp_path):
 
 
 def test_the_spec_refuses_a_pool_smaller_than_the_largest_k():
-    from icl_geometry import profiles
+    from icl_geometry.bookkit import profiles
 
     assert profiles.resolve("04", device="cpu", n_pool=10).values["n_pool"] == 10
     with pytest.raises(ValueError, match="'n_pool' = 9 .*shots.*10"):

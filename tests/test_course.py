@@ -1,4 +1,4 @@
-"""The course kit (icl_geometry.course): student notebooks hold no solution and a `# Your answer` cell for
+"""The course kit (icl_geometry.bookkit.course): student notebooks hold no solution and a `# Your answer` cell for
 each one removed; instructor notebooks keep them; both keep the committed outputs and make widgets live.
 
 The fast tests run on the committed chapters without executing anything. The slow test executes student
@@ -19,8 +19,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from icl_geometry import course, widgets
-from icl_geometry.chapters import all_specs
+from icl_geometry.bookkit import course, widgets
+from icl_geometry.bookkit.specs import all_specs
 
 ROOT = Path(__file__).resolve().parents[1]
 CHEAP = ("01", "02", "05")  # executed by the slow test

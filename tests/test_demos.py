@@ -6,7 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from icl_geometry import demos, lm
+from icl_geometry import demos
+
+from icl_geometry.llm import lm
 
 
 def test_families_have_two_labels_and_foobar_versions():

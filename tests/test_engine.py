@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from icl_geometry import attention_graph as ag
-from icl_geometry import engine, lm, packing, tiny
-from icl_geometry import intrinsic_dim as idm
+from icl_geometry.core import attention_graph as ag
+from icl_geometry.llm import engine, lm, packing
+from fixtures import tiny
+from icl_geometry.core import intrinsic_dim as idm
 
 PROMPTS = ["what is 3 + 4 ?", "Q : the cat is red ? A : yes Q : the dog is blue ? A :", "apple"]
 MLP_INPUT = {"llama": "post_attention_layernorm", "gemma3": "pre_feedforward_layernorm"}
@@ -156,7 +157,7 @@ def test_packed_pass_equals_unpacked_and_the_plain_tracer(tiny_models, architect
     plain = packing.trace_generate(loaded, prompts, tails, pack=False, **kw)
     ids = lm.token_ids(loaded, prompts)
     if architecture == "gemma3":  # 16-token window: only prompts of <= 13 tokens (+3 new) are packed
-        assert packing.sliding_window(loaded) == 16 and max(len(x) for x in ids) > 16
+        assert lm.sliding_window(loaded) == 16 and max(len(x) for x in ids) > 16
         assert sum(len(x) + 3 <= 16 for x in ids) >= 3
     assert packed.tokens_fed < plain.tokens_fed  # the shared shots were computed once
     assert packed.outputs == plain.outputs

@@ -1,4 +1,4 @@
-"""Known-answer, cross-check (scikit-dimension) and robustness tests for `icl_geometry.intrinsic_dim`."""
+"""Known-answer, cross-check (scikit-dimension) and robustness tests for `icl_geometry.core.intrinsic_dim`."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.spatial.distance import cdist
 
-from icl_geometry import intrinsic_dim as idm
+from icl_geometry.core import intrinsic_dim as idm
 
 skdim = pytest.importorskip("skdim")
 

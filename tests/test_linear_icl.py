@@ -10,7 +10,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from icl_geometry.chapters import get_spec
+from icl_geometry.bookkit.specs import get_spec
 from icl_geometry.toys import linear_icl as li
 
 torch.set_num_threads(1)
@@ -347,7 +347,7 @@ def test_bad_input_names_the_parameter(call, match):
 
 
 def test_chapter_spec_resolves_and_rejects_bad_knobs():
-    from icl_geometry import profiles
+    from icl_geometry.bookkit import profiles
 
     cfg = profiles.resolve("05", profile="ci", device="cpu")
     assert cfg.ranks[-1] <= cfg.d and cfg.label_noise[0] == cfg.input_noise[0] == 0

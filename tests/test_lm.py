@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from icl_geometry import engine, lm
+from icl_geometry.llm import engine, lm
 
 PROMPTS = ["The capital of France is", "Q: Which letter comes right after K in the alphabet?\nA: L\n\n"
            "Q: Which letter comes right before D in the alphabet?\nA:"]

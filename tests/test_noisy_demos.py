@@ -7,8 +7,10 @@ import pandas as pd
 import pytest
 import torch
 
-from icl_geometry import demos, engine
-from icl_geometry import noisy_demos as nd
+from icl_geometry import demos
+
+from icl_geometry.llm import engine
+from icl_geometry.experiments import noisy_demonstrations as nd
 
 # The tiny tokenizer knows few words: a family whose label words and inputs are in its vocabulary.
 TINY = demos.DemoFamily("tiny", "numbers 0-19, even or odd", ("yes", "no"),

@@ -1,4 +1,4 @@
-"""Known answers and properties of `icl_geometry.partition`: exact regions on planes and segments."""
+"""Known answers and properties of `icl_geometry.core.partition`: exact regions on planes and segments."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from icl_geometry import partition as pt
+from icl_geometry.core import partition as pt
 
 FAST = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -296,7 +296,7 @@ def test_bad_input_names_the_parameter():
 
 @pytest.mark.slow
 def test_smollm2_gate_arrangement_on_a_plane_through_real_tokens():
-    from icl_geometry import engine, lm
+    from icl_geometry.llm import engine, lm
 
     loaded = lm.load("smollm2-135m", "cpu")
     tr = engine.trace(loaded, "The cat sat on the mat while the dog slept by the fire.", positions=(-9, -5, -2))

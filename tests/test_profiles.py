@@ -5,9 +5,11 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, strategies as st
 
-from icl_geometry import lm, profiles
-from icl_geometry.chapters.schema import PROFILES, Param
-from icl_geometry.chapters import all_specs, get_spec
+from icl_geometry.llm import lm
+
+from icl_geometry.bookkit import profiles
+from icl_geometry.bookkit.specs.schema import PROFILES, Param
+from icl_geometry.bookkit.specs import all_specs, get_spec
 
 
 def test_every_chapter_resolves_under_both_profiles():

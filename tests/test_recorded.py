@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from icl_geometry import claims
-from icl_geometry import context_geometry as cg
-from icl_geometry import noisy_demos as nd
+from icl_geometry.bookkit import claims
+from icl_geometry.experiments import context_and_reasoning as cg
+from icl_geometry.experiments import noisy_demonstrations as nd
 
 RECORDED = Path(__file__).resolve().parents[1] / "book" / "recorded"
 CH07 = sorted(RECORDED.glob("07_*.json"))

@@ -1,12 +1,12 @@
-"""How a chapter shows its recorded runs beside the live one (`icl_geometry.recorded`, `cg.say`,
+"""How a chapter shows its recorded runs beside the live one (`icl_geometry.bookkit.recorded`, `cg.say`,
 `cg.within_item_table`): known answers on small hand-made results, no model."""
 
 from __future__ import annotations
 
 import json
 
-from icl_geometry import claims, recorded
-from icl_geometry import context_geometry as cg
+from icl_geometry.bookkit import claims, recorded
+from icl_geometry.experiments import context_and_reasoning as cg
 
 
 def _claim(cid, value, verdict, low=None, high=None):

@@ -26,8 +26,8 @@ from urllib.parse import unquote, urlsplit
 import pytest
 import yaml
 
-from icl_geometry import runner
-from icl_geometry.chapters import all_specs
+from icl_geometry.bookkit import runner
+from icl_geometry.bookkit.specs import all_specs
 
 ROOT = Path(__file__).resolve().parents[1]
 HTML = ROOT / "_build" / "html"
@@ -74,7 +74,7 @@ def test_fold_rules_hide_set_up_imports_and_plotting_but_not_package_calls():
         ("md:# Title", []),
         ("profile = 'ci'", ["parameters"]),
         ("# Parameters\nprofile = 'ci'", ["injected-parameters"]),
-        ("from icl_geometry import profiles, plotting, partition\ncfg = profiles.resolve('01')", []),
+        ("from icl_geometry.bookkit import profiles, plotting\nfrom icl_geometry.core import partition\ncfg = profiles.resolve('01')", []),
         ("import numpy as np\nimport pandas as pd", []),
         ("regions = partition.regions_2d(net, box)\nfig, ax = plt.subplots()\nax.plot(regions)", []),
         ("fig, ax = plt.subplots()\nax.plot(x, y, color=plotting.colors(3)[0])", []),
@@ -91,7 +91,7 @@ def test_fold_rules_hide_set_up_imports_and_plotting_but_not_package_calls():
 
 
 def test_duplicate_inline_scripts_are_dropped():
-    from icl_geometry.book_html import dedupe_scripts
+    from icl_geometry.bookkit.book_html import dedupe_scripts
 
     class Script(str):
         def __new__(cls, name, **attributes):

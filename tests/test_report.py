@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from icl_geometry import report
+from icl_geometry.bookkit import report
 
 
 @pytest.mark.parametrize("text, place", [
@@ -64,7 +64,7 @@ def test_glance_box_reads_the_chapter_verdicts(tmp_path):
 
 
 def test_every_chapter_names_a_paper_the_report_knows():
-    from icl_geometry.chapters import all_specs
+    from icl_geometry.bookkit.specs import all_specs
 
     assert {number: spec.paper in report.PAPERS for number, spec in all_specs().items()} == {
         number: True for number in all_specs()}

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from icl_geometry import runner
-from icl_geometry.chapters import all_specs
+from icl_geometry.bookkit import runner
+from icl_geometry.bookkit.specs import all_specs
 
 ROOT = Path(__file__).resolve().parents[1]
 CLI = str(Path(sys.executable).with_name("icl-geometry"))

@@ -6,7 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from icl_geometry import lm, tiny
+from icl_geometry.llm import lm
+
+from fixtures import tiny
 
 PROMPTS = ["what is 3 + 4 ?", "Q : the cat is red ? A : yes Q : the dog is blue ? A :"]
 

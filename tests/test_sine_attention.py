@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from scipy import stats as sst
 from torch import nn
 
-from icl_geometry import partition
+from icl_geometry.core import partition
 from icl_geometry.toys import sine_attention as sa
 
 # A small config that trains in a few seconds on one CPU core: 2 periods, 200 bins (50 train), 2 contexts.

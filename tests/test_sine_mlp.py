@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from icl_geometry import partition as pt
+from icl_geometry.core import partition as pt
 from icl_geometry.toys import sine_mlp as sm
 
 

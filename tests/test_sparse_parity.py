@@ -355,7 +355,7 @@ def test_bad_input_names_the_parameter(call, match):
 
 
 def test_chapter_spec_resolves_and_rejects_bad_knobs():
-    from icl_geometry import profiles
+    from icl_geometry.bookkit import profiles
 
     cfg = profiles.resolve("06", profile="ci", device="cpu")
     assert sp.check_heads(cfg.heads, cfg.n_subsets) == cfg.heads

@@ -1,4 +1,4 @@
-"""`icl_geometry.stats` on synthetic data with known answers: intervals, bootstraps (by rows and by items),
+"""`icl_geometry.core.stats` on synthetic data with known answers: intervals, bootstraps (by rows and by items),
 correlations, logistic fits, layer profiles and within-item contrasts."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
-from icl_geometry import stats
+from icl_geometry.core import stats
 
 
 @pytest.mark.parametrize("s, n, lo, hi", [(0, 10, 0.0, 0.2775), (5, 10, 0.2366, 0.7634), (10, 10, 0.7225, 1.0)])

@@ -196,7 +196,7 @@ def _n_tokens(tok, text):
 
 @pytest.mark.parametrize("kind", ["bpe", "word_level"])
 def test_random_token_text_has_exactly_n_tokens(kind, bpe_tokenizer):
-    from icl_geometry import tiny
+    from fixtures import tiny
 
     tok = bpe_tokenizer if kind == "bpe" else tiny.tiny_tokenizer()
     for n in range(0, 40):

@@ -245,7 +245,7 @@ def token_groups(loaded: Any, prompt: DemoPrompt) -> np.ndarray:
     """One group per prompt token (as `lm.token_ids` tokenises it): 0 = a demonstration's label, 1 = a
     demonstration's input, 2 = everything else (template, separators, query, special tokens). A token
     belongs to a span when it overlaps it."""
-    from icl_geometry import lm
+    from icl_geometry.llm import lm
 
     tok = loaded.tokenizer
     enc = tok(prompt.text, add_special_tokens=lm.needs_special_tokens(tok, [prompt.text]),

@@ -417,7 +417,7 @@ def format_prompt(loaded: Any, item: Item, shots: Sequence[Item] = (), context: 
     """
     if chat_style not in CHAT_STYLES:
         raise ValueError(f"chat_style = {chat_style!r} is not allowed: expected one of {list(CHAT_STYLES)}.")
-    from icl_geometry import lm
+    from icl_geometry.llm import lm
 
     use_chat = loaded.chat if chat is None else chat
     if not use_chat or chat_style == "single_turn":
@@ -649,7 +649,7 @@ def evaluate(loaded: Any, items: Sequence[Item], pool: Sequence[Item], k: int, s
     16 new tokens fit a restated answer ("The first letter of the word 'balloon' is 'B'."); with 10, such
     answers were cut before the answer and scored wrong.
     """
-    from icl_geometry import engine
+    from icl_geometry.llm import engine
 
     prompts = few_shot_prompts(loaded, items, pool, k, seed, context, chat_style)
     outputs = engine.generate(loaded, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size,

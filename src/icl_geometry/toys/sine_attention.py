@@ -90,7 +90,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from icl_geometry import partition, stats
+from icl_geometry.core import partition, stats
 
 FLOAT_DTYPES = {"float32": torch.float32, "float64": torch.float64}
 ANCHORS = ("between", "on")

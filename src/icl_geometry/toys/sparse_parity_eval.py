@@ -10,7 +10,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from icl_geometry.stats import t_interval  # noqa: F401  (chapter 6 calls it as ev.t_interval)
+from icl_geometry.core.stats import t_interval  # noqa: F401  (chapter 6 calls it as ev.t_interval)
 from icl_geometry.toys.sparse_parity import (NOISE_KINDS, CleanPrompts, check_rate, input_table, optimal_gains)
 
 

@@ -1,6 +1,6 @@
 from typing import Any, Mapping
 
-from icl_geometry.chapters.schema import ChapterSpec, Param
+from icl_geometry.bookkit.specs.schema import ChapterSpec, Param
 from icl_geometry.tasks import CHAT_STYLES
 
 

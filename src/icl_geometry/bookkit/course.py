@@ -27,9 +27,9 @@ from typing import Any
 
 import nbformat
 
-from icl_geometry.chapters import all_specs
-from icl_geometry.claims import repo_root
-from icl_geometry.widgets import STATIC_ENV
+from icl_geometry.bookkit.specs import all_specs
+from icl_geometry.bookkit.claims import repo_root
+from icl_geometry.bookkit.widgets import STATIC_ENV
 
 ANSWER = "# Your answer"
 SOLUTION_TAG = "solution"

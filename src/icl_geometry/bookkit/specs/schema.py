@@ -1,7 +1,7 @@
 """The parameter schema of every chapter: `Param` (one knob, its value per profile, what is allowed) and
 `ChapterSpec` (a chapter's identity, knobs and the checks that involve several knobs).
 
-Each chapter declares its knobs once, in `icl_geometry/chapters/chNN.py`; `icl_geometry.profiles.resolve`
+Each chapter declares its knobs once, in `icl_geometry/bookkit/specs/chNN.py`; `icl_geometry.bookkit.profiles.resolve`
 validates a notebook's parameters against that declaration. This module imports nothing from the package
 except `lm`'s default model name.
 """
@@ -13,7 +13,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from icl_geometry.lm import DEFAULT_MODEL
+from icl_geometry.llm.lm import DEFAULT_MODEL
 
 PROFILES: tuple[str, ...] = ("ci", "full")
 KINDS: tuple[str, ...] = ("int", "float", "str", "bool", "ints", "floats")

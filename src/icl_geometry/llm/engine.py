@@ -3,7 +3,7 @@ the MLP input and the attention rows of chosen positions), greedy answers (`gene
 of candidate answers (`score_choices`).
 
 Every path that answers decodes with the same greedy loop, `greedy`; the packed pass of chapter 4
-(`icl_geometry.packing.trace_generate`) uses it too. Batches are formed by `batches`: prompts sorted by
+(`icl_geometry.llm.packing.trace_generate`) uses it too. Batches are formed by `batches`: prompts sorted by
 length, at most `batch_size` per forward pass and at most `batch_tokens` padded token positions.
 
 Sharded models (accelerate's `device_map`, see `lm.load`) work unchanged: inputs go to `loaded.device` (the
@@ -18,7 +18,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from .lm import LoadedModel, encode, layer_hooks, token_ids
+from icl_geometry.llm.lm import LoadedModel, encode, layer_hooks, sliding_window, token_ids
 
 Stop = Callable[[str], bool]
 
@@ -297,8 +297,6 @@ def score_choices(loaded: LoadedModel, prompts: Sequence[str], choices: Sequence
     if groups is not None:
         if len(groups) != len(prompts):
             raise ValueError(f"groups: expected one label per prompt ({len(prompts)}), got {len(groups)}")
-        from .packing import sliding_window
-
         window = sliding_window(loaded)
         members: dict[Any, list[int]] = {}
         for i, g in enumerate(groups):

@@ -1,7 +1,7 @@
 """Resolve a notebook's parameters into a validated `Config` (`ci`: CPU in minutes, `full`: GPU at paper scale).
 
-The knobs are declared once per chapter, in `icl_geometry/chapters/chNN.py` (schema in
-`icl_geometry.chapters.schema`). `resolve` turns the values of a notebook's `parameters` cell into a
+The knobs are declared once per chapter, in `icl_geometry/bookkit/specs/chNN.py` (schema in
+`icl_geometry.bookkit.specs.schema`). `resolve` turns the values of a notebook's `parameters` cell into a
 `Config`: a knob left as `None` takes the profile's value; anything else is checked, then the spec's
 checks that involve several knobs run, so bad input fails in the first cell, before any work, with a
 message that names the parameter and what it may be.
@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from icl_geometry import lm
-from icl_geometry.chapters import get_spec
-from icl_geometry.chapters.schema import PROFILES
+from icl_geometry.llm import lm
+from icl_geometry.bookkit.specs import get_spec
+from icl_geometry.bookkit.specs.schema import PROFILES
 
 
 @dataclass(frozen=True)

@@ -16,10 +16,10 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from . import attention_graph as ag
-from .engine import Stop, batches, continue_greedy, greedy, pad_id, progress_bar
-from .intrinsic_dim import twonn_clouds
-from .lm import LoadedModel, encode, layer_hooks, token_ids
+from icl_geometry.core import attention_graph as ag
+from icl_geometry.llm.engine import Stop, batches, continue_greedy, greedy, pad_id, progress_bar
+from icl_geometry.core.intrinsic_dim import twonn_clouds
+from icl_geometry.llm.lm import LoadedModel, encode, layer_hooks, sliding_window, token_ids
 
 
 @dataclass
@@ -84,16 +84,6 @@ def make_packs(ids: Sequence[Sequence[int]], tails: Sequence[int], max_members: 
             packs.append(Pack(head, list(tail), [(i, len(ids[i]) - len(tail)) for i in inside]))
             left = rest
     return packs
-
-
-def sliding_window(loaded: LoadedModel) -> int | None:
-    """The attention window of the model's sliding-window layers, or None when every layer sees everything."""
-    cfg = loaded.model.config.get_text_config()
-    window = getattr(cfg, "sliding_window", None)
-    types = getattr(cfg, "layer_types", None)
-    if window is None or (types is not None and "sliding_attention" not in types):
-        return None
-    return int(window)
 
 
 @torch.no_grad()

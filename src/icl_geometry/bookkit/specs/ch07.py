@@ -1,12 +1,13 @@
 from typing import Any, Mapping
 
-from icl_geometry.chapters.schema import ChapterSpec, Param
+from icl_geometry.bookkit.specs.schema import ChapterSpec, Param
 
 
 def _models_and_families(values: Mapping[str, Any]) -> None:
     """Every name in `models` is a bundled model, a local directory or a hub id; `families` are known; there
     are at least two models to compare."""
-    from icl_geometry import demos, noisy_demos
+    from icl_geometry import demos
+    from icl_geometry.experiments import noisy_demonstrations as noisy_demos
 
     names = noisy_demos.parse_models(values["models"])
     if len(names) < 2:

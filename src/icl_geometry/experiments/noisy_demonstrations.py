@@ -19,9 +19,11 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from icl_geometry import demos, engine, lm
-from icl_geometry.attention_graph import id_eps
-from icl_geometry.stats import cluster_resamples
+from icl_geometry import demos
+
+from icl_geometry.llm import engine, lm
+from icl_geometry.core.attention_graph import id_eps
+from icl_geometry.core.stats import cluster_resamples
 
 NOISES = ("label", "input")
 
@@ -382,7 +384,7 @@ def twonn_profile(run: NoisyRun, cond: Sequence[tuple[str, float]], layers: Sequ
     with its bootstrap interval over queries."""
     import pandas as pd
 
-    from icl_geometry.intrinsic_dim import twonn
+    from icl_geometry.core.intrinsic_dim import twonn
 
     layers = range(run.n_layers) if layers is None else layers
     out = []

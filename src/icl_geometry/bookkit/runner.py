@@ -10,7 +10,7 @@
 `--inplace`, which is how the committed `ci` outputs are refreshed). Parameter names are checked
 before a kernel starts; their values are checked by the chapter's first cell, so a bad value fails
 there with the chapter's own message. `course` writes the student and instructor notebooks
-(`icl_geometry.course`) from the committed chapters, or executes them first with `--execute`.
+(`icl_geometry.bookkit.course`) from the committed chapters, or executes them first with `--execute`.
 """
 
 from __future__ import annotations
@@ -26,12 +26,12 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from icl_geometry.chapters import all_specs, get_spec
-from icl_geometry.claims import RESULTS_ENV, repo_root
-from icl_geometry.chapters.schema import PROFILES
-from icl_geometry.lm import DEVICES
-from icl_geometry.report import counts_line, glance, load_rows, render
-from icl_geometry.widgets import STATIC_ENV
+from icl_geometry.bookkit.specs import all_specs, get_spec
+from icl_geometry.bookkit.claims import RESULTS_ENV, repo_root
+from icl_geometry.bookkit.specs.schema import PROFILES
+from icl_geometry.llm.lm import DEVICES
+from icl_geometry.bookkit.report import counts_line, glance, load_rows, render
+from icl_geometry.bookkit.widgets import STATIC_ENV
 
 BOOK_FILES = ("_config.yml", "_toc.yml", "references.bib")
 BOOK_STATIC = "_static"  # the book's CSS (copied into the staged tree; see _config.yml)
@@ -420,7 +420,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             index = build_book(args.notebooks or book_dir(), strict=args.strict)
             print(f"book: {index}")
         elif args.command == "course":
-            from icl_geometry.course import make_course
+            from icl_geometry.bookkit.course import make_course
 
             out = args.out or repo_root() / "course"
             notebooks = args.notebooks

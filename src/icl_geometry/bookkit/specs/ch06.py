@@ -1,6 +1,6 @@
 from math import comb
 
-from icl_geometry.chapters.schema import ChapterSpec, Param
+from icl_geometry.bookkit.specs.schema import ChapterSpec, Param
 
 
 def _grid(stop: float, step: float) -> tuple[float, ...]:

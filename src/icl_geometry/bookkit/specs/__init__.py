@@ -6,7 +6,7 @@ import importlib
 import pkgutil
 from functools import cache
 
-from icl_geometry.chapters.schema import ChapterSpec
+from icl_geometry.bookkit.specs.schema import ChapterSpec
 
 
 @cache

@@ -4,7 +4,7 @@ dimension, and does that rise predict a correct answer?
 Each base question is asked at 0 shots and with k shots (k = 1..10, nested), random-token or shuffled-text
 contexts of the same length; `packing.trace_generate` traces every prompt at every layer and answers it
 greedily in the same pass (the k-shot prompts of one question share one packed sequence). The statistics
-the chapter reads off the result live in `icl_geometry.stats`; `context_contrast` pairs two contexts item
+the chapter reads off the result live in `icl_geometry.core.stats`; `context_contrast` pairs two contexts item
 by item.
 """
 
@@ -17,9 +17,11 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from icl_geometry import recorded, tasks
-from icl_geometry.packing import PromptPass, tail_lengths, trace_generate
-from icl_geometry.stats import item_mean_interval
+from icl_geometry.bookkit import recorded
+
+from icl_geometry import tasks
+from icl_geometry.llm.packing import PromptPass, tail_lengths, trace_generate
+from icl_geometry.core.stats import item_mean_interval
 
 MEASURES = ("id_abs", "id_rel", "twonn")
 
@@ -61,7 +63,7 @@ def choice_scores(loaded: Any, items: Sequence[tasks.Item], prompts: Sequence[st
     the gold and its family's distractors) after each prompt (`engine.score_choices`; `groups` marks prompts
     that share their examples, scored on one cache). Returns whether the gold scored highest, and its margin
     over the best distractor (log-probability, natural log)."""
-    from icl_geometry import engine
+    from icl_geometry.llm import engine
 
     options = [tasks.choices(it) for it in items]
     prefix = answer_prefix(loaded)
@@ -371,7 +373,7 @@ def size_comparison(small: Any, large: Any, n_boot: int = 1000, level: float = 0
     the within-item correlation (both readings, both scorings; items that vary within), the Fig. 8
     final-layer slope (both readings, greedy) and the accuracy gain of examples over random tokens (both
     scorings)."""
-    from icl_geometry import stats
+    from icl_geometry.core import stats
 
     out: list[dict[str, Any]] = []
     boot = dict(n_boot=n_boot, level=level, seed=seed)
@@ -429,7 +431,7 @@ def claim_values(table: Any, eps: float, n_boot: int = 1000, level: float = 0.9,
     constrained choice also got wrong at 0 shots. Correlations and slopes use the prompts with examples. The
     within-item claims need `MIN_WITHIN_ITEMS` items whose correctness varies over k; below that they are
     not judged (left out)."""
-    from icl_geometry import stats
+    from icl_geometry.core import stats
 
     delta = table_deltas(table)
     L = delta["id_abs"].shape[1]
@@ -519,7 +521,7 @@ def size_table(small: Any, large: Any, n_boot: int = 1000, level: float = 0.9, s
     """`size_comparison` judged (`claims.judge`) as a table: claim, value, interval, verdict, expectation."""
     import pandas as pd
 
-    from icl_geometry import claims
+    from icl_geometry.bookkit import claims
 
     recs = []
     for c in size_comparison(small, large, n_boot, level, seed):

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from icl_geometry import attention_graph as ag
-from icl_geometry import lm
+from icl_geometry.core import attention_graph as ag
+from icl_geometry.llm import lm
 
 
 @dataclass

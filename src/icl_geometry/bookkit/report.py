@@ -33,7 +33,7 @@ def place_in_paper(text: str) -> str:
 
 def load_rows(*folders: Path) -> list[dict[str, Any]]:
     """One row per claim in every `*.json` results file of `folders` (missing folders are skipped)."""
-    from icl_geometry.chapters import all_specs
+    from icl_geometry.bookkit.specs import all_specs
 
     specs = all_specs()
     rows = []
