@@ -6,12 +6,12 @@ import json
 
 import pytest
 
-from icl_geometry.bookkit import claims, profiles
+from icl_geometry.bookkit import claims, paths, profiles
 
 
 @pytest.fixture
 def book(tmp_path, monkeypatch):
-    monkeypatch.setenv(claims.RESULTS_ENV, str(tmp_path))
+    monkeypatch.setenv(paths.RESULTS_ENV, str(tmp_path))
     return claims.ClaimBook(profiles.resolve("00", device="cpu"))
 
 

@@ -11,34 +11,14 @@ results file into one table for the replication-report page.
 from __future__ import annotations
 
 import json
-import math
 import os
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
-RESULTS_ENV = "ICL_GEOMETRY_RESULTS"
-VERDICTS = ("reproduced", "not reproduced", "inconclusive", "no effect")
-DIRECTIONS = ("greater", "less", "none")  # "none": the claim is that there is no effect (within null_margin)
-# paper: a statement the paper makes; ours: the book's own derivation, extension or control;
-# check: an identity or self-consistency check that cannot fail with correct code (never a replication).
-KINDS = ("paper", "ours", "check")
-
-
-def repo_root(start: Path | None = None) -> Path:
-    """The nearest directory above `start` (default: cwd) that holds pyproject.toml, else cwd."""
-    here = (start or Path.cwd()).resolve()
-    for d in (here, *here.parents):
-        if (d / "pyproject.toml").exists():
-            return d
-    return here
-
-
-def results_dir(profile: str = "ci") -> Path:
-    """$ICL_GEOMETRY_RESULTS, else `runs/<profile>/results/` at the repository root."""
-    env = os.environ.get(RESULTS_ENV)
-    return Path(env).expanduser() if env else repo_root() / "runs" / profile / "results"
+from icl_geometry.bookkit.paths import results_dir
+from icl_geometry.core.verdicts import KINDS, ClaimSpec, Measured, check_declared, finite, judge
 
 
 @dataclass(frozen=True)
@@ -57,65 +37,14 @@ class Claim:
     null_margin: float | None = None  # smallest effect of interest, declared before measuring
     forced_by: str = ""  # why the outcome is forced by how the measure is built (then it is no evidence)
     exact: str = ""  # why the value has no sampling uncertainty (then it needs no interval)
+    confounded_by: str = ""  # what the comparison cannot separate by design (then it is shown, not counted)
+    role: str = ""  # primary | supporting (core.verdicts.ROLES)
+    basis: str = ""  # derived | empirical (core.verdicts.BASES)
 
     @property
     def counts(self) -> bool:
         """Whether this claim enters the replication count: a paper claim whose outcome was not forced."""
-        return self.kind == "paper" and not self.forced_by
-
-
-def _number(name: str, v: Any) -> float:
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        raise ValueError(f"claims: {name} must be a number, got {v!r}") from None
-    if not math.isfinite(f):
-        raise ValueError(f"claims: {name} must be finite, got {v!r}")
-    return f
-
-
-def judge(value: float, *, expected: float | None = None, tolerance: float | None = None,
-          direction: str | None = None, threshold: float = 0.0,
-          interval: tuple[float, float] | None = None, null_margin: float | None = None) -> tuple[str, str]:
-    """Verdict and a readable expectation for one value.
-
-    - `expected` + `tolerance`: reproduced when |value - expected| <= tolerance.
-    - `direction` ('greater'/'less') + `threshold`: reproduced when value lies on that side.
-      With an `interval` (e.g. a bootstrap CI), an interval that straddles the threshold is
-      'inconclusive' rather than a verdict either way, unless a `null_margin` d was declared and the
-      interval lies inside [threshold - d, threshold + d]: then the verdict is 'no effect'.
-    - `direction='none'` (the claim is that there is no effect) + `null_margin` + `interval`: reproduced
-      when the interval lies inside the margin, not reproduced when it excludes the threshold,
-      inconclusive otherwise.
-    """
-    if (expected is None) == (direction is None):
-        raise ValueError("claims: give exactly one of `expected` (with `tolerance`) or `direction`")
-    if null_margin is not None and (direction is None or not null_margin > 0):
-        raise ValueError(f"claims: `null_margin` must be a number > 0 and goes with `direction`, got {null_margin!r}")
-    if expected is not None:
-        if tolerance is None or tolerance < 0:
-            raise ValueError(f"claims: `tolerance` must be a number >= 0 with `expected`, got {tolerance!r}")
-        ok = abs(value - expected) <= tolerance
-        return ("reproduced" if ok else "not reproduced"), f"{expected:g} ± {tolerance:g}"
-    if direction not in DIRECTIONS:
-        raise ValueError(f"claims: `direction` = {direction!r} is not allowed: expected one of {list(DIRECTIONS)}")
-    lo, hi = sorted(interval) if interval is not None else (value, value)
-    inside = null_margin is not None and threshold - null_margin <= lo and hi <= threshold + null_margin
-    if direction == "none":
-        if null_margin is None or interval is None:
-            raise ValueError("claims: direction='none' (no effect) needs a `null_margin` and an `interval`")
-        text = f"within {threshold:g} ± {null_margin:g}"
-        if inside:
-            return "reproduced", text
-        return ("inconclusive" if lo <= threshold <= hi else "not reproduced"), text
-    sign = ">" if direction == "greater" else "<"
-    text = f"{sign} {threshold:g}" + (f" (no effect: within ± {null_margin:g})" if null_margin is not None else "")
-    if inside:
-        return "no effect", text
-    if interval is not None and lo <= threshold <= hi:
-        return "inconclusive", text
-    ok = value > threshold if direction == "greater" else value < threshold
-    return ("reproduced" if ok else "not reproduced"), text
+        return self.kind == "paper" and not self.forced_by and not self.confounded_by
 
 
 class ClaimBook:
@@ -139,7 +68,8 @@ class ClaimBook:
     def record(self, claim_id: str, value: Any, *, kind: str | None = None, expected: float | None = None,
                tolerance: float | None = None, direction: str | None = None, threshold: float = 0.0,
                interval: tuple[float, float] | None = None, null_margin: float | None = None,
-               paper: str = "", note: str = "", forced_by: str = "", exact: str = "") -> Claim:
+               paper: str = "", note: str = "", forced_by: str = "", exact: str = "", confounded_by: str = "",
+               role: str = "", basis: str = "") -> Claim:
         """Judge `value` (see `judge`) and save it; returns the recorded claim.
 
         kind: 'paper', 'ours' or 'check' (see KINDS). A paper or ours claim judged by a direction needs an
@@ -150,19 +80,40 @@ class ClaimBook:
             raise ValueError(f"claims: claim_id must be a non-empty string, got {claim_id!r}")
         if kind is not None and kind not in KINDS:
             raise ValueError(f"claims: kind = {kind!r} is not allowed: expected one of {list(KINDS)}")
-        value = _number("value", value)
+        value = finite("value", value)
         if interval is not None:
-            interval = (_number("interval[0]", interval[0]), _number("interval[1]", interval[1]))
+            interval = (finite("interval[0]", interval[0]), finite("interval[1]", interval[1]))
         if kind in ("paper", "ours") and direction is not None and interval is None and not exact:
             raise ValueError(f"claims: {claim_id!r} is a data-dependent verdict: give its `interval` "
                              f"(seeds, restarts or bootstrap), or say in `exact` why it has none")
         verdict, expectation = judge(value, expected=expected, tolerance=tolerance, direction=direction,
                                      threshold=threshold, interval=interval, null_margin=null_margin)
         claim = Claim(claim_id, value, verdict, expectation, paper, note,
-                      *(sorted(interval) if interval else (None, None)), kind, null_margin, forced_by, exact)
+                      *(sorted(interval) if interval else (None, None)), kind, null_margin, forced_by, exact,
+                      confounded_by, role, basis)
         self.claims[claim_id] = claim
         self.save()
         return claim
+
+    def record_all(self, claims: Mapping[str, ClaimSpec], values: Mapping[str, Measured]) -> list[Claim]:
+        """Record every declared claim the run measured, in the order `claims` declares them.
+
+        `values` is a chapter's `claim_values(rows, config)`; a claim it leaves out was not judged by this run
+        (e.g. too few items) and is not recorded. A note in a spec may name config fields (`{n_items}`)."""
+        check_declared(claims, values)
+        fields = dict(self.meta)
+        out = []
+        for cid, spec in claims.items():
+            if cid not in values:
+                continue
+            m = Measured(*values[cid]) if not isinstance(values[cid], Measured) else values[cid]
+            out.append(self.record(
+                cid, m.value, kind=spec.kind, expected=spec.expected, tolerance=spec.tolerance,
+                direction=spec.direction, threshold=spec.threshold if m.threshold is None else m.threshold,
+                interval=m.interval, null_margin=spec.null_margin, paper=spec.paper,
+                note=m.note or spec.note.format_map(fields), forced_by=spec.forced_by, exact=spec.exact,
+                confounded_by=spec.confounded_by, role=spec.role, basis=spec.basis))
+        return out
 
     def false_positive_note(self, level: float = 0.9) -> str:
         """How many paper claims this run judges, and how many would come out 'reproduced' by chance alone

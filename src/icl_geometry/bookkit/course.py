@@ -28,7 +28,7 @@ from typing import Any
 import nbformat
 
 from icl_geometry.bookkit.specs import all_specs
-from icl_geometry.bookkit.claims import repo_root
+from icl_geometry.bookkit.paths import repo_root
 from icl_geometry.bookkit.widgets import STATIC_ENV
 
 ANSWER = "# Your answer"

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any, Mapping
 
-from icl_geometry.bookkit.claims import repo_root
+from icl_geometry.bookkit.paths import repo_root
 
 NOT_JUDGED = "not judged"
 

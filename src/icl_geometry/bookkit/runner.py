@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from icl_geometry.bookkit.specs import all_specs, get_spec
-from icl_geometry.bookkit.claims import RESULTS_ENV, repo_root
+from icl_geometry.bookkit.paths import RESULTS_ENV, repo_root
 from icl_geometry.bookkit.specs.schema import PROFILES
 from icl_geometry.llm.lm import DEVICES
 from icl_geometry.bookkit.report import counts_line, glance, load_rows, render

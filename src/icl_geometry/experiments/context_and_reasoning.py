@@ -525,7 +525,7 @@ def size_table(small: Any, large: Any, n_boot: int = 1000, level: float = 0.9, s
 
     recs = []
     for c in size_comparison(small, large, n_boot, level, seed):
-        verdict, expect = claims.judge(c["value"], interval=c["interval"], direction=c["direction"],
+        verdict, expect = judge(c["value"], interval=c["interval"], direction=c["direction"],
                                        null_margin=c["null_margin"])
         recs.append({"claim": c["claim_id"], "larger minus smaller": c["value"], "low": c["interval"][0],
                      "high": c["interval"][1], "verdict": verdict, "expected": expect, "note": c["note"]})
