@@ -39,9 +39,13 @@ def _column_digest(values: pd.Series) -> str:
     return hashlib.sha256("\n".join(text).encode()).hexdigest()[:16]
 
 
-def _rows(path: Path) -> dict:
+def _rows(path: Path, first: int | None = None) -> dict:
+    """The row count and a digest per column (of the first `first` rows only, when given)."""
     table = pd.read_csv(path)
-    return {"n": len(table), "columns": {c: _column_digest(table[c]) for c in table.columns}}
+    n = len(table)
+    if first is not None:
+        table = table.iloc[:first]
+    return {"n": n, "columns": {c: _column_digest(table[c]) for c in table.columns}}
 
 
 def _cell_text(cell: dict) -> str:
