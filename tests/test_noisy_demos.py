@@ -9,7 +9,8 @@ import torch
 
 from icl_geometry import demos
 
-from icl_geometry.llm import engine
+from icl_geometry.llm import engine, lm
+from icl_geometry.experiments import base
 from icl_geometry.experiments import noisy_demonstrations as nd
 
 # The tiny tokenizer knows few words: a family whose label words and inputs are in its vocabulary.
@@ -21,11 +22,11 @@ def test_conditions_and_models():
     assert nd.conditions((0, 0.5, 1), (0.5,)) == [("clean", 0.0), ("label", 0.5), ("label", 1.0), ("input", 0.5)]
     with pytest.raises(ValueError, match="label noise rate"):
         nd.conditions((1.5,), ())
-    assert nd.parse_models("smollm2-135m, org/model") == ["smollm2-135m", "org/model"]
+    assert lm.parse_models("smollm2-135m, org/model") == ["smollm2-135m", "org/model"]
     with pytest.raises(ValueError, match="Parameter 'models'"):
-        nd.parse_models("smollm2-135m,not a model")
+        lm.parse_models("smollm2-135m,not a model")
     with pytest.raises(ValueError, match="at least one"):
-        nd.parse_models(" , ")
+        lm.parse_models(" , ")
 
 
 @pytest.mark.parametrize("arch", ["llama", "gemma3"])
@@ -202,11 +203,13 @@ def test_claims_recomputed_from_the_kept_rows_equal_the_live_ones(tiny_run, tiny
                                   seed=0, batch_size=5, batch_tokens=400)
     live = nd.size_comparison(tiny_run, other, (0.0, 0.5, 1.0), (0.0, 1.0), n_boot=100, seed=1)
     assert set(live["claims"]) == set(nd.CLAIMS)
-    path = nd.save_rows([tiny_run, other], tmp_path / "results" / "07.json")
+    path = base.save_rows(nd.rows_table([tiny_run, other]), tmp_path / "results" / "07.json")
     assert path.name == "07_rows.csv.gz"
-    back = nd.runs_from_rows(pd.read_csv(path))
-    again = nd.size_comparison(back[tiny_run.model], back[other.model], (0.0, 0.5, 1.0), (0.0, 1.0), n_boot=100, seed=1)
+    config = {"models": f"{tiny_run.model},{other.model}", "flip_rates": [0.0, 0.5, 1.0], "noise_rates": [0.0, 1.0],
+              "n_boot": 100, "seed": 1}
+    again = nd.claim_values(base.load_rows(path), config)
+    assert list(again) == list(nd.CLAIMS)
     for cid, (value, interval) in live["claims"].items():
-        v2, i2 = again["claims"][cid]
+        v2, i2 = again[cid].value, again[cid].interval
         np.testing.assert_allclose([v2, *i2], [value, *interval], rtol=1e-12, atol=1e-12, equal_nan=True,
                                    err_msg=cid)

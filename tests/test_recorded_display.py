@@ -1,5 +1,5 @@
-"""How a chapter shows its recorded runs beside the live one (`icl_geometry.bookkit.recorded`, `cg.say`,
-`cg.within_item_table`): known answers on small hand-made results, no model."""
+"""How a chapter shows its recorded runs beside the live one (`icl_geometry.bookkit.recorded`: `say`,
+`claim_grid`, with chapter 4's ids): known answers on small hand-made results, no model."""
 
 from __future__ import annotations
 
@@ -55,17 +55,20 @@ def test_verdict_table_keeps_claims_only_a_recorded_run_judged():
     assert table.loc["a", "ci (this run)"] == "reproduced (0.5)"
 
 
+WHY = {"within_item": cg.NOT_JUDGED_WHY}
+
+
 def test_say_names_why_a_within_item_claim_is_missing():
     got = {"fig6_abs_final_rise_predicts_correct": _claim("fig6_abs_final_rise_predicts_correct", 0.2, "reproduced", 0.1, 0.3)}
-    assert cg.say(got, "fig6_abs_final_rise_predicts_correct") == "0.2 [0.1, 0.3], reproduced"
-    assert str(cg.MIN_WITHIN_ITEMS) in cg.say(got, "fig6_abs_within_item")
-    assert cg.say(got, "fig6_abs_within_item").startswith(recorded.NOT_JUDGED)
-    assert cg.say(got, "no_such_claim") == "not measured in this run"
+    assert recorded.say(got, "fig6_abs_final_rise_predicts_correct", WHY) == "0.2 [0.1, 0.3], reproduced"
+    assert str(cg.MIN_WITHIN_ITEMS) in recorded.say(got, "fig6_abs_within_item", WHY)
+    assert recorded.say(got, "fig6_abs_within_item", WHY).startswith(recorded.NOT_JUDGED)
+    assert recorded.say(got, "no_such_claim", WHY) == "not measured in this run"
 
 
-def test_within_item_table_is_reading_by_scoring():
+def test_within_item_grid_is_reading_by_scoring():
     got = {"fig6_rel_within_item_choice": _claim("fig6_rel_within_item_choice", -0.099, "not reproduced", -0.148, -0.049)}
-    table = cg.within_item_table(got)
+    table = recorded.claim_grid(got, cg.WITHIN_ITEM_IDS, WHY, "reading")
     assert list(table.index) == ["absolute", "relative"] and list(table.columns) == ["greedy", "choice"]
     assert table.loc["relative", "choice"] == "-0.099 [-0.15, -0.049], not reproduced"
     assert table.loc["absolute", "greedy"].startswith(recorded.NOT_JUDGED)

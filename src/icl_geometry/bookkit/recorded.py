@@ -73,3 +73,25 @@ def verdict_table(live: Mapping[str, Any], recorded: Mapping[Path, Mapping[str, 
         columns[column_name(rec)] = {c["claim_id"]: cell(c) for c in rec.get("claims", [])}
     order = list(dict.fromkeys(cid for col in columns.values() for cid in col))
     return pd.DataFrame({name: pd.Series(col, dtype=object) for name, col in columns.items()}).reindex(order).fillna(NOT_JUDGED)
+
+
+def say(claims_by_id: Mapping[str, Any], claim_id: str, why_missing: Mapping[str, str] | None = None) -> str:
+    """One claim of a run (id -> `Claim` or its JSON dict) as 'value [low, high], verdict' (`phrase`), or why the
+    run has none: `why_missing` maps a part of an id (e.g. 'within_item') to the reason such a claim can go
+    unjudged; any other missing claim reads 'not measured in this run'."""
+    c = claims_by_id.get(claim_id)
+    if c is not None:
+        return phrase(c)
+    for part, why in (why_missing or {}).items():
+        if part in claim_id:
+            return f"{NOT_JUDGED} ({why})"
+    return "not measured in this run"
+
+
+def claim_grid(claims_by_id: Mapping[str, Any], ids: Mapping[str, Mapping[str, str]],
+               why_missing: Mapping[str, str] | None = None, index_name: str = ""):
+    """A table of claims phrased by `say`: `ids` maps each column to {row: claim id}."""
+    import pandas as pd
+
+    cells = {col: {row: say(claims_by_id, cid, why_missing) for row, cid in rows.items()} for col, rows in ids.items()}
+    return pd.DataFrame(cells).rename_axis(index_name)

@@ -16,12 +16,15 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
-
-from icl_geometry.bookkit import recorded
+import pandas as pd
 
 from icl_geometry import tasks
-from icl_geometry.llm.packing import PromptPass, tail_lengths, trace_generate
+from icl_geometry.core import stats
 from icl_geometry.core.stats import item_mean_interval
+from icl_geometry.core.verdicts import ClaimSpec, Measured, judge
+from icl_geometry.experiments import base
+from icl_geometry.llm import engine, lm
+from icl_geometry.llm.packing import PromptPass, tail_lengths, trace_generate
 
 MEASURES = ("id_abs", "id_rel", "twonn")
 
@@ -63,8 +66,6 @@ def choice_scores(loaded: Any, items: Sequence[tasks.Item], prompts: Sequence[st
     the gold and its family's distractors) after each prompt (`engine.score_choices`; `groups` marks prompts
     that share their examples, scored on one cache). Returns whether the gold scored highest, and its margin
     over the best distractor (log-probability, natural log)."""
-    from icl_geometry.llm import engine
-
     options = [tasks.choices(it) for it in items]
     prefix = answer_prefix(loaded)
     scores = engine.score_choices(loaded, prompts, [[prefix + c for c in opts] for opts in options],
@@ -115,38 +116,6 @@ def _interleave(groups: list[list[int]]) -> list[int]:
     return out
 
 
-def _checkpoint_key(loaded: Any, settings: dict[str, Any]) -> str:
-    import hashlib
-    import json
-
-    return hashlib.sha256(json.dumps({"model": loaded.name, **settings}, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def _load_checkpoint(path: Path | None, key: str) -> dict[str, Any] | None:
-    import pickle
-
-    if path is None or not Path(path).exists():
-        return None
-    with open(path, "rb") as f:
-        state = pickle.load(f)
-    return state if state.get("key") == key else None
-
-
-def _save_checkpoint(path: Path | None, state: dict[str, Any]) -> None:
-    """Atomic: written beside, then renamed, so an interruption never leaves a half-written file."""
-    import os
-    import pickle
-
-    if path is None:
-        return
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with open(tmp, "wb") as f:
-        pickle.dump(state, f, protocol=pickle.HIGHEST_PROTOCOL)
-    os.replace(tmp, path)
-
-
 def run_experiment(loaded: Any, families: Sequence[str], n_candidates: int, shots: Sequence[int],
                    perturbed_shots: Sequence[int] = (), n_base: int | None = None,
                    contexts: Sequence[str] = tasks.CONTEXTS, seed: int = 0, n_pool: int = 50, eps: float = 0.1,
@@ -166,8 +135,6 @@ def run_experiment(loaded: Any, families: Sequence[str], n_candidates: int, shot
     items (default: all in one pass), and resumes from it when called again with the same settings (other
     settings start afresh), so an interruption loses at most `items_per_pass` items.
     """
-    import pandas as pd
-
     for c in contexts:
         if c not in tasks.CONTEXTS:
             raise ValueError(f"contexts: {c!r} is not allowed: expected some of {list(tasks.CONTEXTS)}")
@@ -180,10 +147,11 @@ def run_experiment(loaded: Any, families: Sequence[str], n_candidates: int, shot
         raise ValueError(f"items_per_pass = {items_per_pass!r} is not allowed: expected an integer >= 1 or None")
     kw = dict(eps=eps, batch_size=batch_size, batch_tokens=batch_tokens, max_new_tokens=max_new_tokens,
               mlp_layers=mlp_layers)
-    key = _checkpoint_key(loaded, dict(families=list(families), n_candidates=n_candidates, shots=list(shots),
-                                       perturbed=list(perturbed_shots), n_base=n_base, contexts=list(contexts),
-                                       seed=seed, n_pool=n_pool, chat_style=chat_style, **kw))
-    state = _load_checkpoint(Path(checkpoint) if checkpoint else None, key) or {"key": key, "done": 0, "parts": []}
+    saved = base.Checkpoint(checkpoint, base.checkpoint_key(
+        model=loaded.name, families=list(families), n_candidates=n_candidates, shots=list(shots),
+        perturbed=list(perturbed_shots), n_base=n_base, contexts=list(contexts), seed=seed, n_pool=n_pool,
+        chat_style=chat_style, **kw))
+    state = saved.load() or {"done": 0, "parts": []}
     pools, cand, cand_idx = {}, [], []
     for fam in families:
         test, pool = tasks.split(fam, n_candidates, n_pool, seed=seed, strict=False)
@@ -196,7 +164,7 @@ def run_experiment(loaded: Any, families: Sequence[str], n_candidates: int, shot
         res0, correct0 = answer(loaded, cand, zero_prompts, progress=progress, **kw)
         choice0, margin0 = choice_scores(loaded, cand, zero_prompts, batch_size, batch_tokens)
         state["zero"], state["zero_seconds"] = (res0, correct0, choice0, margin0), time.perf_counter() - t0
-        _save_checkpoint(checkpoint, state)
+        saved.save(state)
     res0, correct0, choice0, margin0 = state["zero"]
     candidates = pd.DataFrame({"family": [it.family for it in cand], "index": cand_idx,
                                "question": [it.question for it in cand], "answer": [it.answer for it in cand],
@@ -205,34 +173,34 @@ def run_experiment(loaded: Any, families: Sequence[str], n_candidates: int, shot
                                "choice_correct": choice0, "choice_margin": margin0,
                                "n_choices": [len(tasks.choices(it)) for it in cand],
                                "two_option": [tasks.two_option(it) for it in cand]})
-    base = _interleave([[i for i in range(len(cand)) if cand[i].family == f and not correct0[i]
+    base_idx = _interleave([[i for i in range(len(cand)) if cand[i].family == f and not correct0[i]
                          and not tasks.two_option(cand[i])] for f in families])
-    base = base[:n_base] if n_base is not None else base
-    items = [cand[i] for i in base]
+    base_idx = base_idx[:n_base] if n_base is not None else base_idx
+    items = [cand[i] for i in base_idx]
 
-    spec = [(b, c, k) for b in range(len(base)) for c in contexts
+    spec = [(b, c, k) for b in range(len(base_idx)) for c in contexts
             for k in (shots if c == "shots" else perturbed_shots)]
-    step = items_per_pass or max(len(base), 1)
-    chunks = [[r for r in spec if lo <= r[0] < lo + step] for lo in range(0, len(base), step)]
+    step = items_per_pass or max(len(base_idx), 1)
+    chunks = [[r for r in spec if lo <= r[0] < lo + step] for lo in range(0, len(base_idx), step)]
     bar = None
     if progress and len(chunks) > 1:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=len(base), initial=min(state["done"], len(base)), desc=f"base items ({loaded.name})",
+        bar = tqdm(total=len(base_idx), initial=min(state["done"], len(base_idx)), desc=f"base items ({loaded.name})",
                    unit="item")
     for n_chunk, chunk in enumerate(chunks):
         if n_chunk < state["done"] // step or not chunk:
             continue
         t1 = time.perf_counter()
-        prompts = [prompts_for(loaded, [items[b]], pools, [cand_idx[base[b]]], k, c, seed, chat_style)[0]
+        prompts = [prompts_for(loaded, [items[b]], pools, [cand_idx[base_idx[b]]], k, c, seed, chat_style)[0]
                    for b, c, k in chunk]
         chunk_items = [items[b] for b, _, _ in chunk]
         res, correct = answer(loaded, chunk_items, prompts, progress=progress and bar is None, **kw)
         shared = [b if c == "shots" else f"{b}:{c}:{k}" for b, c, k in chunk]  # a question's nested k-shot prompts
         choice, margin = choice_scores(loaded, chunk_items, prompts, batch_size, batch_tokens, groups=shared)
         state["parts"].append((chunk, res, correct, choice, margin, time.perf_counter() - t1))
-        state["done"] = min((n_chunk + 1) * step, len(base))
-        _save_checkpoint(checkpoint, state)
+        state["done"] = min((n_chunk + 1) * step, len(base_idx))
+        saved.save(state)
         if bar is not None:
             bar.update(len({b for b, _, _ in chunk}))
     if bar is not None:
@@ -250,9 +218,9 @@ def run_experiment(loaded: Any, families: Sequence[str], n_candidates: int, shot
                          "choice_margin": cat([p[4] for p in parts], (0,)),
                          "output": outputs, "n_tokens": cat([p[1].n_tokens for p in parts], (0,)).astype(int)})
     values = {m: cat([getattr(p[1], m) for p in parts], (0, L)) for m in MEASURES}
-    zero = {m: getattr(res0, m)[base] for m in MEASURES}
+    zero = {m: getattr(res0, m)[base_idx] for m in MEASURES}
     last_mlp = cat([p[1].last_mlp for p in parts], (0, len(res0.mlp_layers), loaded.d_model)).astype(np.float16)
-    return ContextRun(loaded.name, L, eps, candidates, items, rows, values, zero, last_mlp, res0.last_mlp[base],
+    return ContextRun(loaded.name, L, eps, candidates, items, rows, values, zero, last_mlp, res0.last_mlp[base_idx],
                       res0.mlp_layers, res0.tokens_fed + sum(p[1].tokens_fed for p in parts),
                       int(res0.n_tokens.sum() + sum(p[1].n_tokens.sum() for p in parts)),
                       {"zero_shot_pass": state["zero_seconds"], "context_pass": sum(p[5] for p in parts)})
@@ -290,16 +258,13 @@ SCORINGS = {"greedy": "correct", "choice": "choice_correct"}  # greedy extractio
 FIG8_FLAT_MARGIN = 0.25  # |logistic slope per SD| below this is 'no effect' at the first layer, declared beforehand
 MIN_WITHIN_ITEMS = 10  # a within-item claim is judged only on at least this many items that vary within (fewer: a
 #                        bootstrap over a handful of items gives intervals far too narrow to mean anything)
-ROWS_SUFFIX = "_rows.csv.gz"  # a run's per-prompt rows, beside its results JSON
 
 
-def rows_table(run: ContextRun):
+def rows_table(run: ContextRun) -> pd.DataFrame:
     """One row per context prompt: item, family, context, k, both correctness scorings, `choice_base` (the
     item was also wrong at 0 shots under constrained choice), n_tokens, and every measure's change from 0
     shots at every layer (`d_<measure>_<layer>`). Every claim of `claim_values` is computed from this table
     alone, so a recorded run can commit it and a test can recompute its verdicts without the model."""
-    import pandas as pd
-
     wrong_choice0 = {q for q, ok in zip(run.candidates.question, run.candidates.choice_correct) if not ok}
     item_wrong_choice0 = np.array([it.question in wrong_choice0 for it in run.items], bool)
     r = run.rows
@@ -309,15 +274,6 @@ def rows_table(run: ContextRun):
     return pd.concat([base.reset_index(drop=True), pd.DataFrame(cols)], axis=1)
 
 
-def save_rows(run: ContextRun, results_json: str | Path) -> Path:
-    """Write `rows_table(run)` beside a chapter's results JSON (`04.json` -> `04_rows.csv.gz`)."""
-    results_json = Path(results_json)
-    path = results_json.with_name(results_json.stem + ROWS_SUFFIX)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    rows_table(run).to_csv(path, index=False)
-    return path
-
-
 def table_deltas(table: Any) -> dict[str, np.ndarray]:
     """measure -> (n_rows, n_layers) from a `rows_table`."""
     out = {}
@@ -325,16 +281,6 @@ def table_deltas(table: Any) -> dict[str, np.ndarray]:
         cols = sorted((c for c in table.columns if c.startswith(f"d_{m}_")), key=lambda c: int(c.rsplit("_", 1)[1]))
         out[m] = table[cols].to_numpy(float)
     return out
-
-
-def forced_reasons(eps: float) -> dict[str, str]:
-    """Why each reading's first-layer claim cannot come out otherwise (chapter 4, section 5)."""
-    return {
-        "abs": f"absolute reading at eps={eps:g} is capped at {int(np.ceil(1 / eps)) - 1} keys per head; "
-               "longer context spreads first-layer attention below eps, so it must fall",
-        "rel": "relative reading counts keys above eps x the row maximum; on near-uniform first-layer attention "
-               "that is roughly every added token, so it must rise",
-    }
 
 
 def context_contrast(table: Any, values: np.ndarray, a: str, b: str, n_boot: int = 1000, level: float = 0.9,
@@ -373,8 +319,6 @@ def size_comparison(small: Any, large: Any, n_boot: int = 1000, level: float = 0
     the within-item correlation (both readings, both scorings; items that vary within), the Fig. 8
     final-layer slope (both readings, greedy) and the accuracy gain of examples over random tokens (both
     scorings)."""
-    from icl_geometry.core import stats
-
     out: list[dict[str, Any]] = []
     boot = dict(n_boot=n_boot, level=level, seed=seed)
 
@@ -423,132 +367,158 @@ def size_comparison(small: Any, large: Any, n_boot: int = 1000, level: float = 0
     return out
 
 
-def claim_values(table: Any, eps: float, n_boot: int = 1000, level: float = 0.9, seed: int = 0) -> list[dict[str, Any]]:
-    """Every claim of chapter 4, computed from a `rows_table` alone: dicts with claim_id, value, interval and
-    the fields `ClaimBook.record` takes (kind, direction, paper, note, null_margin, forced_by).
+LEVEL = 0.9  # every interval of chapter 4 is a 90% interval
+
+_FIG = {
+    "fig6_{key}_final_rise_predicts_correct{sfx}": (
+        "A, Fig. 6", "the larger the final-layer ID increase, the more likely a correct answer", {}),
+    "fig6_{key}_within_item{sfx}": (
+        "A, Fig. 6 within a question", "the k with a larger final-layer ID increase are the ones answered right", {}),
+    "fig8_{key}_final_slope_positive{sfx}": (
+        "A, Fig. 8", "the last layers' ID change is informative of correctness", {}),
+    "fig8_{key}_first_layer_flat{sfx}": (
+        "A, Fig. 8", "the first layers' ID change is not informative",
+        {"direction": "none", "null_margin": FIG8_FLAT_MARGIN}),
+}
+_FORCED = {
+    "abs": "the absolute reading counts at most ceil(1/eps) - 1 keys per head above eps (9 at eps = 0.1); longer "
+           "context spreads first-layer attention below eps, so it must fall",
+    "rel": "relative reading counts keys above eps x the row maximum; on near-uniform first-layer attention "
+           "that is roughly every added token, so it must rise",
+}
+
+
+def _declare() -> dict[str, ClaimSpec]:
+    """Chapter 4's claims, in the order the chapter records them (scorings, then readings, then controls)."""
+    claims: dict[str, ClaimSpec] = {}
+    for scoring in SCORINGS:
+        sfx = "" if scoring == "greedy" else "_choice"
+        for key in READINGS:
+            for pattern, (source, statement, how) in _FIG.items():
+                claims[pattern.format(key=key, sfx=sfx)] = ClaimSpec(
+                    statement, source, "paper", **{"direction": "greater", **how})
+        for other in ("random", "shuffled"):
+            claims[f"fig7_accuracy_shots_minus_{other}{sfx}"] = ClaimSpec(
+                "random or shuffled context helps less than examples", "A, Fig. 7", "paper", "greater")
+    for key in READINGS:
+        claims[f"first_layer_rise_any_context_{key}"] = ClaimSpec(
+            "prepending any tokens raises the first-layer ID", "A, Sec. 3", "paper", "greater",
+            forced_by=_FORCED[key])
+        for other in ("random", "shuffled"):
+            claims[f"fig7_{key}_final_rise_shots_minus_{other}"] = ClaimSpec(
+                "random or shuffled context raises the final-layer ID less than examples do", "A, Fig. 7",
+                "paper", "greater")
+    for key in (*READINGS, "twonn"):
+        claims[f"final_{key}_slope_controlling_k_family"] = ClaimSpec(
+            "does the final-layer change predict beyond k and family?", "not in the paper", "ours", "greater")
+    claims["fig6_twonn_final_rise_predicts_correct"] = ClaimSpec(
+        "Fig. 6 with a geometric ID (TwoNN)", "not in the paper", "ours", "greater")
+    return claims
+
+
+CLAIMS: dict[str, ClaimSpec] = _declare()
+
+
+def claim_values(rows: pd.DataFrame, config: Any) -> dict[str, Measured]:
+    """Every claim of chapter 4 from a `rows_table` alone (and the run's `n_boot` and `seed`).
 
     Greedy-scored claims use every base item; choice-scored ones (suffix `_choice`) the base items that
     constrained choice also got wrong at 0 shots. Correlations and slopes use the prompts with examples. The
     within-item claims need `MIN_WITHIN_ITEMS` items whose correctness varies over k; below that they are
     not judged (left out)."""
-    from icl_geometry.core import stats
-
+    cfg = base.settings(config)
+    table = rows
     delta = table_deltas(table)
     L = delta["id_abs"].shape[1]
     last = L - 1
     shots = (table["context"] == "shots").to_numpy()
     groups = table["item"].to_numpy()
     contexts = set(table["context"])
-    boot = dict(n_boot=n_boot, level=level, seed=seed)
-    forced = forced_reasons(eps)
-    out: list[dict[str, Any]] = []
+    boot = dict(n_boot=cfg["n_boot"], level=LEVEL, seed=cfg["seed"])
+    out: dict[str, Measured] = {}
 
-    def add(claim_id, value, interval, **meta):
-        out.append({"claim_id": claim_id, "value": float(value),
-                    "interval": tuple(float(v) for v in interval) if interval is not None else None, **meta})
+    def add(claim_id: str, value: float, interval: Any, note: str) -> None:
+        out[claim_id] = Measured(float(value), tuple(float(v) for v in interval), note)
 
     for scoring, column in SCORINGS.items():
         sfx = "" if scoring == "greedy" else "_choice"
-        rows = shots & (table["choice_base"].to_numpy(bool) if scoring == "choice" else True)
+        sel = shots & (table["choice_base"].to_numpy(bool) if scoring == "choice" else True)
         y = table[column].to_numpy(float)
         how = "greedy answers" if scoring == "greedy" else "constrained choice among the family's answers"
-        if rows.sum() < 4 or np.ptp(y[rows]) == 0:
+        if sel.sum() < 4 or np.ptp(y[sel]) == 0:
             continue
         for key, m in READINGS.items():
             x = delta[m][:, last]
-            rho, ci = stats.bootstrap_correlation(x[rows], y[rows], groups[rows], **boot)
-            add(f"fig6_{key}_final_rise_predicts_correct{sfx}", rho, ci, kind="paper", direction="greater",
-                paper="Fig. 6: the larger the final-layer ID increase, the more likely a correct answer",
-                note=f"Spearman rho over prompts with examples (pooled), eq. 8 {key} reading, {how}")
-            r_w, ci_w, n_w = stats.within_item_correlation(x[rows], y[rows], groups[rows], **boot)
+            rho, ci = stats.bootstrap_correlation(x[sel], y[sel], groups[sel], **boot)
+            add(f"fig6_{key}_final_rise_predicts_correct{sfx}", rho, ci,
+                f"Spearman rho over prompts with examples (pooled), eq. 8 {key} reading, {how}")
+            r_w, ci_w, n_w = stats.within_item_correlation(x[sel], y[sel], groups[sel], **boot)
             if n_w >= MIN_WITHIN_ITEMS:
-                add(f"fig6_{key}_within_item{sfx}", r_w, ci_w, kind="paper", direction="greater",
-                    paper="Fig. 6 within a question: the k with a larger final-layer ID increase are the ones answered right",
-                    note=f"mean over {n_w} items of the within-item Spearman rho over k, {key} reading, {how}")
-            fits = {layer: stats.fit_logistic({"change": delta[m][rows, layer]}, y[rows], groups[rows], **boot)
+                add(f"fig6_{key}_within_item{sfx}", r_w, ci_w,
+                    f"mean over {n_w} items of the within-item Spearman rho over k, {key} reading, {how}")
+            fits = {layer: stats.fit_logistic({"change": delta[m][sel, layer]}, y[sel], groups[sel], **boot)
                     for layer in (0, last)}
-            add(f"fig8_{key}_final_slope_positive{sfx}", fits[last].coef[0], fits[last].ci[0], kind="paper",
-                direction="greater", paper="Fig. 8: the last layers' ID change is informative of correctness",
-                note=f"logistic slope per SD of the final-layer change, {key} reading, {how}")
-            add(f"fig8_{key}_first_layer_flat{sfx}", fits[0].coef[0], fits[0].ci[0], kind="paper", direction="none",
-                null_margin=FIG8_FLAT_MARGIN, paper="Fig. 8: the first layers' ID change is not informative",
-                note=f"logistic slope per SD of the first-layer change, {key} reading, {how}")
+            add(f"fig8_{key}_final_slope_positive{sfx}", fits[last].coef[0], fits[last].ci[0],
+                f"logistic slope per SD of the final-layer change, {key} reading, {how}")
+            add(f"fig8_{key}_first_layer_flat{sfx}", fits[0].coef[0], fits[0].ci[0],
+                f"logistic slope per SD of the first-layer change, {key} reading, {how}")
         for other in ("random", "shuffled"):
             if other in contexts:
-                sel = table["choice_base"].to_numpy(bool) if scoring == "choice" else None
-                value, ci, n_items = context_contrast(table, y, "shots", other, rows=sel, **boot)
-                add(f"fig7_accuracy_shots_minus_{other}{sfx}", value, ci, kind="paper", direction="greater",
-                    paper="Fig. 7: random or shuffled context helps less than examples",
-                    note=f"fraction correct, same item and k, {n_items} items, {how}")
+                only = table["choice_base"].to_numpy(bool) if scoring == "choice" else None
+                value, ci, n_items = context_contrast(table, y, "shots", other, rows=only, **boot)
+                add(f"fig7_accuracy_shots_minus_{other}{sfx}", value, ci,
+                    f"fraction correct, same item and k, {n_items} items, {how}")
     for key, m in READINGS.items():
         value, ci, _ = item_mean_interval(delta[m][:, 0], groups, **boot)
-        add(f"first_layer_rise_any_context_{key}", value, ci, kind="paper", direction="greater",
-            forced_by=forced[key], paper="Sec. 3: prepending any tokens raises the first-layer ID",
-            note=f"eq. 8 {key} reading, layer 0, mean change over all context prompts")
+        add(f"first_layer_rise_any_context_{key}", value, ci,
+            f"eq. 8 {key} reading, layer 0, mean change over all context prompts")
         for other in ("random", "shuffled"):
             if other in contexts:
                 value, ci, n_items = context_contrast(table, delta[m][:, last], "shots", other, **boot)
-                add(f"fig7_{key}_final_rise_shots_minus_{other}", value, ci, kind="paper", direction="greater",
-                    paper="Fig. 7: random or shuffled context raises the final-layer ID less than examples do",
-                    note=f"eq. 8 {key} reading, final layer, same item and k, {n_items} items")
+                add(f"fig7_{key}_final_rise_shots_minus_{other}", value, ci,
+                    f"eq. 8 {key} reading, final layer, same item and k, {n_items} items")
     y = table["correct"].to_numpy(float)
     if shots.sum() >= 4 and np.ptp(y[shots]) > 0:
         k = table["k"].to_numpy(float)[shots]
         fam = stats.family_dummies(table["family"].to_numpy()[shots])
         for key, m in (*READINGS.items(), ("twonn", "twonn")):
             fit = stats.fit_logistic({"change": delta[m][shots, last], "k": k, **fam}, y[shots], groups[shots], **boot)
-            add(f"final_{key}_slope_controlling_k_family", fit.coef[0], fit.ci[0], kind="ours", direction="greater",
-                paper="not in the paper: does the final-layer change predict beyond k and family?",
-                note=f"{key}: logistic slope per SD, with k and family covariates, greedy answers")
+            add(f"final_{key}_slope_controlling_k_family", fit.coef[0], fit.ci[0],
+                f"{key}: logistic slope per SD, with k and family covariates, greedy answers")
         rho, ci = stats.bootstrap_correlation(delta["twonn"][shots, last], y[shots], groups[shots], **boot)
-        add("fig6_twonn_final_rise_predicts_correct", rho, ci, kind="ours", direction="greater",
-            paper="not in the paper: Fig. 6 with a geometric ID (TwoNN)",
-            note="Spearman rho, TwoNN of the question tokens' MLP inputs at the final layer, greedy answers")
+        add("fig6_twonn_final_rise_predicts_correct", rho, ci,
+            "Spearman rho, TwoNN of the question tokens' MLP inputs at the final layer, greedy answers")
     return out
 
 
-def record_claims(book: Any, table: Any, eps: float, n_boot: int = 1000, level: float = 0.9, seed: int = 0) -> list[str]:
-    """`claim_values` recorded in a `claims.ClaimBook`; returns the claim ids in order."""
-    ids = []
-    for c in claim_values(table, eps, n_boot, level, seed):
-        meta = {k: v for k, v in c.items() if k not in ("claim_id", "value", "interval") and v is not None}
-        book.record(c["claim_id"], c["value"], interval=c["interval"], **meta)
-        ids.append(c["claim_id"])
-    return ids
-
-
-def size_table(small: Any, large: Any, n_boot: int = 1000, level: float = 0.9, seed: int = 0):
-    """`size_comparison` judged (`claims.judge`) as a table: claim, value, interval, verdict, expectation."""
-    import pandas as pd
-
-    from icl_geometry.bookkit import claims
-
+def size_table(small: pd.DataFrame, large: pd.DataFrame, n_boot: int = 1000, level: float = LEVEL,
+               seed: int = 0) -> pd.DataFrame:
+    """`size_comparison` judged (`core.verdicts.judge`) as a table: claim, value, interval, verdict, expectation."""
     recs = []
     for c in size_comparison(small, large, n_boot, level, seed):
         verdict, expect = judge(c["value"], interval=c["interval"], direction=c["direction"],
-                                       null_margin=c["null_margin"])
+                                null_margin=c["null_margin"])
         recs.append({"claim": c["claim_id"], "larger minus smaller": c["value"], "low": c["interval"][0],
                      "high": c["interval"][1], "verdict": verdict, "expected": expect, "note": c["note"]})
     return pd.DataFrame(recs)
 
 
-def say(claims_by_id: Mapping[str, Any], claim_id: str) -> str:
-    """One claim of a run (id -> `claims.Claim` or its JSON dict) as 'value [low, high], verdict', or why the
-    run has no such claim (a within-item claim needs `MIN_WITHIN_ITEMS` items whose answers vary with k)."""
-    c = claims_by_id.get(claim_id)
-    if c is None and "within_item" in claim_id:
-        return f"{recorded.NOT_JUDGED} (fewer than {MIN_WITHIN_ITEMS} items whose answers vary with k)"
-    return "not measured in this run" if c is None else recorded.phrase(c)
+WITHIN_ITEM_IDS = {scoring: {name: f"fig6_{key}_within_item{'' if scoring == 'greedy' else '_choice'}"
+                             for key, name in (("abs", "absolute"), ("rel", "relative"))} for scoring in SCORINGS}
+NOT_JUDGED_WHY = f"fewer than {MIN_WITHIN_ITEMS} items whose answers vary with k"
 
 
-def within_item_table(claims_by_id: Mapping[str, Any]):
-    """The within-item test (the one that asks the paper's Fig. 6 question) of one run: reading x scoring,
-    each cell the mean over items of the rank correlation, over k, of final-layer ID change and correctness,
-    with its interval and verdict (`say`)."""
-    import pandas as pd
-
-    names = {"abs": "absolute", "rel": "relative"}
-    suffix = {"greedy": "", "choice": "_choice"}  # claim ids of the choice scoring end in _choice
-    cells = {scoring: {names[key]: say(claims_by_id, f"fig6_{key}_within_item{suffix[scoring]}") for key in READINGS}
-             for scoring in SCORINGS}
-    return pd.DataFrame(cells).rename_axis("reading")
+def run(config: Any, checkpoint: str | Path | None = None, *, loaded: Any = None,
+        progress: bool = False) -> pd.DataFrame:
+    """Chapter 4's whole experiment for `config` (a resolved Config or its dict): the rows of `rows_table`.
+    `loaded`: the model, when the caller has it loaded already (else `config['model']` is loaded)."""
+    cfg = base.settings(config)
+    loaded = loaded if loaded is not None else lm.load(cfg["model"], cfg["device"])
+    result = run_experiment(loaded, parse_families(cfg["families"]), cfg["n_candidates"], cfg["shots"],
+                            cfg["perturbed_shots"], n_base=cfg["n_base"], seed=cfg["seed"], n_pool=cfg["n_pool"],
+                            eps=cfg["eps"], batch_size=cfg["batch_size"], batch_tokens=cfg["batch_tokens"],
+                            max_new_tokens=cfg["max_new_tokens"], chat_style=cfg["chat_style"],
+                            progress=progress, checkpoint=checkpoint,
+                            items_per_pass=cfg["items_per_pass"] or None)
+    check_answers_vary(result.rows)
+    return rows_table(result)

@@ -17,13 +17,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+import hashlib
+
 import numpy as np
+import pandas as pd
 
 from icl_geometry import demos
-
-from icl_geometry.llm import engine, lm
 from icl_geometry.core.attention_graph import id_eps
 from icl_geometry.core.stats import cluster_resamples
+from icl_geometry.core.verdicts import ClaimSpec, Measured
+from icl_geometry.experiments import base
+from icl_geometry.llm import engine, lm
 
 NOISES = ("label", "input")
 
@@ -38,19 +42,6 @@ def conditions(flip_rates: Sequence[float], noise_rates: Sequence[float]) -> lis
             if float(r) > 0 and (noise, float(r)) not in out:
                 out.append((noise, float(r)))
     return out
-
-
-def parse_models(text: str) -> list[str]:
-    """'smollm2-135m, gemma3-270m' -> each name checked by `lm.check_model` (bundled, local dir or hub id)."""
-    names = [s.strip() for s in str(text).split(",") if s.strip()]
-    if not names:
-        raise ValueError(f"Parameter 'models' = {text!r} is not allowed: expected at least one model name")
-    for n in names:
-        try:
-            lm.check_model(n)
-        except ValueError as e:
-            raise ValueError(str(e).replace("Parameter 'model'", "Parameter 'models'")) from None
-    return names
 
 
 @dataclass
@@ -169,34 +160,14 @@ def clean_accuracy(loaded: Any, family: str, n_items: int, n_pool: int, shots: S
 
 # Per prompt, what the experiment keeps of its trace (the rest is dropped batch by batch).
 _KEPT = ("logprobs", "attention_mass", "id_sum", "id_head", "mlp")
-CHECKPOINT_VERSION = 1  # bump when what a checkpoint holds, or how it is computed, changes
+CHECKPOINT_VERSION = 2  # bump when what a checkpoint holds, or how it is computed, changes
 
 
 def checkpoint_key(loaded: Any, texts: Sequence[str], eps: float) -> str:
     """A digest of everything a checkpoint's numbers depend on: model, prompts, eps, format version."""
-    import hashlib
-
-    h = hashlib.sha256(f"{CHECKPOINT_VERSION}|{loaded.name}|{loaded.n_layers}|{eps!r}".encode())
-    for t in texts:
-        h.update(b"\0" + t.encode())
-    return h.hexdigest()[:16]
-
-
-def _load_checkpoint(path: Path, key: str, n: int) -> dict[str, np.ndarray] | None:
-    if not path.exists():
-        return None
-    with np.load(path, allow_pickle=False) as z:
-        if str(z["key"]) != key or len(z["done"]) != n:
-            return None  # another model, prompt set or version: start afresh
-        return {name: z[name] for name in ("done", "seconds", *_KEPT)}
-
-
-def _save_checkpoint(path: Path, key: str, state: dict[str, np.ndarray]) -> None:
-    """Atomic: a run killed while writing leaves the previous checkpoint intact."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, key=np.array(key), **state)
-    tmp.replace(path)
+    prompts = hashlib.sha256("\0".join(texts).encode()).hexdigest()
+    return base.checkpoint_key(version=CHECKPOINT_VERSION, model=loaded.name, n_layers=loaded.n_layers,
+                               eps=repr(eps), n_prompts=len(texts), prompts=prompts)
 
 
 def run_experiment(loaded: Any, families: Sequence[str], n_items: int, n_pool: int, k: int,
@@ -206,22 +177,19 @@ def run_experiment(loaded: Any, families: Sequence[str], n_items: int, n_pool: i
     """Trace every (query, condition) prompt once (batches by `engine.batches`, shortest first), keeping per
     prompt only the label log-probabilities and the last token's attention summaries and MLP inputs.
 
-    With `checkpoint` (a .npz path) the kept arrays are saved every `checkpoint_every` seconds and at the end;
+    With `checkpoint` (a file, `base.Checkpoint`) the kept arrays are saved every `checkpoint_every` seconds and at the end;
     a later call with the same model, prompts and eps resumes from them (batches already done are skipped),
     so an interrupted long run loses at most a minute. Results are the same with or without resuming;
     `seconds` adds up the time of every call that worked on the run.
     """
-    import pandas as pd
-
     t0 = time.perf_counter()
     conds = conditions(flip_rates, noise_rates)
     meta, prompts = build_prompts(loaded, families, n_items, n_pool, k, conds, seed)
     texts = [p.text for p in prompts]
     n = len(texts)
     lengths, groups = _order_and_batches(loaded, texts, batch_size, batch_tokens)
-    path = Path(checkpoint) if checkpoint is not None else None
-    key = checkpoint_key(loaded, texts, eps)
-    state = _load_checkpoint(path, key, n) if path is not None else None
+    saved = base.Checkpoint(checkpoint, checkpoint_key(loaded, texts, eps))
+    state = saved.load()
     resumed = int(state["done"].sum()) if state is not None else 0
     if state is None:
         state = {"done": np.zeros(n, bool), "logprobs": np.zeros((n, 2)),
@@ -231,7 +199,7 @@ def run_experiment(loaded: Any, families: Sequence[str], n_items: int, n_pool: i
     before = float(state["seconds"])  # tracing time of earlier, interrupted calls
     todo = [g for g in groups if not state["done"][g].all()]
     if resumed and progress:
-        print(f"{loaded.name}: resuming from {path} ({resumed} of {n} prompts done)", flush=True)
+        print(f"{loaded.name}: resuming from {checkpoint} ({resumed} of {n} prompts done)", flush=True)
     last_save = time.perf_counter()
     for group in engine.progress_bar(todo, progress, f"tracing {loaded.name}"):
         traces = engine.trace_batch(loaded, [texts[i] for i in group], batch_size=len(group), last_logits_only=True)
@@ -244,11 +212,11 @@ def run_experiment(loaded: Any, families: Sequence[str], n_items: int, n_pool: i
             state["mlp"][i] = tr.mlp_inputs[:, -1].numpy()
         state["done"][group] = True
         state["seconds"] = np.array(before + time.perf_counter() - t0)
-        if path is not None and time.perf_counter() - last_save > checkpoint_every:
-            _save_checkpoint(path, key, state)
+        if time.perf_counter() - last_save > checkpoint_every:
+            saved.save(state)
             last_save = time.perf_counter()
-    if path is not None and todo:
-        _save_checkpoint(path, key, state)
+    if todo:
+        saved.save(state)
     logp = state["logprobs"]
     rows = pd.DataFrame(meta)
     true = rows.true_label.to_numpy()
@@ -431,31 +399,25 @@ def distraction_correlation(runs: Sequence[NoisyRun], noise: str, rate: float, n
 
 LEVEL = 0.9  # every interval of chapter 7 is a 90% interval
 
-# How each claim of chapter 7 is judged (declared before measuring): `ClaimBook.record` keyword arguments.
-CLAIMS: dict[str, dict[str, Any]] = {
-    "larger_clean_accuracy_higher": dict(
-        kind="paper", direction="greater", threshold=0.0, null_margin=0.1,
-        paper="Paper B / Shi et al.: larger models do better with clean demonstrations"),
-    "larger_falls_more_label_noise": dict(
-        kind="paper", direction="less", threshold=0.0, null_margin=0.1,
-        paper="Paper B / Shi et al.: the larger model's accuracy falls more with label noise"),
-    "larger_falls_more_input_noise": dict(
-        kind="paper", direction="less", threshold=0.0, null_margin=0.1,
-        paper="Paper B / Shi et al.: the larger model's accuracy falls more with input noise"),
-    "larger_follows_flipped_more": dict(
-        kind="paper", direction="greater", threshold=0.0, null_margin=0.1,
-        paper="Wei et al. 2023: at p = 1 the larger model follows the flipped labels more"),
-    "label_noise_hurts_smaller": dict(kind="ours", direction="less", threshold=0.0, null_margin=0.1,
-                                      paper="(ours) label noise lowers accuracy"),
-    "input_noise_hurts_smaller": dict(kind="ours", direction="less", threshold=0.0, null_margin=0.1,
-                                      paper="(ours) input noise lowers accuracy"),
-    "label_noise_hurts_larger": dict(kind="ours", direction="less", threshold=0.0, null_margin=0.1,
-                                     paper="(ours) label noise lowers accuracy"),
-    "input_noise_hurts_larger": dict(kind="ours", direction="less", threshold=0.0, null_margin=0.1,
-                                     paper="(ours) input noise lowers accuracy"),
-    "eq8_change_predicts_distraction": dict(
-        kind="ours", direction="greater", threshold=0.0, null_margin=0.1,
-        paper="(ours) the change of eq. 8 under flipped labels predicts how far the answer moves"),
+_MARGIN = 0.1  # a difference within +-0.1 (accuracy, or accuracy per unit noise) is 'no effect', declared beforehand
+_B = "Paper B / Shi et al."
+CLAIMS: dict[str, ClaimSpec] = {
+    "larger_clean_accuracy_higher": ClaimSpec(
+        "larger models do better with clean demonstrations", _B, "paper", "greater", null_margin=_MARGIN),
+    "larger_falls_more_label_noise": ClaimSpec(
+        "the larger model's accuracy falls more with label noise", _B, "paper", "less", null_margin=_MARGIN),
+    "larger_falls_more_input_noise": ClaimSpec(
+        "the larger model's accuracy falls more with input noise", _B, "paper", "less", null_margin=_MARGIN),
+    "larger_follows_flipped_more": ClaimSpec(
+        "at p = 1 the larger model follows the flipped labels more", "Wei et al. 2023", "paper", "greater",
+        null_margin=_MARGIN),
+    "label_noise_hurts_smaller": ClaimSpec("label noise lowers accuracy", "(ours)", "ours", "less", null_margin=_MARGIN),
+    "input_noise_hurts_smaller": ClaimSpec("input noise lowers accuracy", "(ours)", "ours", "less", null_margin=_MARGIN),
+    "label_noise_hurts_larger": ClaimSpec("label noise lowers accuracy", "(ours)", "ours", "less", null_margin=_MARGIN),
+    "input_noise_hurts_larger": ClaimSpec("input noise lowers accuracy", "(ours)", "ours", "less", null_margin=_MARGIN),
+    "eq8_change_predicts_distraction": ClaimSpec(
+        "the change of eq. 8 under flipped labels predicts how far the answer moves", "(ours)", "ours", "greater",
+        null_margin=_MARGIN),
 }
 
 
@@ -490,26 +452,12 @@ def size_comparison(small: NoisyRun, large: NoisyRun, flip_rates: Sequence[float
     return out
 
 
-ROWS_SUFFIX = "_rows.csv.gz"  # a run's per-prompt rows, beside its results JSON
-
-
-def rows_table(runs: Sequence[NoisyRun]):
+def rows_table(runs: Sequence[NoisyRun]) -> pd.DataFrame:
     """One row per (model, query, condition): what every claim of `size_comparison` is computed from (the
     answers, the true label's margin, and eq. 8 averaged over layers), compact enough to commit with a
     recorded run so that a test can recompute its verdicts without the models."""
-    import pandas as pd
-
     return pd.concat([run.rows.assign(model=run.model, id_sum_mean=run.id_sum.mean(1), id_head_mean=run.id_head.mean(1))
                       for run in runs], ignore_index=True)
-
-
-def save_rows(runs: Sequence[NoisyRun], results_json: str | Path) -> Path:
-    """Write `rows_table(runs)` beside a chapter's results JSON (`07.json` -> `07_rows.csv.gz`); returns its path."""
-    results_json = Path(results_json)
-    path = results_json.with_name(results_json.stem + ROWS_SUFFIX)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    rows_table(runs).to_csv(path, index=False)
-    return path
 
 
 def runs_from_rows(table: Any) -> dict[str, NoisyRun]:
@@ -523,3 +471,50 @@ def runs_from_rows(table: Any) -> dict[str, NoisyRun]:
                              df.id_sum_mean.to_numpy()[:, None], df.id_head_mean.to_numpy()[:, None],
                              np.zeros((n, 1, 0), np.float32))
     return out
+
+
+def claim_values(rows: pd.DataFrame, config: Any) -> dict[str, Measured]:
+    """Every claim of chapter 7 from its rows (`rows_table`) and the run's models, rates, n_boot and seed: the
+    size differences compare the first model of `models` (the smaller) with the last."""
+    cfg = base.settings(config)
+    runs = runs_from_rows(rows)
+    names = lm.parse_models(cfg["models"])
+    S, L = names[0], names[-1]
+    flips, noises = sorted(cfg["flip_rates"]), sorted(cfg["noise_rates"])
+    numbers = size_comparison(runs[S], runs[L], flips, noises, cfg["n_boot"], LEVEL, cfg["seed"])
+    size = f"{L} vs {S}: two models that differ in family, data, tokenizer and chat tuning as well as size"
+    notes = {"larger_clean_accuracy_higher": f"clean accuracy, larger minus smaller; {size}",
+             "larger_falls_more_label_noise": f"slope of accuracy vs p, larger minus smaller (negative: larger falls "
+                                              f"more); {size}",
+             "larger_falls_more_input_noise": f"slope of accuracy vs q, larger minus smaller; {size}",
+             "larger_follows_flipped_more": f"rate of answering the flipped label at p = {max(flips):g}, larger minus "
+                                            f"smaller; {size}",
+             "eq8_change_predicts_distraction": (
+                 "mean over the two models of Spearman rho(change of eq. 8 summed over heads, averaged over layers; "
+                 "drop of the true label's margin), per query; "
+                 + ", ".join(f"{n}: {r:.2f}" for n, r in zip((S, L), numbers["rho_each"])))}
+    for tag, name in (("smaller", S), ("larger", L)):
+        notes[f"label_noise_hurts_{tag}"] = f"{name}: slope of accuracy vs p"
+        notes[f"input_noise_hurts_{tag}"] = f"{name}: slope of accuracy vs q"
+    return {cid: Measured(float(value), tuple(float(v) for v in interval), notes[cid])
+            for cid, (value, interval) in numbers["claims"].items()}
+
+
+def run(config: Any, checkpoints: str | Path | None = None, *, progress: bool = False) -> pd.DataFrame:
+    """Chapter 7's whole experiment for `config`: every model of `models` in turn (loaded, traced, released),
+    same queries; the rows of `rows_table`. `checkpoints`: a folder for one checkpoint per model."""
+    import gc
+
+    cfg = base.settings(config)
+    out = []
+    for name in lm.parse_models(cfg["models"]):
+        loaded = lm.load(name, cfg["device"])
+        ckpt = Path(checkpoints) / f"{name.replace('/', '__')}.pkl" if checkpoints else None
+        out.append(run_experiment(loaded, demos.parse_families(cfg["families"]), cfg["n_items"], cfg["n_pool"],
+                                  cfg["k"], sorted(cfg["flip_rates"]), sorted(cfg["noise_rates"]), seed=cfg["seed"],
+                                  eps=cfg["eps"], batch_size=cfg["batch_size"], batch_tokens=cfg["batch_tokens"],
+                                  progress=progress, checkpoint=ckpt))
+        del loaded
+        gc.collect()
+    same_queries(out[0], out[-1])
+    return rows_table(out)

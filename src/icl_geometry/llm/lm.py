@@ -87,6 +87,19 @@ def check_model(model: Any) -> str:
     )
 
 
+def parse_models(text: str) -> list[str]:
+    """'smollm2-135m, gemma3-270m' -> each name checked by `check_model` (bundled, local dir or hub id)."""
+    names = [s.strip() for s in str(text).split(",") if s.strip()]
+    if not names:
+        raise ValueError(f"Parameter 'models' = {text!r} is not allowed: expected at least one model name")
+    for n in names:
+        try:
+            check_model(n)
+        except ValueError as e:
+            raise ValueError(str(e).replace("Parameter 'model'", "Parameter 'models'")) from None
+    return names
+
+
 @dataclass
 class LoadedModel:
     """A causal LM in eval mode with eager attention, plus the architecture facts chapters print."""

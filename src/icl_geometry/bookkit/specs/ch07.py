@@ -7,9 +7,9 @@ def _models_and_families(values: Mapping[str, Any]) -> None:
     """Every name in `models` is a bundled model, a local directory or a hub id; `families` are known; there
     are at least two models to compare."""
     from icl_geometry import demos
-    from icl_geometry.experiments import noisy_demonstrations as noisy_demos
+    from icl_geometry.llm import lm
 
-    names = noisy_demos.parse_models(values["models"])
+    names = lm.parse_models(values["models"])
     if len(names) < 2:
         raise ValueError(f"Parameter 'models' = {values['models']!r} is not allowed: the chapter compares sizes, "
                          f"give at least two comma-separated models (smaller first)")
