@@ -80,6 +80,12 @@ _ID: dict[tuple[str, ...], str] = {
 }
 
 
+def claim_id(*slot: str) -> str:
+    """The id of the claim in a slot: ('closed_form',), ('excess', family), ('clean' | 'cover', family),
+    ('sens' | 'cross', family, noise kind) or ('odd',)."""
+    return _ID[tuple(slot)]
+
+
 def _specs() -> dict[tuple[str, ...], ClaimSpec]:
     """Each claim's declaration, by slot (what, family, noise kind)."""
     exact = "each model's loss is exact (from its weights); the value is the worst over seeds and sizes"
