@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from scipy.spatial.distance import cdist
 
 from icl_geometry.core import intrinsic_dim as idm
+from icl_geometry.core import stats
 
 skdim = pytest.importorskip("skdim")
 
@@ -321,6 +322,21 @@ def test_singleton_groups_bootstrap_like_points():
     a = idm.twonn(X, ci=0.9, seed=3)
     b = idm.twonn(X, ci=0.9, seed=3, groups=np.arange(800))
     assert a.ci == b.ci
+
+
+def test_intervals_draw_through_the_one_cluster_resampler():
+    """twonn's and mle's intervals resample the per-point statistics with `stats.cluster_resamples`, by point
+    or by group (neighbours fixed), so their draws are those of every other bootstrap in the book."""
+    X = subspace(300, 3, 10, 2)
+    groups = np.repeat(np.arange(30), 10)[np.random.default_rng(0).permutation(300)]
+    for estimate, point_stats in ((lambda **kw: idm.twonn(X, **kw), idm.twonn_stats(X)),
+                                  (lambda **kw: idm.mle(X, 8, **kw), idm.mle_stats(X, 8))):
+        for g in (None, groups):
+            est = estimate(ci=0.9, n_boot=40, seed=5, groups=g)
+            rows = stats.cluster_resamples(len(point_stats.values) if g is None else g[point_stats.rows], 40, 5)
+            reps = np.array([point_stats.pool(point_stats.values[i]) for i in rows])
+            lo, hi = np.quantile(reps[np.isfinite(reps)], [0.05, 0.95])
+            assert est.ci == (float(lo), float(hi))
 
 
 def test_grouped_bootstrap_respects_correlated_groups():

@@ -325,7 +325,7 @@ def test_chunked_enumeration_equals_unchunked(monkeypatch):
     net = mlp([10, 10, 10], seed=5, leaky=0.1)
     box = (-2, 2, -2, 2)
     V, C, P = pt.region_arrays(net, box)
-    monkeypatch.setattr(pt, "CHUNK", 7)
+    monkeypatch.setattr(pt.polygons, "CHUNK", 7)  # read by polygons._run
     V2, C2, P2 = pt.region_arrays(net, box)
     assert len(C2) == len(C) == pt.count_regions_2d(net, box)
     assert pattern_set(P2) == pattern_set(P)

@@ -249,3 +249,27 @@ def test_unpaired_slope_difference_uses_independent_draws():
     assert np.isnan(stats.slope_difference(f1, f2)[1][0])  # paired needs equal bootstrap sizes
     value, (lo, hi) = stats.slope_difference(f1, f2, paired=False)
     assert value == pytest.approx(f1.coef[0] - f2.coef[0]) and lo < value < hi and lo > 0
+
+
+def _first_cluster_resamples(groups, n_boot, seed):
+    """The resampler as first written (one flatnonzero per group): the draws behind every committed interval."""
+    groups = np.arange(groups) if isinstance(groups, (int, np.integer)) else np.asarray(groups)
+    labels, inverse = np.unique(groups, return_inverse=True)
+    members = [np.flatnonzero(inverse == g) for g in range(len(labels))]
+    rng = np.random.default_rng(seed)
+    return [np.concatenate([members[g] for g in rng.integers(0, len(labels), len(labels))]) for _ in range(n_boot)]
+
+
+@given(groups=st.integers(1, 60) | st.lists(st.integers(0, 8), min_size=1, max_size=60)
+       | st.lists(st.text("abc", min_size=1, max_size=2), min_size=1, max_size=30)
+       | st.permutations(list(range(25))),
+       n_boot=st.integers(0, 8), seed=st.integers(0, 2**16))
+def test_cluster_resamples_keep_their_draws(groups, n_boot, seed):
+    """Row or group labels, repeated or all distinct: the same resamples, in the same order, as first written,
+    whether taken as a list or one at a time."""
+    want = _first_cluster_resamples(groups, n_boot, seed)
+    got = stats.cluster_resamples(groups, n_boot, seed)
+    lazy = list(stats.iter_cluster_resamples(groups, n_boot, seed))
+    assert isinstance(got, list) and len(got) == len(lazy) == len(want) == n_boot
+    for w, g, z in zip(want, got, lazy):
+        assert w.dtype == g.dtype == z.dtype and np.array_equal(w, g) and np.array_equal(w, z)

@@ -17,6 +17,8 @@ import numpy as np
 import torch
 from scipy.optimize import linprog
 
+from icl_geometry.core.checks import check_choice, check_int
+
 MODES = ("absolute", "relative")
 REDUCES = ("sum", "per_head")
 
@@ -40,8 +42,7 @@ def _as_array(a, name: str) -> np.ndarray:
 
 
 def _check(mode: str, eps: float) -> None:
-    if mode not in MODES:
-        raise ValueError(f"mode = {mode!r} is not allowed: expected one of {list(MODES)}")
+    check_choice("mode", mode, MODES)
     high = 1.0
     if isinstance(eps, bool) or not isinstance(eps, (int, float, np.floating)) or not 0 <= eps <= high:
         raise ValueError(f"eps = {eps!r} is not allowed: expected a number in [0, 1] "
@@ -75,8 +76,7 @@ def id_eps(attention_rows, eps: float = 0.1, mode: str = "absolute", reduce: str
     that matches Theorem 2.1. mode="relative": the threshold is eps x that head's row maximum.
     Returns an integer array with the key axis removed (and the head axis too when summed).
     """
-    if reduce not in REDUCES:
-        raise ValueError(f"reduce = {reduce!r} is not allowed: expected one of {list(REDUCES)}")
+    check_choice("reduce", reduce, REDUCES)
     mask = edges(attention_rows, eps, mode)
     axis = _head_axis(mask.ndim, head_axis)
     counts = mask.sum(axis=-1).astype(np.int64)
@@ -147,8 +147,7 @@ def row_entropy(attention_rows) -> np.ndarray:
 def effective_degree(attention_rows, reduce: str = "per_head", head_axis: int | None = None) -> np.ndarray:
     """exp(row entropy): the number of equally weighted keys with the same entropy (1 for one-hot rows,
     k for uniform rows over k keys). A threshold-free companion of ID_eps; reduce="sum" adds heads."""
-    if reduce not in REDUCES:
-        raise ValueError(f"reduce = {reduce!r} is not allowed: expected one of {list(REDUCES)}")
+    check_choice("reduce", reduce, REDUCES)
     eff = np.exp(row_entropy(attention_rows))
     axis = _head_axis(eff.ndim + 1, head_axis)
     if reduce == "sum" and axis is not None:
@@ -167,14 +166,6 @@ def _np(a, name: str, ndim: int) -> np.ndarray:
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"{name}: contains NaN or infinite values")
     return arr
-
-
-def _positive_int(name: str, v, allow_none: bool = True) -> int | None:
-    if v is None and allow_none:
-        return None
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-        raise ValueError(f"{name} = {v!r} is not allowed: expected None or an integer >= 1")
-    return int(v)
 
 
 def _masked_softmax(scores: np.ndarray, allowed: np.ndarray, top_k: int | None) -> np.ndarray:
@@ -202,7 +193,8 @@ def causal_attention(X, W_q, W_k, *, temperature: float = 1.0, top_k: int | None
     if Q.shape != K.shape or Q.shape[1] != X.shape[1]:
         raise ValueError(f"W_q, W_k: expected equal shapes (H, d={X.shape[1]}, d_k), got {Q.shape} and {K.shape}")
     _check_temperature(temperature)
-    top_k, window = _positive_int("top_k", top_k), _positive_int("window", window)
+    top_k = check_int("top_k", top_k, 1, allow_none=True)
+    window = check_int("window", window, 1, allow_none=True)
     T = X.shape[0]
     scores = np.einsum("td,hdk,hek,se->hts", X, Q, K, X, optimize=True) / (temperature * np.sqrt(Q.shape[2]))
     i, j = np.arange(T)[:, None], np.arange(T)[None, :]
@@ -235,7 +227,8 @@ def read_context(context, queries, W_q, W_k, W_v, W_o, *, temperature: float = 1
         raise ValueError(f"shapes do not chain: context {X.shape}, queries {Y.shape}, W_q {Q.shape}, W_k {K.shape}, "
                          f"W_v {V.shape}, W_o {O.shape}")
     _check_temperature(temperature)
-    top_k, keys = _positive_int("top_k", top_k), _positive_int("keys", keys)
+    top_k = check_int("top_k", top_k, 1, allow_none=True)
+    keys = check_int("keys", keys, 1, allow_none=True)
     T = X.shape[0]
     scores = np.einsum("nd,hdk,hek,te->nht", Y, Q, K, X, optimize=True) / (temperature * np.sqrt(Q.shape[2]))
     allowed = np.arange(T) >= T - (keys or T)
@@ -343,8 +336,7 @@ def minkowski_dimension_check(X, W_v, W_o, attention=None, *, W_q=None, W_k=None
     `empty='origin'` it has no edge, counts 0 in the bound and contributes the point 0, as a thresholded graph
     without that head's edges would (its missing output then shows in `residual`).
     """
-    if empty not in ("error", "origin"):
-        raise ValueError(f"empty = {empty!r} is not allowed: expected 'error' or 'origin'")
+    check_choice("empty", empty, ("error", "origin"))
     X, V, O = _np(X, "X", 2), _np(W_v, "W_v", 3), _np(W_o, "W_o", 3)
     H, d, _ = V.shape
     if X.shape[1] != d or O.shape[0] != H or O.shape[1] != V.shape[2]:

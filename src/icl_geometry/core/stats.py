@@ -1,8 +1,9 @@
 """Statistics behind every verdict: intervals, bootstraps, correlations, logistic fits.
 
-Pure numpy/scipy; it imports nothing from the package. Observations that share an item (the k-shot
-prompts of one question, the layers of one prompt) are not independent, so every bootstrap here draws
-whole groups with replacement through one function, `cluster_resamples` (no groups: each row is its own).
+Pure numpy/scipy; from the package it imports only the input checks (`core.checks`). Observations that
+share an item (the k-shot prompts of one question, the layers of one prompt) are not independent, so every
+bootstrap here (and in `core.intrinsic_dim`) draws whole groups with replacement through one function,
+`cluster_resamples` (no groups: each row is its own; `iter_cluster_resamples` yields the same draws lazily).
 """
 
 from __future__ import annotations
@@ -10,20 +11,40 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
+
+from icl_geometry.core.checks import check_choice
+
+CORRELATIONS = ("spearman", "pearson")
 
 
 def cluster_resamples(groups: Sequence[Any] | int, n_boot: int, seed: int = 0) -> list[np.ndarray]:
     """Row indices of `n_boot` resamples that draw whole groups with replacement.
 
     `groups`: one label per row, or an int n for n independent rows (each row its own group)."""
+    return list(iter_cluster_resamples(groups, n_boot, seed))
+
+
+def iter_cluster_resamples(groups: Sequence[Any] | int, n_boot: int, seed: int = 0) -> Iterator[np.ndarray]:
+    """`cluster_resamples` one resample at a time (the same draws; memory for one resample, not n_boot).
+
+    Each resample is one call rng.integers(0, n_groups, n_groups) of numpy's default generator seeded with
+    `seed`, the drawn groups' rows concatenated (each group's rows in increasing order). Without labels
+    (an int n) every group is one row, so a resample is the drawn row indices themselves."""
     groups = np.arange(groups) if isinstance(groups, (int, np.integer)) else np.asarray(groups)
     labels, inverse = np.unique(groups, return_inverse=True)
-    members = [np.flatnonzero(inverse == g) for g in range(len(labels))]
+    inverse = inverse.ravel()
+    order = np.argsort(inverse, kind="stable")  # rows grouped by label, increasing within each group
     rng = np.random.default_rng(seed)
-    return [np.concatenate([members[g] for g in rng.integers(0, len(labels), len(labels))]) for _ in range(n_boot)]
+    if 0 < len(labels) == len(inverse):  # every group a single row: index instead of concatenating n pieces
+        for _ in range(n_boot):
+            yield order[rng.integers(0, len(labels), len(labels))]
+        return
+    members = np.split(order, np.cumsum(np.bincount(inverse))[:-1])
+    for _ in range(n_boot):
+        yield np.concatenate([members[g] for g in rng.integers(0, len(labels), len(labels))])
 
 
 def bootstrap_interval(values: Any, statistic: Any = None, n_boot: int = 2000, level: float = 0.95,
@@ -84,8 +105,7 @@ def bin_edges(x: np.ndarray, bins: int | Sequence[float] = 6, strategy: str = "q
     if strategy == "uniform":
         lo, hi = float(x.min()), float(x.max())
         return np.linspace(lo, hi if hi > lo else lo + 1, bins + 1)
-    if strategy != "quantile":
-        raise ValueError(f"strategy = {strategy!r} is not allowed: expected 'quantile' or 'uniform'")
+    check_choice("strategy", strategy, ("quantile", "uniform"))
     edges = np.unique(np.round(np.quantile(x, np.linspace(0, 1, bins + 1)), 9))  # rounding merges float-noise ties
     return edges if len(edges) > 1 else np.array([edges[0], edges[0] + 1])
 
@@ -131,8 +151,7 @@ def bootstrap_correlation(x: Sequence[float], y: Sequence[float], groups: Sequen
                           seed: int = 0) -> tuple[float, tuple[float, float]]:
     """Correlation of x and y (Spearman, or Pearson; with y binary, Pearson is the point-biserial r)
     and a percentile bootstrap interval that resamples whole `groups` (items), or rows without groups."""
-    if method not in ("spearman", "pearson"):
-        raise ValueError(f"method = {method!r} is not allowed: expected 'spearman' or 'pearson'")
+    check_choice("method", method, CORRELATIONS)
     x, y = np.asarray(x, float), np.asarray(y, float)
     ok = np.isfinite(x) & np.isfinite(y)
     x, y = x[ok], y[ok]
@@ -382,8 +401,7 @@ def within_item_correlation(x: Sequence[float], y: Sequence[float], groups: Sequ
     pooled and within-item correlations can have opposite signs (Simpson's paradox). NaN interval for
     fewer than 2 usable items.
     """
-    if method not in ("spearman", "pearson"):
-        raise ValueError(f"method = {method!r} is not allowed: expected 'spearman' or 'pearson'")
+    check_choice("method", method, CORRELATIONS)
     x, y, g = np.asarray(x, float), np.asarray(y, float), np.asarray(groups)
     if not len(x) == len(y) == len(g):
         raise ValueError(f"within_item_correlation: x, y and groups differ in length ({len(x)}, {len(y)}, {len(g)})")

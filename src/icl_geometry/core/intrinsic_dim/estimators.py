@@ -1,0 +1,217 @@
+"""The TwoNN and Levina-Bickel MLE estimators, their per-point statistics, and bootstrap intervals over
+points or over whole groups (neighbours fixed; the draws are `core.stats.iter_cluster_resamples`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+
+from icl_geometry.core.checks import check_choice, check_int
+from icl_geometry.core.intrinsic_dim.neighbours import Neighbours, nearest_neighbours
+from icl_geometry.core.stats import iter_cluster_resamples
+
+TWONN_METHODS = ("linear", "mle")
+MLE_AVERAGES = ("inverse", "direct")
+
+
+@dataclass(frozen=True)
+class IDEstimate:
+    """One intrinsic-dimension estimate and what went into it.
+
+    `n_duplicates` counts points merged into another (`duplicates="merge"`) or points with a
+    zero-distance neighbour whose statistics were skipped (`duplicates="skip"`).
+    `n_used` is the number of per-point statistics the estimate averages.
+    """
+
+    estimate: float
+    method: str
+    n_points: int
+    n_used: int
+    n_duplicates: int
+    ci: tuple[float, float] | None = None
+    stderr: float | None = None
+
+    def __float__(self) -> float:
+        return float(self.estimate)
+
+    def __str__(self) -> str:
+        ci = "" if self.ci is None else f" [{self.ci[0]:.3g}, {self.ci[1]:.3g}]"
+        return (f"{self.method}: {self.estimate:.3g}{ci} (n_used={self.n_used}, "
+                f"duplicates={self.n_duplicates})")
+
+
+@dataclass(frozen=True)
+class PointStats:
+    """Per-point statistics an estimator pools, the rows of X they belong to, and how to pool them."""
+
+    values: np.ndarray
+    rows: np.ndarray  # indices into the original X
+    pool: Callable[[np.ndarray], float]
+    method: str
+    neighbours: Neighbours
+
+
+def check_ci(ci, n_boot) -> int:
+    """Check a confidence level `ci` in (0, 1) and return `n_boot` as an int >= 10 (errors name the parameter)."""
+    if not (isinstance(ci, float) and 0 < ci < 1):
+        raise ValueError(f"ci = {ci!r} is not allowed: expected None or a confidence level in (0, 1), e.g. 0.95")
+    return check_int("n_boot", n_boot, 10)
+
+
+def _bootstrap(stat: np.ndarray, estimator: Callable[[np.ndarray], float], ci: float | None,
+               n_boot: int, seed: int, groups: np.ndarray | None = None) -> tuple[float, float] | None:
+    """Percentile interval of `estimator` over resamples of the per-point statistics (neighbours fixed:
+    resampling the points themselves would create duplicates, see `nearest_neighbours`)."""
+    if ci is None:
+        return None
+    n_boot = check_ci(ci, n_boot)
+    resamples = iter_cluster_resamples(len(stat) if groups is None else groups, n_boot, seed)
+    reps = np.array([estimator(stat[i]) for i in resamples])
+    reps = reps[np.isfinite(reps)]
+    lo, hi = np.quantile(reps, [(1 - ci) / 2, (1 + ci) / 2])
+    return float(lo), float(hi)
+
+
+def check_groups(groups, n: int) -> np.ndarray | None:
+    """`groups` as an array of one label per point (n of them), or None when not given."""
+    if groups is None:
+        return None
+    g = np.asarray(groups)
+    if g.shape != (n,):
+        raise ValueError(f"groups: expected one label per point ({n}), got shape {g.shape}")
+    return g
+
+
+# ----------------------------------------------------------------------------- TwoNN
+
+
+def _twonn_from_log_mu(log_mu: np.ndarray, discard_fraction: float, method: str) -> float:
+    N = len(log_mu)
+    x = np.sort(log_mu)
+    n_keep = int(N * (1 - discard_fraction))
+    if method == "linear":
+        n_keep = min(n_keep, N - 1)  # -log(1 - F) is infinite at F = 1
+        x = x[:n_keep]
+        y = -np.log1p(-np.arange(1, n_keep + 1) / N)
+        denom = float(x @ x)
+        return float(x @ y) / denom if denom > 0 else np.inf
+    total = float(x[:n_keep].sum() + (N - n_keep) * x[n_keep - 1])
+    return (n_keep - 1) / total if total > 0 else np.inf
+
+
+def twonn_stats(X, *, discard_fraction: float = 0.1, method: str = "linear", duplicates: str = "merge",
+                dup_tol: float = 1e-6, chunk_mb: float = 256.0) -> PointStats:
+    """log(r2 / r1) of every usable point (nonzero nearest-neighbour distance) and the TwoNN pooling."""
+    check_choice("method", method, TWONN_METHODS)
+    if not (isinstance(discard_fraction, (int, float)) and 0 <= discard_fraction < 1):
+        raise ValueError(f"discard_fraction = {discard_fraction!r} is not allowed: expected a number in [0, 1)")
+    nb = nearest_neighbours(X, 2, duplicates=duplicates, dup_tol=dup_tol, min_points=3, chunk_mb=chunk_mb)
+    r1, r2 = nb.distances[:, 0], nb.distances[:, 1]
+    ok = r1 > nb.tol
+    log_mu = np.log(r2[ok] / r1[ok])
+    if len(log_mu) < 3:
+        raise ValueError(f"Too few usable points for TwoNN: {len(log_mu)} of {nb.n_points} have a nonzero "
+                         f"nearest-neighbour distance (need at least 3)")
+    pool = lambda s: _twonn_from_log_mu(s, discard_fraction, method)  # noqa: E731
+    return PointStats(log_mu, nb.kept[ok], pool, f"twonn-{method}", nb)
+
+
+def _estimate(st: PointStats, ci, n_boot: int, seed: int, groups, stderr: Callable[[float], float],
+              undefined: str) -> IDEstimate:
+    d = st.pool(st.values)
+    if not np.isfinite(d):
+        raise ValueError(undefined)
+    g = check_groups(groups, st.neighbours.n_points)
+    interval = _bootstrap(st.values, st.pool, ci, n_boot, seed, None if g is None else g[st.rows])
+    return IDEstimate(d, st.method, st.neighbours.n_points, len(st.values), st.neighbours.n_duplicates,
+                      interval, stderr(d))
+
+
+def twonn(X, *, discard_fraction: float = 0.1, method: str = "linear", duplicates: str = "merge",
+          dup_tol: float = 1e-6, ci: float | None = None, n_boot: int = 200, seed: int = 0, groups=None,
+          chunk_mb: float = 256.0) -> IDEstimate:
+    """TwoNN (Facco et al. 2017): mu = r2 / r1 is Pareto(1, d) on a locally uniform d-manifold,
+    so -log(1 - F(mu)) = d log mu.
+
+    method "linear": slope through the origin of -log(1 - F_emp(mu)) against log mu, largest
+    `discard_fraction` of ratios dropped (Facco's recipe, scikit-dimension's default).
+    method "mle": censored maximum likelihood (k - 1) / (sum log mu + censored part).
+    `ci`: bootstrap interval over points, or over whole groups when `groups` labels each row of X
+    (e.g. the prompt each token came from).
+    """
+    st = twonn_stats(X, discard_fraction=discard_fraction, method=method, duplicates=duplicates,
+                     dup_tol=dup_tol, chunk_mb=chunk_mb)
+    n_keep = int(len(st.values) * (1 - discard_fraction))
+    return _estimate(st, ci, n_boot, seed, groups, lambda d: d / np.sqrt(max(n_keep - 1, 1)),
+                     "TwoNN is undefined here: every point's two nearest neighbours are equidistant")
+
+
+def twonn_clouds(X, *, discard_fraction: float = 0.1, tol: float = 1e-6) -> np.ndarray:
+    """TwoNN ("linear", as `twonn`, duplicates skipped) of each of a batch of small clouds X (..., n, D): one
+    estimate per leading index, NaN where fewer than 3 points have a nonzero nearest-neighbour distance
+    (relative to the cloud's RMS radius, `tol`). Exact float64 distances; for clouds of tens of points
+    (e.g. the tokens of one question at one layer), where `twonn`'s per-call set-up would dominate."""
+    X = torch.as_tensor(X)
+    lead = X.shape[:-2]
+    Xf = X.reshape(-1, *X.shape[-2:]).to(torch.float64)
+    dist = torch.cdist(Xf, Xf, compute_mode="donot_use_mm_for_euclid_dist")
+    dist.diagonal(dim1=-2, dim2=-1).fill_(float("inf"))
+    r = dist.topk(2, dim=-1, largest=False).values.cpu().numpy()  # (batch, n, 2)
+    scale = ((Xf - Xf.mean(-2, keepdim=True)) ** 2).sum(-1).mean(-1).sqrt().cpu().numpy()  # RMS radius
+    out = np.full(len(r), np.nan)
+    for i, (ri, s) in enumerate(zip(r, scale)):
+        ok = ri[:, 0] > tol * max(s, 1e-30)
+        if ok.sum() >= 3:
+            out[i] = _twonn_from_log_mu(np.log(ri[ok, 1] / ri[ok, 0]), discard_fraction, "linear")
+    return out.reshape(lead)
+
+
+# ----------------------------------------------------------------------------- Levina-Bickel MLE
+
+
+def _mle_from_inverse(inv: np.ndarray, average: str) -> float:
+    if average == "inverse":
+        mean = float(inv.mean())
+        return 1.0 / mean if mean > 0 else np.inf
+    pos = inv[inv > 0]
+    return float(np.mean(1.0 / pos)) if len(pos) else np.inf
+
+
+def mle_stats(X, k: int = 20, *, average: str = "inverse", unbiased: bool = False, duplicates: str = "merge",
+              dup_tol: float = 1e-6, chunk_mb: float = 256.0) -> PointStats:
+    """1 / m_i = mean_j log(T_k / T_j) of every usable point, and the chosen pooling."""
+    check_choice("average", average, MLE_AVERAGES)
+    k = check_int("k", k, 3 if unbiased else 2)
+    nb = nearest_neighbours(X, k, duplicates=duplicates, dup_tol=dup_tol, chunk_mb=chunk_mb)
+    ok = nb.distances[:, 0] > nb.tol
+    T = nb.distances[ok]
+    if len(T) < 2:
+        raise ValueError(f"Too few usable points for MLE: {len(T)} of {nb.n_points} have a nonzero "
+                         f"nearest-neighbour distance (need at least 2)")
+    inv = np.log(T[:, -1:] / T[:, :-1]).sum(1) / (k - 2 if unbiased else k - 1)
+    pool = lambda s: _mle_from_inverse(s, average)  # noqa: E731
+    return PointStats(inv, nb.kept[ok], pool, f"mle-k{k}", nb)
+
+
+def mle(X, k: int = 20, *, average: str = "inverse", unbiased: bool = False, duplicates: str = "merge",
+        dup_tol: float = 1e-6, ci: float | None = None, n_boot: int = 200, seed: int = 0, groups=None,
+        chunk_mb: float = 256.0) -> IDEstimate:
+    """Levina-Bickel maximum likelihood with k neighbours.
+
+    Per point, 1/m_i = (1 / (k - 1)) sum_{j<k} log(T_k / T_j) ((k - 2) if `unbiased`).
+    average "inverse" (MacKay & Ghahramani): m = 1 / mean_i(1/m_i), the likelihood-consistent pooling
+    and scikit-dimension's default; "direct" (Levina & Bickel's paper): m = mean_i(m_i).
+    `ci`, `groups`: as in `twonn`.
+    """
+    st = mle_stats(X, k, average=average, unbiased=unbiased, duplicates=duplicates, dup_tol=dup_tol,
+                   chunk_mb=chunk_mb)
+    n = len(st.values)
+    return _estimate(st, ci, n_boot, seed, groups, lambda d: d / np.sqrt(n * (k - 1)),
+                     f"MLE is undefined here: every point's {k} nearest neighbours are equidistant")
+
+
+STATS = {"twonn": twonn_stats, "mle": mle_stats}
