@@ -1,0 +1,420 @@
+"""Chapter 1 (partition geometry of MLPs): the exact linear regions of ReLU nets, the sine fits of paper A's
+Fig. 2, the regions that data of growing intrinsic dimension visits (Fig. 3), and SmolLM2's gate on a plane.
+
+The chapter protocol (see `experiments/base.py`): `run(config)` returns the rows, one table stacked from the
+chapter's parts in the order the notebook computes them:
+
+- `fig1`: the Fig. 1 nets' exact counts against the formulas (1 + n + C(n, 2) with bias, 2n without); the
+  column `bias` (True / False) names the net (`net` numbers the random nets of part `nets`).
+- `general_position`: random one-hidden-layer nets, both exact counters against the bound.
+- `sine`: one row per sine fit (width, seed): regions used, test MSE.
+- `visits`: regions that d-dimensional data visits, per depth, d and kind of data.
+- `nets`: the depth-1 subspace measurement repeated on several random nets (one row per net and d).
+- `gate_smoothness`: per layer of the LLM, how much of the gate is far from SiLU's smooth zone.
+- `llm`: per layer, the gate's exact regions on the plane through three tokens and the exactness checks.
+
+`CLAIMS` declares the chapter's claims; `claim_values(rows, config)` computes them from the rows alone.
+The notebook calls the steps section by section (`figure1_nets`, `fig1_counts`, `general_position_check`,
+`sine_fits`, `visited_regions`, `regions_by_net`, `trace_plane`, `gate_smoothness`, `gate_regions`).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from icl_geometry.core import intrinsic_dim as idm
+from icl_geometry.core import partition, stats
+from icl_geometry.core.verdicts import ClaimSpec, Measured
+from icl_geometry.experiments import base
+from icl_geometry.llm import engine, lm
+from icl_geometry.toys import sine_mlp
+
+PARTS = ("fig1", "general_position", "sine", "visits", "nets", "gate_smoothness", "llm")
+GENERAL_WIDTHS = (2, 5, 10, 20, 40)  # widths and seeds of the random nets checked against the bound
+GENERAL_SEEDS = 10
+N_NETS = 8  # random nets the growth-with-d claims average over
+LEVEL = 0.9
+
+CLAIMS: dict[str, ClaimSpec] = {
+    "one_layer_exact_minus_bound": ClaimSpec(
+        "n neurons in general position cut R^2 into sum_{k<=2} C(n,k) regions", source="A, Figs. 1, 3",
+        kind="check", expected=0, tolerance=0, note="Fig. 1 net, n = {fig1_width}, box holding every crossing"),
+    "one_layer_nets_at_bound_fraction": ClaimSpec(
+        "n neurons in general position cut R^2 into sum_{k<=2} C(n,k) regions, over random nets",
+        source="A, Figs. 1, 3", kind="check", expected=1.0, tolerance=0,
+        note="widths 2-40, 10 seeds, both exact counters"),
+    "zero_bias_regions_minus_2n": ClaimSpec(
+        "every line through the origin, cones", source="A, Fig. 1 (no bias)", kind="check", expected=0,
+        tolerance=0, note="n = {fig1_width}"),
+    "sine_spearman_regions_vs_mse": ClaimSpec(
+        "more regions, better approximation", source="A, Fig. 2", kind="paper", direction="less", threshold=0.0),
+    "sine_mse_ratio_500_vs_50": ClaimSpec(
+        "the 500-neuron MLP approximates better than the 50-neuron one", source="A, Fig. 2", kind="paper",
+        direction="less", threshold=1.0),
+    "regions_grow_with_d_spearman": ClaimSpec(
+        "regions grow with the intrinsic dimension of the input", source="A, Fig. 3 / sec. 2.1", kind="paper",
+        direction="greater", threshold=0.0),
+    "regions_ratio_dmax_vs_d1": ClaimSpec(
+        "regions grow with the intrinsic dimension of the input (the largest d visits more regions than d = 1)",
+        source="A, Fig. 3 / sec. 2.1", kind="paper", direction="greater", threshold=1.0),
+    "llm_gate_sign_mismatch": ClaimSpec(
+        "the gate's sign pattern on a plane is a line arrangement", source="ours", kind="check", expected=0.0,
+        tolerance=1e-4, note="module run in float32 on lifted grid points vs float64 lines"),
+    "llm_lines_minus_polygons_small_window": ClaimSpec(
+        "two exact counters agree on a real gate", source="ours", kind="check", expected=0, tolerance=0),
+}
+
+
+def _identity(items: Iterable[Any], **_: Any) -> Iterable[Any]:
+    return items
+
+
+# ----------------------------------------------------------------------------- section 1: Fig. 1
+
+
+def figure1_nets(config: Any) -> dict[str, nn.Sequential]:
+    """The three random nets of Fig. 1: one hidden layer with and without bias, and a deeper one."""
+    s = base.settings(config)
+    n = int(s["fig1_width"])
+    return {"bias": partition.random_mlp(2, [n], seed=s["seed"]),
+            "zero bias": partition.random_mlp(2, [n], bias=False, seed=s["seed"]),
+            "deep": partition.random_mlp(2, list(s["deep_widths"]), seed=s["seed"])}
+
+
+def fig1_counts(nets: dict[str, nn.Sequential], config: Any) -> pd.DataFrame:
+    """Part `fig1`: the Fig. 1 nets' exact region counts next to their formulas. With bias, in a box holding
+    every crossing of the lines (1 + n + C(n, 2) in general position); without bias, in the drawn box (2n)."""
+    s = base.settings(config)
+    n = int(s["fig1_width"])
+    a, c = partition.first_layer_lines(nets["bias"])
+    big = partition.arrangement_bounds(a, c)
+    box = (-s["box"], s["box"], -s["box"], s["box"])
+    general_zero = partition.in_general_position(*partition.first_layer_lines(nets["zero bias"]))
+    return pd.DataFrame([
+        {"bias": True, "neurons": n, "general": partition.in_general_position(a, c), "box half side": big[1],
+         "regions": partition.count_regions_2d(nets["bias"], big, method="polygons"),
+         "formula": partition.regions_bound(n, 2)},
+        {"bias": False, "neurons": n, "general": general_zero, "box half side": float(s["box"]),
+         "regions": partition.count_regions_2d(nets["zero bias"], box), "formula": 2 * n}])
+
+
+def general_position_check(widths: Sequence[int] = GENERAL_WIDTHS, n_seeds: int = GENERAL_SEEDS) -> pd.DataFrame:
+    """Part `general_position`: random one-hidden-layer nets (seeds 1000 + s), counted by both exact methods
+    in a box holding every crossing, next to the bound 1 + n + C(n, 2) they must meet in general position."""
+    rows = []
+    for width in widths:
+        for s in range(n_seeds):
+            net = partition.random_mlp(2, [width], seed=1000 + s)
+            aa, cc = partition.first_layer_lines(net)
+            bb = partition.arrangement_bounds(aa, cc)
+            rows.append({"width": width, "seed": s, "general": partition.in_general_position(aa, cc),
+                         "polygons": partition.count_regions_2d(net, bb, method="polygons"),
+                         "lines": partition.count_regions_2d(net, bb, method="lines"),
+                         "bound": partition.regions_bound(width, 2)})
+    return pd.DataFrame(rows)
+
+
+def fig1_values(fig1: pd.DataFrame) -> dict[str, Measured]:
+    """The two Fig. 1 checks: exact count minus formula, with bias (full arrangement) and without (cones)."""
+    out = {}
+    for bias, cid in ((True, "one_layer_exact_minus_bound"), (False, "zero_bias_regions_minus_2n")):
+        row = fig1[fig1["bias"].astype(bool) == bias]
+        if len(row):
+            out[cid] = Measured(int(row["regions"].iloc[0]) - int(row["formula"].iloc[0]))
+    return out
+
+
+def general_position_values(check: pd.DataFrame) -> dict[str, Measured]:
+    """The fraction of random nets in general position whose two exact counts both equal the bound."""
+    general = check["general"].astype(bool).to_numpy()
+    match = ((check["polygons"] == check["bound"]) & (check["lines"] == check["bound"])).to_numpy()[general]
+    return {"one_layer_nets_at_bound_fraction": Measured(float(match.mean()))}
+
+
+# ----------------------------------------------------------------------------- section 2: sine fits (Fig. 2)
+
+
+def sine_fits(config: Any) -> tuple[list[sine_mlp.SineFit], pd.DataFrame]:
+    """Part `sine`: fit sin with one MLP per (width, seed) and count the regions each fit uses on the domain.
+    Returns the fits (for the pictures) and one row per fit."""
+    s = base.settings(config)
+    dom = sine_mlp.DOMAIN
+    fits = sine_mlp.fit_sines(list(s["sine_widths"]), range(int(s["sine_seeds"])), steps=int(s["sine_steps"]),
+                              n_train=int(s["sine_points"]))
+    sine = pd.DataFrame([{"width": f.width, "seed": f.seed,
+                          "regions": partition.count_regions_1d(f.model, dom[0], dom[1]),
+                          "mse": f.mse, "max_abs": f.max_abs, "train_mse": f.losses[-1]} for f in fits])
+    sine["regions / width"] = sine.regions / sine.width
+    return fits, sine
+
+
+def sine_reference(sine: pd.DataFrame, n_k: int = 40, n_grid: int = 20001) -> dict[str, Any]:
+    """The reference that needs no training: the MSE of sin's piecewise-linear interpolant with k equal pieces
+    (`kk`, `interp_mse`, over the fits' range of regions), its log-log slope, the slope of the fits (those with
+    >= 10 regions) and the trained-to-interpolant MSE ratio (`gap`) at each fit's number of pieces."""
+    lo, hi = sine_mlp.DOMAIN
+    kk = np.unique(np.geomspace(max(2, sine.regions.min()), sine.regions.max() * 1.2, n_k).astype(int))
+    xf = np.linspace(lo, hi, n_grid)
+    interp_mse = np.array([np.mean((np.interp(xf, np.linspace(lo, hi, k + 1), np.sin(np.linspace(lo, hi, k + 1)))
+                                    - np.sin(xf)) ** 2) for k in kk])
+    good = sine[sine.regions >= 10]
+    slope = np.polyfit(np.log(good.regions), np.log(good.mse), 1)[0] if good.regions.nunique() > 1 else float("nan")
+    ref_slope = np.polyfit(np.log(kk[kk >= 10]), np.log(interp_mse[kk >= 10]), 1)[0]
+    return {"kk": kk, "interp_mse": interp_mse, "slope": slope, "ref_slope": ref_slope,
+            "gap": sine.mse / np.interp(sine.regions, kk, interp_mse)}
+
+
+def sine_pair(sine: pd.DataFrame) -> tuple[int, int]:
+    """The widths Fig. 2 compares: 500 and 50 neurons where the run has them, else its widest and narrowest."""
+    widths = {int(w) for w in sine["width"]}
+    return (500 if 500 in widths else max(widths)), (50 if 50 in widths else min(widths))
+
+
+def sine_values(sine: pd.DataFrame, config: Any) -> dict[str, Measured]:
+    """Fig. 2's claims: Spearman(regions, MSE) over the fits (bootstrap over fits), and the median MSE of the
+    wide fits over that of the narrow ones (bootstrap resampling each width's seeds on its own)."""
+    s = base.settings(config)
+    n_boot, seed = int(s["n_boot"]), int(s["seed"])
+    out = {}
+    if len(sine) >= 4:
+        rho, rho_ci = stats.bootstrap_correlation(sine["regions"], sine["mse"], n_boot=n_boot, level=LEVEL,
+                                                  seed=seed)
+        out["sine_spearman_regions_vs_mse"] = Measured(rho, rho_ci, f"{len(sine)} fits, bootstrap over fits")
+    w_hi, w_lo = sine_pair(sine)
+    hi, lo = sine[sine["width"] == w_hi]["mse"], sine[sine["width"] == w_lo]["mse"]
+    if len(hi) >= 2 and len(lo) >= 2:
+        ratio, ratio_ci = stats.two_sample_bootstrap(hi, lo, lambda x, y: float(np.median(x) / np.median(y)),
+                                                     n_boot, LEVEL, seed)
+        n_seeds = s.get("sine_seeds", len(hi))
+        out["sine_mse_ratio_500_vs_50"] = Measured(
+            ratio, ratio_ci, f"median MSE over seeds, {w_hi} vs {w_lo} neurons; 90% bootstrap over each width's "
+                             f"{n_seeds} seeds")
+    return out
+
+
+# ----------------------------------------------------------------------------- section 3: data of dimension d
+
+
+def visited_regions(config: Any, progress: Callable[..., Iterable[Any]] = _identity) -> pd.DataFrame:
+    """Part `visits`: distinct activation patterns of points on d-dimensional subspaces and curved manifolds of
+    R^D, per depth and sample size; for subspaces of d <= 2 also the exact count over the points' box."""
+    s = base.settings(config)
+    D, width, seed = int(s["ambient_dim"]), int(s["dim_width"]), int(s["seed"])
+    sizes = list(s["sample_sizes"])
+    n_max = max(sizes)
+    rows = []
+    for depth in progress(list(s["dim_depths"]), desc="depths"):
+        net = partition.random_mlp(D, [width] * depth, seed=seed)
+        for d in [d for d in s["dims"] if d <= D]:
+            for kind in ("subspace", "curved"):
+                X = idm.manifold(kind, n_max, d=d, D=D, seed=seed + 17 * d)
+                row = {"depth": depth, "d": d, "data": kind,
+                       "bound (1 layer)": partition.regions_bound(width, d) if depth == 1 else None}
+                for N in sizes:
+                    row[f"sampled N={N}"] = partition.sample_patterns(net, X[:N])
+                if kind == "subspace" and d <= 2:
+                    v = partition.visited_regions(net, X)
+                    assert v.span_dim == d
+                    row["exact (d<=2)"] = v.exact
+                rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def regions_by_net(config: Any, n_nets: int = N_NETS, visits: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Part `nets`: the depth-1 (first depth), subspace, largest-sample measurement repeated on `n_nets` random
+    nets (net i: weights seeded seed + i, subspaces seed + 17 d + 1000 i; net 0 is the chapter's net, checked
+    against `visits` when given). One row per net and d, d ascending."""
+    s = base.settings(config)
+    D, width, seed, depth = int(s["ambient_dim"]), int(s["dim_width"]), int(s["seed"]), int(s["dim_depths"][0])
+    n_max = max(s["sample_sizes"])
+    dims = sorted(d for d in s["dims"] if d <= D)
+    rows = [{"net": i, "d": d,
+             "regions": partition.sample_patterns(partition.random_mlp(D, [width] * depth, seed=seed + i),
+                                                  idm.manifold("subspace", n_max, d=int(d), D=D,
+                                                               seed=seed + 17 * int(d) + 1000 * i))}
+            for i in range(n_nets) for d in dims]
+    table = pd.DataFrame(rows)
+    if visits is not None:  # net 0 is the chapter's net
+        first = visits[(visits.depth == depth) & (visits.data == "subspace")].sort_values("d")
+        assert (table[table.net == 0]["regions"].to_numpy() == first[f"sampled N={n_max}"].to_numpy()).all()
+    return table
+
+
+def dimension_values(nets: pd.DataFrame, config: Any) -> dict[str, Measured]:
+    """Fig. 3's claims on data: per net, Spearman(d, sampled regions) and regions at the largest d over those at
+    the smallest; each averaged over the nets with a 90% bootstrap interval over nets."""
+    s = base.settings(config)
+    n_boot, seed = int(s["n_boot"]), int(s["seed"])
+    table = nets.pivot(index="net", columns="d", values="regions").sort_index().sort_index(axis=1)
+    ds, per_net = table.columns.to_numpy(), table.to_numpy()
+    if len(per_net) < 2 or len(ds) < 2:
+        return {}
+    n_nets = len(per_net)
+    width, D, n_max = s.get("dim_width"), s.get("ambient_dim"), max(s.get("sample_sizes", [float("nan")]))
+    out = {}
+    if len(ds) >= 4:
+        rho, rho_ci = stats.bootstrap_interval([stats.spearman_interval(ds, c)[0] for c in per_net],
+                                               n_boot=n_boot, level=LEVEL, seed=seed)
+        out["regions_grow_with_d_spearman"] = Measured(
+            rho, rho_ci, f"measured: distinct patterns of {n_max} points on d-dim subspaces, width {width}, "
+                         f"D = {D}; mean over {n_nets} random nets, 90% bootstrap over nets")
+    grow, grow_ci = stats.bootstrap_interval(per_net[:, -1] / per_net[:, 0], n_boot=n_boot, level=LEVEL, seed=seed)
+    out["regions_ratio_dmax_vs_d1"] = Measured(
+        grow, grow_ci, f"d = {int(ds[-1])} vs d = 1; mean over {n_nets} random nets, 90% bootstrap over nets")
+    return out
+
+
+# ----------------------------------------------------------------------------- section 4: SmolLM2's gate
+
+
+def trace_plane(loaded: lm.LoadedModel, config: Any) -> tuple[engine.Trace, list[int]]:
+    """One forward pass of the chat-formatted text, keeping the MLP inputs of the three tokens that define the
+    planes; returns the trace and the decoder layers to measure (negative layers counted from the last)."""
+    s = base.settings(config)
+    prompt = lm.format_prompt(loaded, s["text"])
+    tr = engine.trace(loaded, prompt, positions=tuple(s["positions"]))
+    return tr, sorted({l % loaded.n_layers for l in s["llm_layers"]})
+
+
+def _gate(loaded: lm.LoadedModel, layer: int) -> nn.Linear:
+    return lm.mlp_module(loaded.layers[layer]).gate_proj
+
+
+def gate_smoothness(loaded: lm.LoadedModel, tr: engine.Trace, layers: Sequence[int], config: Any) -> pd.DataFrame:
+    """Part `gate_smoothness`: per layer, the fraction of gate pre-activations with |z| > 2 and > 3 (where SiLU
+    is close to ReLU, so the sign pattern describes the gate well), at the three tokens and over the window.
+    Pre-activations on the plane are exactly a . (u, v) + c (float64)."""
+    s = base.settings(config)
+    rows = []
+    for layer in layers:
+        X = tr.mlp_inputs[layer].double()
+        plane = partition.plane_through(*X)
+        a, c = partition.first_layer_lines(_gate(loaded, layer), plane)
+        W = plane.window(s["window_margin"])
+        uv = np.stack(np.meshgrid(np.linspace(W[0], W[1], 80), np.linspace(W[2], W[3], 80)), -1).reshape(-1, 2)
+        pre_tokens = plane.coords @ a.T + c  # (3 tokens, gate neurons)
+        pre_window = uv @ a.T + c  # (80^2 points, gate neurons)
+        row = {"layer": layer, "gate neurons": a.shape[0], "median |z| at tokens": float(np.median(np.abs(pre_tokens)))}
+        for t in (2.0, 3.0):
+            row[f"|z|>{t:g} at tokens"] = partition.relu_like_fraction(pre_tokens, t)
+            row[f"|z|>{t:g} in window"] = partition.relu_like_fraction(pre_window, t)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+SEGMENTS = ((0, 1), (1, 2), (0, 2))  # the token pairs whose segment is counted exactly
+
+
+def gate_regions(loaded: lm.LoadedModel, tr: engine.Trace, layers: Sequence[int], config: Any,
+                 progress: Callable[..., Iterable[Any]] = _identity
+                 ) -> tuple[pd.DataFrame, dict[int, tuple], dict[int, float]]:
+    """Part `llm`: per layer, the gate's exact regions in the window of the plane through the three tokens, the
+    bound 1 + n + C(n, 2) for the lines crossing it, a grid sample, and the exactness checks: the module's own
+    signs against the line model, two exact counters on a small window around the centroid, and exact counts
+    on the segments between tokens against 1 + the Hamming distance of their end patterns.
+
+    Returns the rows; per layer, what the pictures draw (plane, window, a, c, u, v, labels, on_count, small
+    window, ReLU'd gate); and per layer the seconds the exact count took (kept out of the rows: not reproducible)."""
+    s = base.settings(config)
+    rows, pictures, seconds = [], {}, {}
+    for layer in progress(list(layers), desc="layers"):
+        X = tr.mlp_inputs[layer].double()
+        gate = _gate(loaded, layer)
+        plane = partition.plane_through(*X)
+        W = plane.window(s["window_margin"])
+        a, c = partition.first_layer_lines(gate, plane)
+        t0 = time.perf_counter()
+        exact = partition.gate_regions_on_plane(gate, plane, W)
+        t_exact = time.perf_counter() - t0
+        n_cross = partition.lines_crossing_window(a, c, W)
+        u, v, labels = partition.raster_patterns(gate, W, int(s["raster"]), plane=plane)
+        grid_uv = np.stack(np.meshgrid(u, v), -1).reshape(-1, 2)
+        mismatch = partition.gate_sign_mismatch(gate, plane, grid_uv[:: max(1, len(grid_uv) // 4000)])
+        h = 0.03 * float(np.ptp(plane.coords[:, 0]))  # small window around the centroid
+        c0 = plane.coords.mean(0)
+        small = (c0[0] - h, c0[0] + h, c0[1] - h, c0[1] + h)
+        relu_gate = nn.Sequential(gate, nn.ReLU())
+        row = {"layer": layer, "lines crossing window": n_cross, "exact regions": exact,
+               "bound 1+n+C(n,2)": partition.regions_bound(n_cross, 2), "grid-sampled": int(labels.max()) + 1,
+               "sign mismatch": mismatch,
+               "small window: lines": partition.count_regions_2d(relu_gate, small, plane=plane, method="lines"),
+               "small window: polygons": partition.count_regions_2d(relu_gate, small, plane=plane,
+                                                                    method="polygons")}
+        for i, j in SEGMENTS:
+            ends = partition.activation_patterns(relu_gate, X[[i, j]])
+            row[f"segment {i}-{j} regions"] = partition.count_regions_1d(relu_gate, X[i], X[j])
+            row[f"segment {i}-{j} 1 + Hamming"] = 1 + int((ends[0] != ends[1]).sum())
+        rows.append(row)
+        on_count = partition.active_counts(a, c, u, v)  # gate neurons on (pre-activation > 0) at each grid point
+        pictures[layer] = (plane, W, a, c, u, v, labels, on_count, small, relu_gate)
+        seconds[layer] = round(t_exact, 2)
+    llm = pd.DataFrame(rows)
+    llm["fraction of bound"] = llm["exact regions"] / llm["bound 1+n+C(n,2)"]
+    return llm, pictures, seconds
+
+
+def segments_match(llm: pd.DataFrame) -> bool:
+    """Whether every exact segment count equals 1 + the Hamming distance of its end patterns."""
+    return all((llm[f"segment {i}-{j} regions"] == llm[f"segment {i}-{j} 1 + Hamming"]).all() for i, j in SEGMENTS)
+
+
+def gate_values(llm: pd.DataFrame) -> dict[str, Measured]:
+    """Section 4's checks: the largest sign mismatch between the module and the line model, and the largest
+    difference between the two exact counters on the small windows."""
+    layers = [int(layer) for layer in llm["layer"]]
+    agree = int((llm["small window: lines"] - llm["small window: polygons"]).abs().max())
+    return {"llm_gate_sign_mismatch": Measured(float(llm["sign mismatch"].max())),
+            "llm_lines_minus_polygons_small_window": Measured(agree, None, f"layers {layers}")}
+
+
+# ----------------------------------------------------------------------------- the protocol
+
+
+def claim_values(rows: pd.DataFrame, config: Any) -> dict[str, Measured]:
+    """Every claim the rows allow, from the rows and the config alone (a part a run did not save: its claims
+    are left out)."""
+    present = set(rows[base.PART].unique()) if base.PART in rows.columns else set()
+    measures: dict[str, Callable[[pd.DataFrame], dict[str, Measured]]] = {
+        "fig1": fig1_values, "general_position": general_position_values,
+        "sine": lambda t: sine_values(t, config), "nets": lambda t: dimension_values(t, config), "llm": gate_values}
+    out: dict[str, Measured] = {}
+    for name, measure in measures.items():
+        if name in present:
+            out.update(measure(base.part(rows, name)))
+    return {cid: out[cid] for cid in CLAIMS if cid in out}
+
+
+def run(config: Any, checkpoint: Any = None, *, loaded: lm.LoadedModel | None = None,
+        progress: Callable[..., Iterable[Any]] = _identity) -> pd.DataFrame:
+    """The chapter's whole computation, its steps in the notebook's order; returns the stacked rows.
+
+    `loaded`: the model of section 4 (loaded from the config's `model` and `device` when None). `checkpoint`: a
+    path where each finished part is kept (keyed by every setting), so an interrupted run resumes."""
+    s = base.settings(config)
+    store = base.Checkpoint(checkpoint, base.checkpoint_key(**s))
+    done: dict[str, pd.DataFrame] = dict((store.load() or {}).get("parts", {}))
+
+    def step(name: str, compute: Callable[[], pd.DataFrame]) -> pd.DataFrame:
+        if name not in done:
+            done[name] = compute()
+            store.save({"parts": done})
+        return done[name]
+
+    step("fig1", lambda: fig1_counts(figure1_nets(s), s))
+    step("general_position", general_position_check)
+    step("sine", lambda: sine_fits(s)[1])
+    visits = step("visits", lambda: visited_regions(s, progress))
+    step("nets", lambda: regions_by_net(s, visits=visits))
+    if "gate_smoothness" not in done or "llm" not in done:
+        model = loaded if loaded is not None else lm.load(s["model"], s["device"])
+        tr, layers = trace_plane(model, s)
+        step("gate_smoothness", lambda: gate_smoothness(model, tr, layers, s))
+        step("llm", lambda: gate_regions(model, tr, layers, s, progress)[0])
+    return base.stack(**{name: done[name] for name in PARTS})
