@@ -459,3 +459,18 @@ def test_flip_crossover_is_where_the_two_losses_meet(d, N, decay, data):
     assert li.flip_optimal_loss(lam, N, rs, p) == pytest.approx(li.flip_optimal_loss(lam, N, rl, p), rel=1e-9)
     if rl == rs + 1:
         assert p == pytest.approx(li.flip_threshold(lam, N, rl), rel=1e-9)
+
+
+def test_flip_window_rate_lies_where_the_larger_loses_and_the_smaller_still_beats_zero():
+    lam = li.make_spectrum("power", 8, 1.0)
+    for rs, rl in ((1, 2), (2, 4), (4, 8)):
+        pc, p0 = li.flip_crossover(lam, 32, rs, rl), li.flip_crossover(lam, 32, 0, rs)
+        p = li.flip_window_rate(lam, 32, rs, rl)
+        assert pc < p < p0 < 0.5
+        small = li.flip_optimal_loss(lam, 32, rs, p)
+        margin = min(li.flip_optimal_loss(lam, 32, 0, p) - small, li.flip_optimal_loss(lam, 32, rl, p) - small)
+        assert margin > 0
+        for q in np.linspace(pc, p0, 11):  # no other rate of the window does better (up to the search grid)
+            s = li.flip_optimal_loss(lam, 32, rs, q)
+            other = min(li.flip_optimal_loss(lam, 32, 0, q) - s, li.flip_optimal_loss(lam, 32, rl, q) - s)
+            assert other <= margin + 1e-12

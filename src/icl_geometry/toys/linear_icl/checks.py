@@ -1,4 +1,5 @@
-"""The setting's vocabulary and argument checks, shared by every part of `toys.linear_icl`."""
+"""The setting's vocabulary and argument checks, shared by every part of `toys.linear_icl` (integers go
+through `core.checks.check_int`, the package's one integer check)."""
 
 from __future__ import annotations
 
@@ -8,20 +9,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from icl_geometry.core.checks import check_int  # noqa: F401  (re-exported: the package's one integer check)
+
 SPECTRA: tuple[str, ...] = ("power", "geometric", "flat")
 NOISE_KINDS: tuple[str, ...] = ("label", "input")
 OPTIMIZERS: tuple[str, ...] = ("adam", "sgd")
 INITS: tuple[str, ...] = ("zfb", "random")
 QUERIES: tuple[str, ...] = ("integrate", "sample")
 Array = Any  # numpy array or torch tensor
-
-
-def check_int(name: str, v: Any, low: int, high: float = math.inf) -> int:
-    """`v` as an int in [low, high], or a ValueError naming `name`."""
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not low <= v <= high:
-        hi = "inf" if high == math.inf else int(high)
-        raise ValueError(f"{name} = {v!r} is not allowed: expected an integer in [{low}, {hi}]")
-    return int(v)
 
 
 def check_noise(name: str, v: Any) -> float:
