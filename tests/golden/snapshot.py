@@ -30,12 +30,10 @@ def _claims(path: Path) -> dict[str, dict]:
 
 def _column_digest(values: pd.Series) -> str:
     """sha256 of the column's values written canonically (numbers to 9 significant figures)."""
-    if pd.api.types.is_bool_dtype(values):
-        text = values.astype(str)
-    elif pd.api.types.is_numeric_dtype(values):
-        text = pd.Series([format(float(v), ".9g") for v in values.to_numpy()], dtype=object)
-    else:
-        text = values.astype(str)
+    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+        text = [format(float(v), ".9g") for v in values.to_numpy()]
+    else:  # text and bool columns; a stacked table's other parts leave missing values in them
+        text = [str(v) for v in values.tolist()]
     return hashlib.sha256("\n".join(text).encode()).hexdigest()[:16]
 
 
