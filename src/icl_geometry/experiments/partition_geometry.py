@@ -20,8 +20,8 @@ The notebook calls the steps section by section (`figure1_nets`, `fig1_counts`, 
 
 from __future__ import annotations
 
-import math
 import time
+from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
@@ -391,7 +391,7 @@ def claim_values(rows: pd.DataFrame, config: Any) -> dict[str, Measured]:
     return {cid: out[cid] for cid in CLAIMS if cid in out}
 
 
-def run(config: Any, checkpoint: Any = None, *, loaded: lm.LoadedModel | None = None,
+def run(config: Any, checkpoint: str | Path | None = None, *, loaded: lm.LoadedModel | None = None,
         progress: Callable[..., Iterable[Any]] = _identity) -> pd.DataFrame:
     """The chapter's whole computation, its steps in the notebook's order; returns the stacked rows.
 
