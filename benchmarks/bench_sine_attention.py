@@ -4,7 +4,7 @@ Per (heads, context): milliseconds per full-batch Adam step of the structured fo
 the same step through the plain eq.-3 formula on the full (n_bins, C, d_model) tokens (`attention`), and
 R = 3 restarts trained as one stacked model. Reported: plain / structured (the speed-up of the hot path)
 and stacked / (R x single) (what `train` with R restarts costs relative to R single fits; it stacks
-small models and trains large ones one at a time, see `sine_attention.STACK_ELEMENTS`), and float64 / float32
+small models and trains large ones one at a time, see `sine_attention.training.STACK_ELEMENTS`), and float64 / float32
 (`train`, one restart: the price of fits that do not depend on the CPU's round-off; float64 is the default).
 One CPU thread, float64 unless stated, 500 bins, best of `--repeats` timings of `--steps` steps.
 

@@ -1,7 +1,8 @@
 """The attention + MLP sine toy (paper A, Figs. 4-5): embedding and splits, the fast attention path against the
 plain formula, the dimension bound per (heads, context), training to a stated loss with the kept restart chosen
-on validation data, determinism and round-off, region counts against brute force, the claims computed from rows
-(known answers), and clear errors."""
+on validation data, determinism and round-off, region counts against brute force, the contrasts of two settings
+(known answers), and clear errors. The chapter's claims on the toy's rows are tested in
+tests/test_experiment_attention_graphs.py."""
 
 from __future__ import annotations
 
@@ -13,11 +14,11 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from scipy import stats as sst
 from torch import nn
 
 from icl_geometry.core import partition
 from icl_geometry.toys import sine_attention as sa
+from icl_geometry.toys.sine_attention import training
 
 # A small config that trains in a few seconds on one CPU core: 2 periods, 200 bins (50 train), 2 contexts.
 SMALL = dict(contexts=(1, 4), heads=2, d_head=4, n_bins=200, periods=2.0, steps=300)
@@ -250,12 +251,12 @@ def test_float64_fits_do_not_depend_on_round_off():
 def test_nudge_moves_every_weight_one_ulp():
     config = sa.ToyConfig(**{**SMALL, "steps": 0})
     plain = sa.SineAttentionToy(config, 0, 0)
-    models, _ = sa._train_group(config, [(0, 0)], "cpu", nudge=1)
+    models, _ = training._train_group(config, [(0, 0)], "cpu", nudge=1)
     for a, b in zip(plain.parameters(), models[0].parameters()):
         assert torch.equal(b.detach(), torch.nextafter(a.detach(), torch.full_like(a, math.inf)))
 
 
-# ----------------------------------------------------------------------------- rows and claims
+# ----------------------------------------------------------------------------- rows and contrasts
 
 def test_evaluate_gives_a_row_per_network_and_context():
     fit = sa.train(seed=0, seeds=2, restarts=2, **{**SMALL, "steps": 20})
@@ -293,56 +294,6 @@ def test_compare_paired_known_answers():
     assert sa.compare_paired([3.0, 5.0, 9.0], [1.0, 3.0, 7.0], "difference") == (2.0, (2.0, 2.0))
     with pytest.raises(ValueError, match="same length"):
         sa.compare_paired([1.0, 2.0], [1.0, 2.0, 3.0])
-
-
-def _synthetic_rows() -> list[dict]:
-    """Kept fits of 3 seeds on heads {1, 2} x contexts {1, 10}, and one non-kept restart that must be ignored."""
-    mse = {(1, 1): [0.4, 0.2, 0.3], (1, 10): [0.1, 0.1, 0.05], (2, 1): [0.3, 0.3, 0.3], (2, 10): [0.01, 0.02, 0.04]}
-    pieces = {(1, 1): [15, 17, 16], (1, 10): [20, 22, 18], (2, 1): [14, 16, 15], (2, 10): [25, 30, 27]}
-    rows = []
-    for (h, c), values in mse.items():
-        for s in range(3):
-            rows.append(dict(heads=h, context=c, seed=s, restart=0, kept=True, train_mse=values[s], val_mse=values[s],
-                             test_mse=values[s], pieces=pieces[(h, c)][s], distinct=pieces[(h, c)][s] - 2,
-                             rank=2 if c == 1 else 8 * h, eff_dim=(1.5 + s / 10) if c == 1 else 2.5 * h, probe_mse=0.5))
-            rows.append({**rows[-1], "restart": 1, "kept": False, "test_mse": 99.0, "pieces": 1000, "eff_dim": 0.0})
-    return rows
-
-
-def test_toy_claim_values_known_answers():
-    values = sa.toy_claim_values(_synthetic_rows())
-    assert set(values) == set(sa.TOY_CLAIMS)
-    expect = {"toy_mse_ratio_context": 0.1 / 0.3, "toy_mse_ratio_heads": 0.02 / 0.1, "toy_pieces_gain_context": 20 - 16,
-              "toy_pieces_gain_heads": 27 - 20, "toy_distinct_gain_heads": 25 - 18, "toy_dim_gain_context": 2.5 - 1.6,
-              "toy_dim_gain_heads": 5.0 - 2.5}
-    for cid, v in expect.items():
-        assert values[cid]["value"] == pytest.approx(v), cid
-        lo, hi = values[cid]["interval"]
-        assert lo <= values[cid]["value"] <= hi, cid
-    kept = pd.DataFrame(_synthetic_rows()).query("kept")
-    for knob in ("heads", "context"):
-        rho = sst.spearmanr(kept[knob], kept.pieces).statistic
-        assert values[f"toy_spearman_pieces_vs_{knob}"]["value"] == pytest.approx(rho)
-    assert values["toy_mse_ratio_context"]["kind"] == "paper" and "paired" in values["toy_mse_ratio_context"]["note"]
-    # one heads setting: the heads claims (and the heads Spearman) are left out, the context claims stay
-    one = sa.toy_claim_values([r for r in _synthetic_rows() if r["heads"] == 1])
-    assert set(one) == {cid for cid, s in sa.TOY_CLAIMS.items() if s["knob"] == "context"}
-
-
-def test_findings_quote_the_rows():
-    lines = sa.findings(_synthetic_rows(), hidden=8, d_head=8)
-    text = "\n".join(lines)
-    assert "rank of the MLP input rises (2 -> 8)" in text and "rises (2 -> 16)" in text
-    assert "no fit has more than 17 pieces" in text and "6 of 6 kept fits use more than 17 pieces" in text
-    assert "improves the same networks' median test MSE (0.3 -> 0.1)" in text  # heads 1, context 1 -> 10
-    assert "from 0.1 to 0.02" in text  # heads 1 -> 2 at context 10
-
-
-def test_rows_survive_the_csv_and_give_the_same_claims(tmp_path):
-    rows = _synthetic_rows()
-    path = sa.save_rows(rows, tmp_path / "02.json")
-    assert path.name == "02_rows.csv.gz"
-    assert sa.toy_claim_values(pd.read_csv(path)) == sa.toy_claim_values(rows)
 
 
 # ----------------------------------------------------------------------------- regions

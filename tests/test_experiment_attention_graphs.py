@@ -1,0 +1,202 @@
+"""Chapter 2's experiment module (`experiments/attention_graphs.py`): the declared claims, `claim_values` on
+hand-made rows (known answers for every part, the toy's contrasts, a table without parts, missing parts), the
+rows' CSV round trip, and `run` end to end on a tiny random Llama and a tiny toy grid (fast tier)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats as sst
+
+from fixtures import tiny
+from icl_geometry.core.verdicts import judge_claim, not_snake_case
+from icl_geometry.experiments import attention_graphs as ex
+from icl_geometry.experiments import base
+
+RECORDED = Path(__file__).resolve().parents[1] / "book" / "recorded" / "02_full_smollm2-135m.json"
+TOY_IDS = list(ex.TOY_TESTS)
+GRAPH_IDS = ["first_layer_attention_more_uniform", "minkowski_membership_fraction", "dimension_minus_bound_max",
+             "generic_dimension_equals_tight_bound", "fixed_support_rank_minus_tight_bound",
+             "fixed_support_twonn_over_bound_max", "fixed_support_spearman_twonn_vs_bound", "temperature_rank_range",
+             "temperature_spearman_id_eps", "top_k_cloud_rank_over_per_query_bound", "real_layer_rebuilt_from_heads",
+             "real_layer_eps0_in_minkowski_sum"]
+CONFIG = {"seed": 0, "eps": 0.1, "model": "tiny"}
+
+
+def toy_rows() -> pd.DataFrame:
+    """Kept fits of 3 seeds on heads {1, 2} x contexts {1, 10}, and one non-kept restart that must be ignored."""
+    mse = {(1, 1): [0.4, 0.2, 0.3], (1, 10): [0.1, 0.1, 0.05], (2, 1): [0.3, 0.3, 0.3], (2, 10): [0.01, 0.02, 0.04]}
+    pieces = {(1, 1): [15, 17, 16], (1, 10): [20, 22, 18], (2, 1): [14, 16, 15], (2, 10): [25, 30, 27]}
+    rows = []
+    for (h, c), values in mse.items():
+        for s in range(3):
+            rows.append(dict(heads=h, context=c, seed=s, restart=0, kept=True, train_mse=values[s], val_mse=values[s],
+                             test_mse=values[s], pieces=pieces[(h, c)][s], distinct=pieces[(h, c)][s] - 2,
+                             rank=2 if c == 1 else 8 * h, eff_dim=(1.5 + s / 10) if c == 1 else 2.5 * h, probe_mse=0.5))
+            rows.append({**rows[-1], "restart": 1, "kept": False, "test_mse": 99.0, "pieces": 1000, "eff_dim": 0.0})
+    return pd.DataFrame(rows)
+
+
+def separate_rows() -> pd.DataFrame:
+    """Separate networks (1 head) for contexts 1 and 10: median test MSE 0.2 and 0.5."""
+    t = toy_rows()
+    t = t[t.heads == 1].copy()
+    t.loc[t.kept & (t.context == 1), "test_mse"] = [0.1, 0.2, 0.3]
+    t.loc[t.kept & (t.context == 10), "test_mse"] = [0.5, 0.4, 0.9]
+    return t.reset_index(drop=True)
+
+
+def graph_parts() -> dict[str, pd.DataFrame]:
+    """Hand-made rows of sections 1 and 2 with known answers."""
+    eps_col = ex.id_eps_column(0.1)
+    return {
+        "uniformity": pd.DataFrame({"head": [0, 1, 2, 3], "first_layer": [0.8, 0.6, 0.7, 0.5],
+                                    "last_layer": [0.2, 0.3, 0.1, 0.2], "last_layer_index": 29}),
+        "minkowski": pd.DataFrame({"trial": [0, 0, 1, 1], "in Minkowski sum": [True, True, True, False],
+                                   "dimension": [2, 3, 1, 4], "tight bound": [2, 3, 2, 4],
+                                   "theorem bound": [4, 6, 2, 5]}),
+        "fixed_support": pd.DataFrame({"H": [1, 1, 2, 2], "k": [1, 2, 1, 2], "rank": [0, 1, 0, 3],
+                                       "TwoNN": [0.0, 1.0, 0.5, 3.0], "theorem bound": [1, 2, 2, 4],
+                                       "tight bound": [0, 1, 0, 2]}),
+        "temperature": pd.DataFrame({"H": 2, "tau": [0.1, 1.0, 10.0, 100.0], "rank": [14, 14, 13, 14],
+                                     eps_col: [2.0, 5.0, 9.0, 16.0]}),
+        "top_k": pd.DataFrame({"H": 2, "k": [2, 4], "rank": [32, 40], "per-query theorem bound": [4, 8]}),
+        "real_layers": pd.DataFrame({"layer": [0, 29], "reconstruction_error": [1e-6, 2e-4]}),
+        "real_rows": pd.DataFrame({"layer": [0, 0, 29, 29, 29], "eps": [0.0, 0.1, 0.0, 0.0, 0.1],
+                                   "relative residual": [1e-9, 0.3, 1e-6, 1e-3, 0.5]}),
+    }
+
+
+def stacked() -> pd.DataFrame:
+    return base.stack(toy_grid=toy_rows(), **graph_parts(), separate=separate_rows())
+
+
+@pytest.fixture(scope="module")
+def values():
+    """Every claim of the hand-made stacked rows (computed once: the toy claims bootstrap 2000 times each)."""
+    return ex.claim_values(stacked(), CONFIG)
+
+
+def test_claims_are_declared_in_the_notebooks_order():
+    assert list(ex.CLAIMS) == [*GRAPH_IDS, *TOY_IDS, "toy_separate_mse_ratio_context"]
+    assert not not_snake_case(ex.CLAIMS)
+    assert ex.CLAIMS["toy_mse_ratio_context"].paper == "Figs. 4-5: longer context -> better fit"
+    assert ex.CLAIMS["first_layer_attention_more_uniform"].paper == \
+        "Sec. 3 observation: first-layer attention is near-uniform"
+    forced = {cid for cid, s in ex.CLAIMS.items() if s.forced_by}
+    assert forced == {"fixed_support_spearman_twonn_vs_bound", "temperature_spearman_id_eps"}
+    kinds = pd.Series({cid: s.kind for cid, s in ex.CLAIMS.items()}).value_counts().to_dict()
+    assert kinds == {"paper": 11, "check": 9, "ours": 2}
+
+
+def test_every_claim_from_a_stacked_table_in_claims_order(values):
+    assert list(values) == list(ex.CLAIMS)
+    for cid, m in values.items():
+        judge_claim(ex.CLAIMS[cid], m)  # every measurement is judged under its spec without error
+
+
+def test_graph_claims_known_answers(values):
+    v = values
+    assert v["first_layer_attention_more_uniform"].value == pytest.approx(0.65 / 0.2)
+    lo, hi = v["first_layer_attention_more_uniform"].interval
+    assert lo <= 0.65 / 0.2 <= hi and "4 heads" in v["first_layer_attention_more_uniform"].note
+    assert v["minkowski_membership_fraction"].value == 0.75
+    assert "4 rows of 2 random causal layers" in v["minkowski_membership_fraction"].note
+    assert v["dimension_minus_bound_max"].value == -1.0  # max(2-4, 3-6, 1-2, 4-5)
+    assert v["generic_dimension_equals_tight_bound"].value == 0.75
+    assert v["fixed_support_rank_minus_tight_bound"].value == 1.0
+    assert v["fixed_support_twonn_over_bound_max"].value == 0.75
+    rho = sst.spearmanr([1, 2, 2, 4], [0.0, 1.0, 0.5, 3.0]).statistic
+    assert v["fixed_support_spearman_twonn_vs_bound"].value == pytest.approx(rho)
+    assert v["temperature_rank_range"].value == 1.0
+    assert v["temperature_spearman_id_eps"].value == 1.0 and v["temperature_spearman_id_eps"].interval == (1.0, 1.0)
+    assert v["top_k_cloud_rank_over_per_query_bound"].value == 8.0
+    assert v["top_k_cloud_rank_over_per_query_bound"].note.startswith("top-2:")
+    assert v["real_layer_rebuilt_from_heads"].value == 0.5  # 2e-4 is above the 1e-4 tolerance
+    assert "[0, 29]" in v["real_layer_rebuilt_from_heads"].note
+    assert v["real_layer_eps0_in_minkowski_sum"].value == pytest.approx(2 / 3)  # eps = 0 rows only
+    assert judge_claim(ex.CLAIMS["real_layer_eps0_in_minkowski_sum"], v["real_layer_eps0_in_minkowski_sum"])[0] == \
+        "not reproduced"
+
+
+def test_toy_claims_known_answers(values):
+    expect = {"toy_mse_ratio_context": 0.1 / 0.3, "toy_mse_ratio_heads": 0.02 / 0.1, "toy_pieces_gain_context": 20 - 16,
+              "toy_pieces_gain_heads": 27 - 20, "toy_distinct_gain_heads": 25 - 18, "toy_dim_gain_context": 2.5 - 1.6,
+              "toy_dim_gain_heads": 5.0 - 2.5, "toy_separate_mse_ratio_context": 0.5 / 0.2}
+    for cid, value in expect.items():
+        m = values[cid]
+        assert m.value == pytest.approx(value), cid
+        assert m.interval[0] <= m.value <= m.interval[1], cid
+    kept = toy_rows().query("kept")
+    for knob in ("heads", "context"):
+        rho = sst.spearmanr(kept[knob], kept.pieces).statistic
+        assert values[f"toy_spearman_pieces_vs_{knob}"].value == pytest.approx(rho)
+    assert "paired" in values["toy_mse_ratio_context"].note
+    assert values["toy_separate_mse_ratio_context"].note.startswith("1 head(s), separate networks per context")
+
+
+def test_a_table_without_parts_is_the_toy_grid_alone(values):
+    plain = ex.claim_values(toy_rows(), CONFIG)
+    assert list(plain) == TOY_IDS
+    assert plain == {cid: m for cid, m in values.items() if cid in TOY_IDS}
+    assert ex.toy_grid_rows(stacked()).equals(ex.toy_grid_rows(toy_rows()))
+
+
+def test_missing_parts_and_a_single_heads_setting_leave_their_claims_out():
+    some = graph_parts()
+    rows = base.stack(toy_grid=toy_rows()[toy_rows().heads == 1], uniformity=some["uniformity"], top_k=some["top_k"])
+    values = ex.claim_values(rows, CONFIG)
+    context_claims = [cid for cid, t in ex.TOY_TESTS.items() if t[1] == "context"]
+    assert list(values) == ["first_layer_attention_more_uniform", "top_k_cloud_rank_over_per_query_bound",
+                            *context_claims]
+
+
+def test_rows_survive_the_csv_and_give_the_same_claims(tmp_path, values):
+    path = base.save_rows(stacked(), tmp_path / "02.json")
+    assert path.name == "02_rows.csv.gz"
+    back = base.load_rows(tmp_path / "02.json")
+    assert list(back[base.PART].unique()) == ["toy_grid", *graph_parts(), "separate"]
+    assert ex.claim_values(back, CONFIG) == values
+
+
+def test_the_recorded_full_run_recomputes_from_its_rows():
+    """The recorded full run's rows hold the toy grid alone (no `part` column): its toy claims, to 1e-9."""
+    data = json.loads(RECORDED.read_text())
+    values = ex.claim_values(base.load_rows(RECORDED), data["config"])
+    recorded = {c["claim_id"]: c for c in data["claims"]}
+    assert list(values) == TOY_IDS
+    for cid, m in values.items():
+        np.testing.assert_allclose([m.value, *m.interval], [recorded[cid][k] for k in ("value", "low", "high")],
+                                   rtol=1e-9, atol=1e-12, err_msg=cid)
+        assert judge_claim(ex.CLAIMS[cid], m)[0] == recorded[cid]["verdict"], cid
+        assert ex.CLAIMS[cid].paper == recorded[cid]["paper"] and ex.CLAIMS[cid].kind == recorded[cid]["kind"]
+
+
+def test_findings_quote_the_rows():
+    text = "\n".join(ex.findings(toy_rows(), hidden=8, d_head=8))
+    assert "rank of the MLP input rises (2 -> 8)" in text and "rises (2 -> 16)" in text
+    assert "no fit has more than 17 pieces" in text and "6 of 6 kept fits use more than 17 pieces" in text
+    assert "improves the same networks' median test MSE (0.3 -> 0.1)" in text  # heads 1, context 1 -> 10
+    assert "from 0.1 to 0.02" in text  # heads 1 -> 2 at context 10
+
+
+def test_run_on_a_tiny_model_and_a_tiny_toy_gives_rows_every_claim_accepts(tmp_path):
+    model = tiny.save_tiny_model(tmp_path / "llama", "llama")
+    config = {"seed": 0, "device": "cpu", "model": str(model), "prompt": "Q : what is 3 + 4 ? A : 7 Q : what is 1 + 2 ? A :",
+              "eps": 0.1, "n_queries": 60, "heads_list": [1, 2], "keys_list": [1, 2, 3], "temperatures": [0.1, 1.0, 10.0, 30.0],
+              "top_ks": [2, 4], "toy_heads": [1, 2], "toy_contexts": [1, 3], "toy_steps": 3, "toy_seeds": 2,
+              "toy_restarts": 1, "toy_bins": 40, "toy_hidden": 4, "toy_d_head": 4}
+    rows = ex.run(config)
+    assert list(rows[base.PART].unique()) == ["toy_grid", "uniformity", "minkowski", "fixed_support", "temperature",
+                                              "top_k", "real_layers", "real_rows", "separate"]
+    grid = base.part(rows, "toy_grid")
+    assert list(grid.columns) == list(ex.sa.ROW_FIELDS) and len(grid) == 2 * 2 * 2  # heads x contexts x seeds
+    assert len(base.part(rows, "uniformity")) == 4  # the tiny Llama's query heads
+    values = ex.claim_values(rows, config)
+    assert list(values) == list(ex.CLAIMS)
+    for cid in ("minkowski_membership_fraction", "real_layer_rebuilt_from_heads", "real_layer_eps0_in_minkowski_sum"):
+        assert values[cid].value == 1.0, cid  # Theorem 2.1 and eq. 3 hold in any layer
