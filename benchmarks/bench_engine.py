@@ -44,7 +44,7 @@ def nested_prompts(loaded: lm.LoadedModel, n_items: int, seed: int = 0):
         its = tasks.make_items(family, n_items // 2, seed=seed, exclude=pool)
         for i, it in enumerate(its):
             for k in SHOTS:
-                prompts += cg.prompts_for(loaded, [it], {family: pool}, [i], k, seed=seed)
+                prompts += tasks.prompts_for(loaded, [it], {family: pool}, [i], k, seed=seed)
                 owners.append(it)
         items += its
     return owners, prompts
@@ -87,7 +87,7 @@ def main() -> None:
         floor_tokens = floor(loaded, prompts)
         t_floor = time.perf_counter() - t0
         t0 = time.perf_counter()
-        res, _ = cg.answer(loaded, owners, prompts, eps=0.1, max_new_tokens=MAX_NEW)
+        res, _ = tasks.answer(loaded, owners, prompts, eps=0.1, max_new_tokens=MAX_NEW)
         t_engine = time.perf_counter() - t0
         t0 = time.perf_counter()
         answers = naive(loaded, prompts, 0.1)

@@ -14,8 +14,8 @@ from pathlib import Path
 
 from _common import machine_info, write_results
 
-from icl_geometry import demos
 
+from icl_geometry import tasks
 from icl_geometry.llm import lm
 
 from icl_geometry.core import stats
@@ -31,13 +31,13 @@ def main(n: int = 12) -> None:
     rows = []
     for name in MODELS:
         loaded = lm.load(name, "cpu")
-        for family in demos.FAMILIES:
+        for family in tasks.CLASSIFICATION_FAMILIES:
             t0 = time.perf_counter()
-            c = nd.clean_accuracy(loaded, family, n, N_POOL, SHOTS, seed=SEED)
+            c = tasks.clean_accuracy(loaded, family, n, N_POOL, SHOTS, seed=SEED)
             acc = {str(k): round(float(c[:, j].mean()), 3) for j, k in enumerate(SHOTS)}
             ci = {str(k): [round(v, 3) for v in stats.wilson_interval(int(c[:, j].sum()), n)]
                   for j, k in enumerate(SHOTS)}
-            rows.append({"model": name, "family": family, "labels": list(demos.FAMILIES[family].labels),
+            rows.append({"model": name, "family": family, "labels": list(tasks.CLASSIFICATION_FAMILIES[family].labels),
                          "n_items": n, "accuracy": acc, "wilson_90": ci, "wall_s": round(time.perf_counter() - t0, 1)})
             print(name, family, acc, flush=True)
     write_results(Path(__file__).parent / "results" / "demo_headroom.json",

@@ -31,9 +31,9 @@ def measure(loaded: lm.LoadedModel, family: str, n: int, chat_style: str) -> dic
     test, pool = tasks.split(family, n, N_POOL, seed=SEED)
     items = [it for it in test for _ in SHOTS]
     prompts = [p for i, it in enumerate(test)
-               for k in SHOTS for p in cg.prompts_for(loaded, [it], {family: pool}, [i], k, chat_style=chat_style)]
+               for k in SHOTS for p in tasks.prompts_for(loaded, [it], {family: pool}, [i], k, chat_style=chat_style)]
     t0 = time.perf_counter()
-    res, correct = cg.answer(loaded, items, prompts)
+    res, correct = tasks.answer(loaded, items, prompts)
     wall = time.perf_counter() - t0
     c = correct.reshape(n, len(SHOTS))
     wrong0 = ~c[:, 0]
@@ -58,8 +58,8 @@ def main() -> None:
     models = {name: lm.load(name, device="cpu") for name in lm.BUNDLED}
     # The chapter's prompt formats first (chat: multi-turn; base model: plain text), then the chat model's
     # single-turn format on the original eight families, for comparison.
-    plan = [(name, "multi_turn", fam) for name in models for fam in tasks.FAMILIES]
-    plan += [(name, "single_turn", fam) for name, m in models.items() if m.chat for fam in list(tasks.FAMILIES)[:8]]
+    plan = [(name, "multi_turn", fam) for name in models for fam in tasks.QA_FAMILIES]
+    plan += [(name, "single_turn", fam) for name, m in models.items() if m.chat for fam in list(tasks.QA_FAMILIES)[:8]]
     rows = []
     for name, style, family in plan:
         rows.append(measure(models[name], family, n, style))

@@ -52,9 +52,9 @@ def capitals(smollm2):
     prompts, items = [], []
     for i, it in enumerate(test):
         for ctx, k in (("shots", 0), ("shots", 1), ("shots", 3), ("random", 2)):
-            prompts.append(tasks.format_prompt(smollm2, it, tasks.choose_shots(pool, k, 0, i), ctx, 0))
+            prompts.append(tasks.format_prompt(smollm2, it, tasks.choose_examples(pool, k, 0, i), ctx, 0))
             items.append(it)
-    tails = packing.tail_lengths(smollm2, prompts, [cg.question_marker(it) for it in items])
+    tails = packing.tail_lengths(smollm2, prompts, [tasks.question_marker(it) for it in items])
     return prompts, items, tails
 
 

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
-from icl_geometry import demos
 
+from icl_geometry import tasks
 from icl_geometry.llm import engine, lm
 from icl_geometry.experiments import base
 from icl_geometry.experiments import noisy_demonstrations as nd
 
 # The tiny tokenizer knows few words: a family whose label words and inputs are in its vocabulary.
-TINY = demos.DemoFamily("tiny", "numbers 0-19, even or odd", ("yes", "no"),
+TINY = tasks.DemoFamily("tiny", "numbers 0-19, even or odd", ("yes", "no"),
                         (tuple(str(i) for i in range(0, 20, 2)), tuple(str(i) for i in range(1, 20, 2))))
 
 
@@ -43,13 +45,13 @@ def test_last_logits_only_matches_full_trace(tiny_models, arch):
 @pytest.mark.parametrize("arch", ["llama", "gemma3"])
 def test_label_logprobs_equal_score_choices(tiny_models, arch, monkeypatch):
     loaded = tiny_models[arch]
-    monkeypatch.setitem(demos.FAMILIES, "tiny", TINY)
-    test, pool = demos.split("tiny", 3, 8)
-    prompts = [demos.format_demo_prompt(loaded, "tiny", demos.choose_demos(pool, 4, 0, i), q, chat=False)
+    monkeypatch.setitem(tasks.CLASSIFICATION_FAMILIES, "tiny", TINY)
+    test, pool = tasks.split("tiny", 3, 8)
+    prompts = [tasks.format_classification_prompt(loaded, "tiny", tasks.choose_examples(pool, 4, 0, i), q, chat=False)
                for i, q in enumerate(test)]
-    traces, _ = nd.trace_all(loaded, [p.text for p in prompts])
-    fast = nd.label_logprobs(loaded, prompts, [t.logits for t in traces])
-    slow = nd.label_logprobs(loaded, prompts)  # engine.score_choices
+    traces, _ = tasks.trace_all(loaded, [p.text for p in prompts])
+    fast = tasks.label_logprobs(loaded, prompts, [t.logits for t in traces])
+    slow = tasks.label_logprobs(loaded, prompts)  # engine.score_choices
     np.testing.assert_allclose(fast, slow, atol=1e-4)
 
 
@@ -67,8 +69,8 @@ def test_attention_mass_sums_to_one():
 @pytest.fixture(scope="module")
 def tiny_run(tiny_models):
     with pytest.MonkeyPatch.context() as mp:
-        mp.setitem(demos.FAMILIES, "tiny", TINY)
-        mp.setitem(demos.FAMILIES, "tiny_foobar", TINY)
+        mp.setitem(tasks.CLASSIFICATION_FAMILIES, "tiny", TINY)
+        mp.setitem(tasks.CLASSIFICATION_FAMILIES, "tiny_foobar", TINY)
         yield nd.run_experiment(tiny_models["llama"], ["tiny", "tiny_foobar"], 6, 8, 4, (0.5, 1.0), (1.0,),
                                 seed=0, batch_size=5, batch_tokens=400)
 
@@ -90,11 +92,11 @@ def test_run_experiment_shapes_and_bookkeeping(tiny_run, tiny_models):
     # batching does not change a prompt's result
     assert np.abs(r.margin).min() > 0
     with pytest.MonkeyPatch.context() as mp:
-        mp.setitem(demos.FAMILIES, "tiny", TINY)
+        mp.setitem(tasks.CLASSIFICATION_FAMILIES, "tiny", TINY)
         one = nd.run_experiment(loaded, ["tiny"], 6, 8, 4, (0.5, 1.0), (1.0,), seed=0, batch_size=1)
     np.testing.assert_allclose(one.logprobs, run.logprobs[:24], atol=1e-4)
     with pytest.raises(ValueError, match="same token"):
-        nd.label_logprobs(loaded, [demos.format_demo_prompt(loaded, "category", [], demos.split("category", 1, 2)[0][0])],
+        tasks.label_logprobs(loaded, [tasks.format_classification_prompt(loaded, "category", [], tasks.split("category", 1, 2)[0][0])],
                           [one.logprobs[0]])
 
 
@@ -152,7 +154,7 @@ def test_slope_difference_detects_a_steeper_model():
 def test_an_interrupted_run_resumes_from_its_checkpoint(tiny_run, tiny_models, tmp_path):
     """Kill a run after two batches; the next call skips what was saved and ends with the same numbers as a run
     that was never interrupted."""
-    loaded, ckpt = tiny_models["llama"], tmp_path / "run.npz"
+    loaded, ckpt = tiny_models["llama"], tmp_path / "run.pkl"
     real = engine.trace_batch
     calls = {"n": 0}
 
@@ -165,12 +167,13 @@ def test_an_interrupted_run_resumes_from_its_checkpoint(tiny_run, tiny_models, t
     args = (loaded, ["tiny", "tiny_foobar"], 6, 8, 4, (0.5, 1.0), (1.0,))
     kw = dict(seed=0, batch_size=5, batch_tokens=400, checkpoint=ckpt, checkpoint_every=0.0)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setitem(demos.FAMILIES, "tiny", TINY)
-        mp.setitem(demos.FAMILIES, "tiny_foobar", TINY)
+        mp.setitem(tasks.CLASSIFICATION_FAMILIES, "tiny", TINY)
+        mp.setitem(tasks.CLASSIFICATION_FAMILIES, "tiny_foobar", TINY)
         mp.setattr(engine, "trace_batch", dies_after_two)
         with pytest.raises(KeyboardInterrupt):
             nd.run_experiment(*args, **kw)
-        saved = int(np.load(ckpt)["done"].sum())
+        with open(ckpt, "rb") as fh:
+            saved = int(pickle.load(fh)["done"].sum())
         assert saved == 10  # two batches of 5
         calls["n"] = -100  # no more interruptions; count the batches traced on resume
         resumed = nd.run_experiment(*args, **kw)
@@ -197,8 +200,8 @@ def test_accuracy_at_pairs_with_the_other_statistics(tiny_run):
 def test_claims_recomputed_from_the_kept_rows_equal_the_live_ones(tiny_run, tiny_models, tmp_path):
     """What a recorded run commits (rows_table) is enough to recompute every claim of the chapter."""
     with pytest.MonkeyPatch.context() as mp:
-        mp.setitem(demos.FAMILIES, "tiny", TINY)
-        mp.setitem(demos.FAMILIES, "tiny_foobar", TINY)
+        mp.setitem(tasks.CLASSIFICATION_FAMILIES, "tiny", TINY)
+        mp.setitem(tasks.CLASSIFICATION_FAMILIES, "tiny_foobar", TINY)
         other = nd.run_experiment(tiny_models["gemma3"], ["tiny", "tiny_foobar"], 6, 8, 4, (0.5, 1.0), (1.0,),
                                   seed=0, batch_size=5, batch_tokens=400)
     live = nd.size_comparison(tiny_run, other, (0.0, 0.5, 1.0), (0.0, 1.0), n_boot=100, seed=1)

@@ -11,7 +11,7 @@ from hypothesis import given, strategies as st
 from icl_geometry import tasks
 
 
-@pytest.mark.parametrize("family", list(tasks.FAMILIES))
+@pytest.mark.parametrize("family", list(tasks.QA_FAMILIES))
 def test_items_are_seeded_distinct_and_disjoint_from_the_pool(family):
     test, pool = tasks.split(family, n_test=15, n_pool=10, seed=3)
     assert test == tasks.split(family, n_test=15, n_pool=10, seed=3)[0]
@@ -59,14 +59,14 @@ def test_options_take_the_first_named():
 
 def test_shots_are_nested_in_k():
     pool = tasks.make_items("capitals", 12, seed=1)
-    assert tasks.choose_shots(pool, 5, seed=0, index=2)[:3] == tasks.choose_shots(pool, 3, seed=0, index=2)
+    assert tasks.choose_examples(pool, 5, seed=0, index=2)[:3] == tasks.choose_examples(pool, 3, seed=0, index=2)
     with pytest.raises(ValueError, match="shots k"):
-        tasks.choose_shots(pool, 13, seed=0, index=0)
+        tasks.choose_examples(pool, 13, seed=0, index=0)
 
 
 def test_prompt_contexts():
     test, pool = tasks.split("capitals", 2, 6, seed=0)
-    shots = tasks.choose_shots(pool, 3, 0, 0)
+    shots = tasks.choose_examples(pool, 3, 0, 0)
     plain = tasks.build_prompt(test[0], shots)
     assert plain.endswith(f"Q: {test[0].question}\nA:") and plain.count("Q: ") == 4
     shuffled = tasks.build_prompt(test[0], shots, context="shuffled")
@@ -181,7 +181,7 @@ def bpe_tokenizer():
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
-    corpus = [tasks.qa_block(it) for f in tasks.FAMILIES for it in tasks.make_items(f, 40, strict=False)]
+    corpus = [tasks.qa_block(it) for f in tasks.QA_FAMILIES for it in tasks.make_items(f, 40, strict=False)]
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
@@ -223,7 +223,7 @@ def test_random_token_text_says_when_it_cannot():
 def _check_controls(tok, item, shots, seed=0):
     """The random and shuffled chat messages keep the shots' layout; random keeps each turn's token count,
     shuffled each turn's word count and all the words. Returns the three message lists."""
-    head = tasks.FAMILIES[item.family].instruction + "\n\n"
+    head = tasks.QA_FAMILIES[item.family].instruction + "\n\n"
     ref = tasks.chat_messages(item, shots, "shots", tok, seed)
     out = {"shots": ref}
     for context in ("random", "shuffled"):
@@ -249,7 +249,7 @@ def test_chat_controls_keep_the_shots_layout_and_length(family, bpe_tokenizer):
     test, pool = tasks.split(family, 3, 12, seed=0)
     for i, item in enumerate(test):
         for k in (1, 2, 4):
-            _check_controls(bpe_tokenizer, item, tasks.choose_shots(pool, k, 0, i))
+            _check_controls(bpe_tokenizer, item, tasks.choose_examples(pool, k, 0, i))
     item = test[0]
     assert tasks.chat_messages(item, [], "random", bpe_tokenizer) == tasks.chat_messages(item, [])
     with pytest.raises(ValueError, match="tokenizer"):
@@ -262,7 +262,7 @@ def test_chat_controls_keep_the_shots_layout_and_length(family, bpe_tokenizer):
 def test_plain_random_block_has_the_shots_token_count(bpe_tokenizer):
     test, pool = tasks.split("capitals", 2, 10, seed=0)
     for k in (1, 3, 6):
-        shots = tasks.choose_shots(pool, k, 0, 0)
+        shots = tasks.choose_examples(pool, k, 0, 0)
         plain = tasks.context_block(test[0], shots)
         noise = tasks.context_block(test[0], shots, "random", bpe_tokenizer)
         assert _n_tokens(bpe_tokenizer, noise) == _n_tokens(bpe_tokenizer, plain)
@@ -280,7 +280,7 @@ def test_smollm2_controls_match_the_shots_length(smollm2):
         test, pool = tasks.split(family, 3, 20, seed=0)
         for i, item in enumerate(test):
             for k in range(1, 11):
-                shots = tasks.choose_shots(pool, k, 0, i)
+                shots = tasks.choose_examples(pool, k, 0, i)
                 if k in (1, 2, 5, 10):
                     _check_controls(tok, item, shots)
                 for style in tasks.CHAT_STYLES:
@@ -294,7 +294,7 @@ def test_smollm2_controls_match_the_shots_length(smollm2):
 
 # ---------------------------------------------------------------------------------------------
 # Constrained choices and outcomes.
-@pytest.mark.parametrize("family", list(tasks.FAMILIES))
+@pytest.mark.parametrize("family", list(tasks.QA_FAMILIES))
 def test_choices_hold_the_gold_once_and_are_seeded(family):
     items = tasks.make_items(family, 200, seed=0, strict=False)
     gold_first = 0

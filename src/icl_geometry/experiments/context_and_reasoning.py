@@ -2,7 +2,7 @@
 dimension, and does that rise predict a correct answer?
 
 Each base question is asked at 0 shots and with k shots (k = 1..10, nested), random-token or shuffled-text
-contexts of the same length; `packing.trace_generate` traces every prompt at every layer and answers it
+contexts of the same length; `tasks.answer` (`packing.trace_generate`) traces every prompt at every layer and answers it
 greedily in the same pass (the k-shot prompts of one question share one packed sequence). The statistics
 the chapter reads off the result live in `icl_geometry.core.stats`; `context_contrast` pairs two contexts item
 by item.
@@ -23,60 +23,12 @@ from icl_geometry.core import stats
 from icl_geometry.core.stats import item_mean_interval
 from icl_geometry.core.verdicts import ClaimSpec, Measured, judge
 from icl_geometry.experiments import base
-from icl_geometry.llm import engine, lm
-from icl_geometry.llm.packing import PromptPass, tail_lengths, trace_generate
+from icl_geometry.llm import lm
 
 MEASURES = ("id_abs", "id_rel", "twonn")
 
 
 # ============================================================================= the experiment
-
-def question_marker(item: tasks.Item) -> str:
-    """Where a prompt's tail (its TwoNN cloud) starts: the question line, the same text in every prompt."""
-    return f"Q: {item.question}"
-
-
-def prompts_for(loaded: Any, items: Sequence[tasks.Item], pools: dict[str, Sequence[tasks.Item]],
-                indices: Sequence[int], k: int, context: str = "shots", seed: int = 0,
-                chat_style: str = "multi_turn") -> list[str]:
-    """k-shot prompts (`tasks.format_prompt`) whose shots come from each item's own family pool, chosen
-    by `tasks.choose_shots` with the item's stable index, so the shots are nested in k."""
-    return [tasks.format_prompt(loaded, it, tasks.choose_shots(pools[it.family], k, seed, i), context, seed,
-                                chat_style) for it, i in zip(items, indices, strict=True)]
-
-
-def answer(loaded: Any, items: Sequence[tasks.Item], prompts: Sequence[str], **kwargs: Any) -> tuple[PromptPass, np.ndarray]:
-    """`packing.trace_generate` on prompts whose tails are the items' questions, answers stopped at the end of
-    their first line (`tasks.stop_at_newline`); returns the pass and correctness."""
-    tails = tail_lengths(loaded, prompts, [question_marker(it) for it in items])
-    res = trace_generate(loaded, prompts, tails, **{"stop": tasks.stop_at_newline, **kwargs})
-    return res, np.array([tasks.is_correct(it, o) for it, o in zip(items, res.outputs)], bool)
-
-
-def answer_prefix(loaded: Any) -> str:
-    """What a scored answer starts with after the prompt: `A: ` in a chat model's turn (the shots' assistant
-    turns read `A: <answer>`), a space after the plain prompt's trailing `A:`. The prefix is the same for
-    every choice, so it shifts all their log-probabilities by one amount and never changes which is chosen."""
-    return "A: " if loaded.chat else " "
-
-
-def choice_scores(loaded: Any, items: Sequence[tasks.Item], prompts: Sequence[str], batch_size: int = 32,
-                  batch_tokens: int = 4096, groups: Sequence[Any] | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Constrained choice: the model's summed log-probability of each admissible answer (`tasks.choices`:
-    the gold and its family's distractors) after each prompt (`engine.score_choices`; `groups` marks prompts
-    that share their examples, scored on one cache). Returns whether the gold scored highest, and its margin
-    over the best distractor (log-probability, natural log)."""
-    options = [tasks.choices(it) for it in items]
-    prefix = answer_prefix(loaded)
-    scores = engine.score_choices(loaded, prompts, [[prefix + c for c in opts] for opts in options],
-                                  batch_size=batch_size, batch_tokens=batch_tokens, groups=groups)
-    correct, margin = np.zeros(len(items), bool), np.zeros(len(items))
-    for n, (it, opts, s) in enumerate(zip(items, options, scores)):
-        g = opts.index(it.answer)
-        best_other = max(s[j] for j in range(len(opts)) if j != g)
-        correct[n], margin[n] = s[g] > best_other, s[g] - best_other
-    return correct, margin
-
 
 @dataclass
 class ContextRun:
@@ -159,10 +111,10 @@ def run_experiment(loaded: Any, families: Sequence[str], n_candidates: int, shot
         cand += test
         cand_idx += list(range(len(test)))
     if "zero" not in state:
-        zero_prompts = prompts_for(loaded, cand, pools, cand_idx, 0, "shots", seed, chat_style)
+        zero_prompts = tasks.prompts_for(loaded, cand, pools, cand_idx, 0, "shots", seed, chat_style)
         t0 = time.perf_counter()
-        res0, correct0 = answer(loaded, cand, zero_prompts, progress=progress, **kw)
-        choice0, margin0 = choice_scores(loaded, cand, zero_prompts, batch_size, batch_tokens)
+        res0, correct0 = tasks.answer(loaded, cand, zero_prompts, progress=progress, **kw)
+        choice0, margin0 = tasks.choice_scores(loaded, cand, zero_prompts, batch_size, batch_tokens)
         state["zero"], state["zero_seconds"] = (res0, correct0, choice0, margin0), time.perf_counter() - t0
         saved.save(state)
     res0, correct0, choice0, margin0 = state["zero"]
@@ -192,12 +144,12 @@ def run_experiment(loaded: Any, families: Sequence[str], n_candidates: int, shot
         if n_chunk < state["done"] // step or not chunk:
             continue
         t1 = time.perf_counter()
-        prompts = [prompts_for(loaded, [items[b]], pools, [cand_idx[base_idx[b]]], k, c, seed, chat_style)[0]
+        prompts = [tasks.prompts_for(loaded, [items[b]], pools, [cand_idx[base_idx[b]]], k, c, seed, chat_style)[0]
                    for b, c, k in chunk]
         chunk_items = [items[b] for b, _, _ in chunk]
-        res, correct = answer(loaded, chunk_items, prompts, progress=progress and bar is None, **kw)
+        res, correct = tasks.answer(loaded, chunk_items, prompts, progress=progress and bar is None, **kw)
         shared = [b if c == "shots" else f"{b}:{c}:{k}" for b, c, k in chunk]  # a question's nested k-shot prompts
-        choice, margin = choice_scores(loaded, chunk_items, prompts, batch_size, batch_tokens, groups=shared)
+        choice, margin = tasks.choice_scores(loaded, chunk_items, prompts, batch_size, batch_tokens, groups=shared)
         state["parts"].append((chunk, res, correct, choice, margin, time.perf_counter() - t1))
         state["done"] = min((n_chunk + 1) * step, len(base_idx))
         saved.save(state)
@@ -242,13 +194,8 @@ def check_answers_vary(rows: Any) -> None:
 
 
 def parse_families(value: Any) -> tuple[str, ...]:
-    """The chapter's `families` parameter: comma-separated names of `tasks.FAMILIES`, validated."""
-    names = tuple(v.strip() for v in str(value).split(",") if v.strip()) if isinstance(value, str) else ()
-    bad = [v for v in names if v not in tasks.FAMILIES]
-    if not names or bad or len(set(names)) != len(names):
-        raise ValueError(f"Parameter 'families' = {value!r} is not allowed: expected distinct comma-separated "
-                         f"names from {list(tasks.FAMILIES)}.")
-    return names
+    """The chapter's `families` parameter: comma-separated question-answer families, validated."""
+    return tasks.parse_families(value, "qa")
 
 
 # ============================================================================= the claims, from per-prompt rows

@@ -2,7 +2,7 @@
 noisy demonstrations, on any causal LM, through the engine.
 
 For every query (balanced, clean) and every condition (clean; label noise at each flip rate p; input noise at
-each rate q), one prompt of k demonstrations (`demos`) goes through `engine.trace_batch` once: the label words'
+each rate q), one prompt of k demonstrations (`tasks`) goes through `engine.trace_batch` once: the label words'
 log-probabilities at the last prompt token (constrained choice: accuracy, and whether the answer follows the
 flipped mapping), and per layer the last token's attention row (its mass on demonstration labels, inputs and
 everything else; paper A's eq. 8 in both readings) and its MLP input (TwoNN over queries). Conditions share
@@ -22,7 +22,7 @@ import hashlib
 import numpy as np
 import pandas as pd
 
-from icl_geometry import demos
+from icl_geometry import tasks
 from icl_geometry.core.attention_graph import id_eps
 from icl_geometry.core.stats import cluster_resamples
 from icl_geometry.core.verdicts import ClaimSpec, Measured
@@ -74,88 +74,30 @@ class NoisyRun:
 
 
 def build_prompts(loaded: Any, families: Sequence[str], n_items: int, n_pool: int, k: int,
-                  conds: Sequence[tuple[str, float]], seed: int = 0) -> tuple[list[dict], list[demos.DemoPrompt]]:
+                  conds: Sequence[tuple[str, float]], seed: int = 0) -> tuple[list[dict], list[tasks.DemoPrompt]]:
     """Every (query, condition) prompt and its metadata; queries of each family share their demonstrations
     across conditions (the same k clean demonstrations, then corrupted)."""
     meta, prompts = [], []
     item = 0
     for family in families:
-        test, pool = demos.split(family, n_items, n_pool, seed)
+        test, pool = tasks.split(family, n_items, n_pool, seed)
         for i, query in enumerate(test):
-            clean = demos.choose_demos(pool, k, seed, i)
+            clean = tasks.choose_examples(pool, k, seed, i)
             for noise, rate in conds:
-                shown = demos.corrupt(clean, rate if noise == "label" else 0.0, rate if noise == "input" else 0.0,
+                shown = tasks.corrupt(clean, rate if noise == "label" else 0.0, rate if noise == "input" else 0.0,
                                       loaded.tokenizer, seed, i)
-                prompts.append(demos.format_demo_prompt(loaded, family, shown, query))
+                prompts.append(tasks.format_classification_prompt(loaded, family, shown, query))
                 meta.append({"family": family, "item": item, "text": query.text, "true_label": query.true_label,
                              "noise": noise, "rate": rate})
             item += 1
     return meta, prompts
 
 
-def label_logprobs(loaded: Any, prompts: Sequence[demos.DemoPrompt], last_logits: Sequence[Any] | None = None,
-                   batch_size: int = 32, batch_tokens: int = 8192) -> np.ndarray:
-    """(n, 2) log-probability of each label word after each prompt. When every label word is one token, read
-    from the last-token logits (`last_logits`, e.g. the traces'): the same number `engine.score_choices`
-    computes; otherwise (or without logits) `engine.score_choices` itself."""
-    single = last_logits is not None and all(
-        all(len(t) == 1 for t in engine.choice_token_ids(loaded, p.text, p.choices)[1]) for p in prompts[:1]) and all(
-        p.choices == prompts[0].choices for p in prompts)
-    if single:
-        ids = [t[0] for t in engine.choice_token_ids(loaded, prompts[0].text, prompts[0].choices)[1]]
-        if len(set(ids)) < len(ids):
-            raise ValueError(f"label words {prompts[0].choices} are the same token for {loaded.name}: "
-                             f"their choice is undefined")
-        out = np.zeros((len(prompts), len(ids)))
-        for n, logits in enumerate(last_logits):
-            logp = np.asarray(logits, dtype=np.float64)
-            logp = logp - (logp.max() + np.log(np.exp(logp - logp.max()).sum()))
-            out[n] = logp[ids]
-        return out
-    scores = engine.score_choices(loaded, [p.text for p in prompts], [list(p.choices) for p in prompts],
-                                  batch_size=batch_size, batch_tokens=batch_tokens)
-    return np.stack(scores)
-
-
 def attention_mass(rows: np.ndarray, groups: np.ndarray) -> np.ndarray:
-    """rows (n_layers, n_heads, T): one token's attention rows; groups (T,) in 0..2 (`demos.GROUPS`).
+    """rows (n_layers, n_heads, T): one token's attention rows; groups (T,) in 0..2 (`tasks.GROUPS`).
     Returns (n_layers, 3): the head-averaged mass on each group (sums to 1 per layer)."""
     mean = np.asarray(rows, dtype=np.float64).mean(1)
-    return np.stack([mean[:, groups == g].sum(-1) for g in range(len(demos.GROUPS))], -1)
-
-
-def _order_and_batches(loaded: Any, texts: Sequence[str], batch_size: int,
-                       batch_tokens: int) -> tuple[list[int], list[list[int]]]:
-    """The prompts' token counts, and batches formed by `engine.batches` (shortest first)."""
-    lengths = [len(x) for x in lm.token_ids(loaded, texts)]
-    order = sorted(range(len(texts)), key=lambda i: lengths[i])
-    return lengths, engine.batches(order, [lengths[i] for i in order], batch_size, batch_tokens)
-
-
-def trace_all(loaded: Any, texts: Sequence[str], batch_size: int = 16, batch_tokens: int = 4096,
-              progress: bool = False) -> tuple[list[Any], list[int]]:
-    """`engine.trace_batch` (last-token logits only) on every prompt, in batches formed by `engine.batches`
-    (shortest first); returns the traces in input order and the prompts' token counts."""
-    lengths, groups = _order_and_batches(loaded, texts, batch_size, batch_tokens)
-    traces: list[Any] = [None] * len(texts)
-    for group in engine.progress_bar(groups, progress, f"tracing {loaded.name}"):
-        out = engine.trace_batch(loaded, [texts[i] for i in group], batch_size=len(group), last_logits_only=True)
-        for i, tr in zip(group, out):
-            traces[i] = tr
-    return traces, lengths
-
-
-def clean_accuracy(loaded: Any, family: str, n_items: int, n_pool: int, shots: Sequence[int], seed: int = 0,
-                   batch_size: int = 16, batch_tokens: int = 4096) -> np.ndarray:
-    """(n_items, len(shots)) correctness with clean demonstrations at each k (constrained choice); the
-    headroom benchmark's measurement."""
-    test, pool = demos.split(family, n_items, n_pool, seed)
-    prompts = [demos.format_demo_prompt(loaded, family, demos.choose_demos(pool, k, seed, i), q)
-               for i, q in enumerate(test) for k in shots]
-    traces, _ = trace_all(loaded, [p.text for p in prompts], batch_size, batch_tokens)
-    pred = label_logprobs(loaded, prompts, [tr.logits for tr in traces]).argmax(1)
-    true = np.repeat([q.true_label for q in test], len(shots))
-    return (pred == true).reshape(n_items, len(shots))
+    return np.stack([mean[:, groups == g].sum(-1) for g in range(len(tasks.GROUPS))], -1)
 
 
 # Per prompt, what the experiment keeps of its trace (the rest is dropped batch by batch).
@@ -187,13 +129,13 @@ def run_experiment(loaded: Any, families: Sequence[str], n_items: int, n_pool: i
     meta, prompts = build_prompts(loaded, families, n_items, n_pool, k, conds, seed)
     texts = [p.text for p in prompts]
     n = len(texts)
-    lengths, groups = _order_and_batches(loaded, texts, batch_size, batch_tokens)
+    lengths, groups = engine.length_batches(loaded, texts, batch_size, batch_tokens)
     saved = base.Checkpoint(checkpoint, checkpoint_key(loaded, texts, eps))
     state = saved.load()
     resumed = int(state["done"].sum()) if state is not None else 0
     if state is None:
         state = {"done": np.zeros(n, bool), "logprobs": np.zeros((n, 2)),
-                 "attention_mass": np.zeros((n, loaded.n_layers, len(demos.GROUPS))),
+                 "attention_mass": np.zeros((n, loaded.n_layers, len(tasks.GROUPS))),
                  "id_sum": np.zeros((n, loaded.n_layers)), "id_head": np.zeros((n, loaded.n_layers)),
                  "mlp": np.zeros((n, loaded.n_layers, loaded.d_model), np.float32), "seconds": np.zeros(())}
     before = float(state["seconds"])  # tracing time of earlier, interrupted calls
@@ -203,10 +145,10 @@ def run_experiment(loaded: Any, families: Sequence[str], n_items: int, n_pool: i
     last_save = time.perf_counter()
     for group in engine.progress_bar(todo, progress, f"tracing {loaded.name}"):
         traces = engine.trace_batch(loaded, [texts[i] for i in group], batch_size=len(group), last_logits_only=True)
-        state["logprobs"][group] = label_logprobs(loaded, [prompts[i] for i in group], [tr.logits for tr in traces])
+        state["logprobs"][group] = tasks.label_logprobs(loaded, [prompts[i] for i in group], [tr.logits for tr in traces])
         for i, tr in zip(group, traces):
             rows_att = tr.attention_rows[:, :, -1].numpy()  # (layers, heads, T): the last token's rows
-            state["attention_mass"][i] = attention_mass(rows_att, demos.token_groups(loaded, prompts[i]))
+            state["attention_mass"][i] = attention_mass(rows_att, tasks.token_groups(loaded, prompts[i]))
             state["id_sum"][i] = id_eps(rows_att, eps, reduce="sum", head_axis=1)
             state["id_head"][i] = id_eps(rows_att, eps, reduce="per_head", head_axis=1).mean(-1)
             state["mlp"][i] = tr.mlp_inputs[:, -1].numpy()
@@ -319,7 +261,7 @@ def mass_profile(run: NoisyRun, cond: Sequence[tuple[str, float]]):
     for noise, rate in cond:
         m = run.attention_mass[run.select(noise, rate)].mean(0)
         for layer in range(run.n_layers):
-            for g, name in enumerate(demos.GROUPS):
+            for g, name in enumerate(tasks.GROUPS):
                 out.append({"model": run.model, "condition": f"{noise} {rate:g}" if noise != "clean" else "clean",
                             "layer": layer, "depth": layer / max(run.n_layers - 1, 1), "group": name,
                             "mass": float(m[layer, g])})
@@ -467,7 +409,7 @@ def runs_from_rows(table: Any) -> dict[str, NoisyRun]:
     for name, df in table.groupby("model", sort=False):
         rows = df.drop(columns=["model", "id_sum_mean", "id_head_mean"]).reset_index(drop=True)
         n = len(rows)
-        out[name] = NoisyRun(name, 1, 0, 0, float("nan"), rows, np.zeros((n, 2)), np.zeros((n, 1, len(demos.GROUPS))),
+        out[name] = NoisyRun(name, 1, 0, 0, float("nan"), rows, np.zeros((n, 2)), np.zeros((n, 1, len(tasks.GROUPS))),
                              df.id_sum_mean.to_numpy()[:, None], df.id_head_mean.to_numpy()[:, None],
                              np.zeros((n, 1, 0), np.float32))
     return out
@@ -478,7 +420,7 @@ def claim_values(rows: pd.DataFrame, config: Any) -> dict[str, Measured]:
     size differences compare the first model of `models` (the smaller) with the last."""
     cfg = base.settings(config)
     runs = runs_from_rows(rows)
-    names = lm.parse_models(cfg["models"])
+    names = lm.model_names(cfg["models"])  # the run's models, smallest first (checked when the run was made)
     S, L = names[0], names[-1]
     flips, noises = sorted(cfg["flip_rates"]), sorted(cfg["noise_rates"])
     numbers = size_comparison(runs[S], runs[L], flips, noises, cfg["n_boot"], LEVEL, cfg["seed"])
@@ -510,7 +452,7 @@ def run(config: Any, checkpoints: str | Path | None = None, *, progress: bool = 
     for name in lm.parse_models(cfg["models"]):
         loaded = lm.load(name, cfg["device"])
         ckpt = Path(checkpoints) / f"{name.replace('/', '__')}.pkl" if checkpoints else None
-        out.append(run_experiment(loaded, demos.parse_families(cfg["families"]), cfg["n_items"], cfg["n_pool"],
+        out.append(run_experiment(loaded, tasks.parse_families(cfg["families"]), cfg["n_items"], cfg["n_pool"],
                                   cfg["k"], sorted(cfg["flip_rates"]), sorted(cfg["noise_rates"]), seed=cfg["seed"],
                                   eps=cfg["eps"], batch_size=cfg["batch_size"], batch_tokens=cfg["batch_tokens"],
                                   progress=progress, checkpoint=ckpt))

@@ -152,6 +152,14 @@ def batches(things: Sequence[Any], lengths: Sequence[int], size: int, tokens: in
     return out
 
 
+def length_batches(loaded: LoadedModel, texts: Sequence[str], batch_size: int,
+                   batch_tokens: int) -> tuple[list[int], list[list[int]]]:
+    """The prompts' token counts, and batches of their indices formed by `batches` (shortest first)."""
+    lengths = [len(x) for x in token_ids(loaded, texts)]
+    order = sorted(range(len(texts)), key=lambda i: lengths[i])
+    return lengths, batches(order, [lengths[i] for i in order], batch_size, batch_tokens)
+
+
 def eos_ids(loaded: LoadedModel) -> set[int]:
     """Token ids that end an answer: the generation config's EOS ids and the tokenizer's."""
     ids: set[int] = set()

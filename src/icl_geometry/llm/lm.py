@@ -87,9 +87,14 @@ def check_model(model: Any) -> str:
     )
 
 
+def model_names(text: str) -> list[str]:
+    """'smollm2-135m, gemma3-270m' -> ['smollm2-135m', 'gemma3-270m'] (split only; `parse_models` checks them)."""
+    return [s.strip() for s in str(text).split(",") if s.strip()]
+
+
 def parse_models(text: str) -> list[str]:
     """'smollm2-135m, gemma3-270m' -> each name checked by `check_model` (bundled, local dir or hub id)."""
-    names = [s.strip() for s in str(text).split(",") if s.strip()]
+    names = model_names(text)
     if not names:
         raise ValueError(f"Parameter 'models' = {text!r} is not allowed: expected at least one model name")
     for n in names:

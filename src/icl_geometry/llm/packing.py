@@ -66,7 +66,7 @@ class Pack:
 def make_packs(ids: Sequence[Sequence[int]], tails: Sequence[int], max_members: int = 16) -> list[Pack]:
     """Group prompts (token ids) that can share one forward pass: same tail tokens, nested heads.
 
-    k-shot prompts of one question with nested shots (`tasks.choose_shots`) form one pack; a prompt
+    k-shot prompts of one question with nested shots (`tasks.choose_examples`) form one pack; a prompt
     that nests with no other is a pack of one. Token ids are compared, so a pack is exact.
     """
     groups: dict[tuple[int, ...], list[int]] = {}

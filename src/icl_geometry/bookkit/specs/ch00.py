@@ -1,5 +1,5 @@
 from icl_geometry.bookkit.specs.schema import ChapterSpec, Param
-from icl_geometry.tasks import FAMILIES
+from icl_geometry.tasks import families
 
 SPEC = ChapterSpec(
     number="00",
@@ -8,7 +8,7 @@ SPEC = ChapterSpec(
     title="Inside a small LLM",
     uses_model=True,
     params=(
-        Param("family", ci="arithmetic", full="arithmetic", kind="str", choices=tuple(FAMILIES),
+        Param("family", ci="arithmetic", full="arithmetic", kind="str", choices=families("qa"),
               help="task family for the in-context learning check"),
         Param("shots", ci=(0, 1, 2, 4, 8), full=(0, 1, 2, 4, 8, 16), kind="ints", low=0, high=64,
               help="numbers of in-context examples to evaluate"),

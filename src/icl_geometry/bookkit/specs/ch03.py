@@ -1,5 +1,5 @@
 from icl_geometry.bookkit.specs.schema import ChapterSpec, Param
-from icl_geometry.tasks import FAMILIES
+from icl_geometry.tasks import families
 
 SPEC = ChapterSpec(
     number="03",
@@ -12,8 +12,8 @@ SPEC = ChapterSpec(
               low=20, high=200_000, help="numbers of points for the estimator-validation sweeps"),
         Param("ambient_dims", ci=(10, 100, 576), full=(10, 100, 576, 2048), kind="ints", low=8, high=10_000,
               help="ambient dimensions D for the bias-with-D sweep (a 5-d manifold needs D >= 8)"),
-        Param("family", ci="word_problems", full="word_problems", kind="str", choices=tuple(FAMILIES),
-              help="task family of the prompts (icl_geometry.tasks)"),
+        Param("family", ci="word_problems", full="word_problems", kind="str", choices=families("qa"),
+              help="question-answer task family of the prompts (icl_geometry.tasks)"),
         Param("n_prompts", ci=20, full=400, kind="int", low=8, high=5000,
               help="prompts per shot count for the LLM section"),
         Param("shots", ci=(0, 2, 5, 10), full=(0, 2, 5, 10), kind="ints", low=0, high=32,

@@ -27,7 +27,7 @@ def _families_hold_the_pool(values: Mapping[str, Any]) -> None:
     from icl_geometry import tasks
 
     names = [f.strip() for f in str(values["families"]).split(",") if f.strip()]
-    short = [f for f in names if f in tasks.FAMILIES
+    short = [f for f in names if f in tasks.QA_FAMILIES
              and len(tasks.make_items(f, values["n_pool"] + 1, seed=1, strict=False)) <= values["n_pool"]]
     if short:
         raise ValueError(f"Parameter 'families' = {values['families']!r} is not allowed with n_pool = {values['n_pool']}: "
@@ -44,7 +44,7 @@ SPEC = ChapterSpec(
     params=(
         Param("families", ci="count_items,word_problems,arithmetic,sequence",
               full="word_problems,arithmetic,sequence,count_items,last_word,first_letter",
-              kind="str", help="comma-separated task families (icl_geometry.tasks.FAMILIES) the questions come from; "
+              kind="str", help="comma-separated task families (question-answer families of icl_geometry.tasks) the questions come from; "
                                "two-option questions (compare, 'who is older') never enter the base set"),
         Param("n_candidates", ci=6, full=120, kind="int", low=2, high=100_000,
               help="questions per family answered at 0 shots; the base set is the ones answered wrongly"),

@@ -6,17 +6,14 @@ from icl_geometry.bookkit.specs.schema import ChapterSpec, Param
 def _models_and_families(values: Mapping[str, Any]) -> None:
     """Every name in `models` is a bundled model, a local directory or a hub id; `families` are known; there
     are at least two models to compare."""
-    from icl_geometry import demos
+    from icl_geometry import tasks
     from icl_geometry.llm import lm
 
     names = lm.parse_models(values["models"])
     if len(names) < 2:
         raise ValueError(f"Parameter 'models' = {values['models']!r} is not allowed: the chapter compares sizes, "
                          f"give at least two comma-separated models (smaller first)")
-    try:
-        demos.parse_families(values["families"])
-    except ValueError as e:
-        raise ValueError(f"Parameter 'families' = {values['families']!r} is not allowed: {e}") from None
+    tasks.parse_families(values["families"], "classification")
 
 
 def _pool_holds_the_demonstrations(values: Mapping[str, Any]) -> None:
@@ -48,7 +45,7 @@ SPEC = ChapterSpec(
                                "(the `model` parameter is not used by this chapter)"),
         Param("families", ci="sentiment,category,continent",
               full="sentiment,category,continent,magnitude,sentiment_foobar,category_foobar,continent_foobar",
-              kind="str", help="comma-separated classification families (icl_geometry.demos.FAMILIES)"),
+              kind="str", help="comma-separated classification families (classification families of icl_geometry.tasks)"),
         Param("k", ci=8, full=16, kind="int", low=1, high=64, help="demonstrations per prompt"),
         Param("n_items", ci=10, full=24, kind="int", low=4, high=1000, help="clean queries per family (balanced)"),
         Param("n_pool", ci=12, full=16, kind="int", low=2, high=1000,
