@@ -108,11 +108,12 @@ class ClaimBook:
                 continue
             m = Measured(*values[cid]) if not isinstance(values[cid], Measured) else values[cid]
             out.append(self.record(
-                cid, m.value, kind=spec.kind, expected=spec.expected, tolerance=spec.tolerance,
+                cid, m.value, kind=spec.kind, expected=spec.expected,
+                tolerance=spec.tolerance if m.tolerance is None else m.tolerance,
                 direction=spec.direction, threshold=spec.threshold if m.threshold is None else m.threshold,
                 interval=m.interval, null_margin=spec.null_margin, paper=spec.paper,
-                note=m.note or spec.note.format_map(fields), forced_by=spec.forced_by, exact=spec.exact,
-                confounded_by=spec.confounded_by, role=spec.role, basis=spec.basis))
+                note=m.note or spec.note.format_map(fields), forced_by=spec.forced_by.format_map(fields),
+                exact=spec.exact, confounded_by=spec.confounded_by, role=spec.role, basis=spec.basis))
         return out
 
     def false_positive_note(self, level: float = 0.9) -> str:

@@ -76,7 +76,8 @@ class ClaimSpec:
     `null_margin`) or by `expected` + `tolerance`. `forced_by`: why the outcome could not have come out otherwise
     (then it is shown, never counted); `confounded_by`: what the comparison cannot separate by design; `exact`:
     why the value has no sampling uncertainty; `against`: what outcome would have counted against the claim.
-    `note` may hold `{name}` fields filled from the run's config (a note a measurement gives takes precedence).
+    `note` and `forced_by` may hold `{name}` fields filled from the run's config (a note a measurement gives
+    takes precedence).
     """
 
     statement: str
@@ -117,19 +118,21 @@ class ClaimSpec:
 
 class Measured(NamedTuple):
     """One claim's measurement from a run's rows: the value, its interval (None where the value is exact or the
-    claim is a check), a note on how it was measured, and a threshold where the spec's follows from the run's
-    size (e.g. a Bonferroni bound over the run's comparisons)."""
+    claim is a check), a note on how it was measured, and a threshold or tolerance where the spec's follows
+    from the run's size (e.g. a Bonferroni bound over the run's comparisons)."""
 
     value: float
     interval: tuple[float, float] | None = None
     note: str = ""
     threshold: float | None = None
+    tolerance: float | None = None
 
 
 def judge_claim(spec: ClaimSpec, measured: Measured) -> tuple[str, str]:
     """The verdict of one measured claim under its declared spec (see `judge`)."""
     threshold = spec.threshold if measured.threshold is None else measured.threshold
-    return judge(float(measured.value), expected=spec.expected, tolerance=spec.tolerance,
+    tolerance = spec.tolerance if measured.tolerance is None else measured.tolerance
+    return judge(float(measured.value), expected=spec.expected, tolerance=tolerance,
                  direction=spec.direction, threshold=threshold, interval=measured.interval,
                  null_margin=spec.null_margin)
 
