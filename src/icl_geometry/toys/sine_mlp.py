@@ -21,6 +21,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from icl_geometry.toys.train import cosine, train
+
 DOMAIN = (-2 * math.pi, 2 * math.pi)
 
 
@@ -100,22 +102,18 @@ def fit_sines(widths: Sequence[int], seeds: Sequence[int] = (0,), *, steps: int 
         b1 += W1 * mid
         W1 *= half
     s_in = (x - mid) / half
-    opt = torch.optim.Adam(params, lr=lr)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: 0.5 * (1 + math.cos(math.pi * i / max(steps, 1))))
-    losses = np.empty((steps, len(jobs)))
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tensors this small run fastest on one thread (several threads oversubscribe)
+
+    def member_losses(_: int) -> torch.Tensor:
+        pred = (torch.relu(s_in * W1 + b1) * v) @ block + c  # (n_train, n_models)
+        return ((pred - y) ** 2).mean(0)
+
     try:
-        for i in range(steps):
-            opt.zero_grad(set_to_none=True)
-            pred = (torch.relu(s_in * W1 + b1) * v) @ block + c  # (n_train, n_models)
-            per_model = ((pred - y) ** 2).mean(0)
-            per_model.sum().backward()
-            opt.step()
-            sched.step()
-            losses[i] = per_model.detach().numpy()
+        log = train(params, member_losses, steps, cosine(lr, steps))
     finally:
         torch.set_num_threads(threads)
+    losses = log.loss if steps else np.empty((0, len(jobs)))
     fits = []
     seconds = (time.perf_counter() - start) / len(jobs)
     for k, ((w, s), net) in enumerate(zip(jobs, nets)):

@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import time
-from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
@@ -30,6 +28,9 @@ import torch
 from torch import nn
 
 from icl_geometry.toys import sparse_parity as sp
+from icl_geometry.toys.train import TrainResult
+from icl_geometry.toys.train import train as train_loop
+from icl_geometry.toys.train import warmup_steps_cosine
 
 ATTENTIONS: tuple[str, ...] = ("linear", "softmax")
 FEATURES: tuple[str, ...] = ("learned", "fixed")
@@ -222,24 +223,6 @@ def subset_reading(model: ParityFamily, subsets: Sequence[Sequence[int]]) -> np.
 
 # ----------------------------------------------------------------------------- training
 
-@dataclass
-class TrainResult:
-    """A trained family: the model, logged steps and each member's training loss on that step's batch."""
-
-    model: ParityFamily
-    steps: np.ndarray
-    loss: np.ndarray  # (S, M)
-    seconds: float
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-def lr_at(step: int, steps: int, lr: float, warmup: int) -> float:
-    """Linear warm-up, then cosine decay to 0."""
-    if step < warmup:
-        return lr * (step + 1) / warmup
-    return 0.5 * lr * (1 + math.cos(math.pi * (step - warmup) / max(1, steps - warmup)))
-
-
 def train(model: ParityFamily, subsets: Sequence[Sequence[int]], weights: Any, N: int, steps: int, batch: int,
           lr: float = 0.01, seed: int = 0, warmup: int | None = None, log_every: int = 50,
           progress: bool = False) -> TrainResult:
@@ -254,26 +237,16 @@ def train(model: ParityFamily, subsets: Sequence[Sequence[int]], weights: Any, N
     warmup = max(1, steps // 20) if warmup is None else sp.check_int("warmup", warmup, 0, steps)
     chi = sp.parity_table([sp.mask_of(s) for s in subsets], model.d, model.x_table.dtype)
     g = torch.Generator().manual_seed(int(seed))
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    logged, losses = [], []
-    it = range(steps)
-    if progress:
-        from tqdm.auto import tqdm
-        it = tqdm(it, desc=f"train {model.attention} heads {model.heads} x {model.n_seeds} seeds")
-    t0 = time.perf_counter()
-    for step in it:
-        for grp in opt.param_groups:
-            grp["lr"] = lr_at(step, steps, lr, warmup)
+
+    def member_losses(_: int) -> torch.Tensor:
         codes, y = sp.clean_batch(g, batch, N, chi, pi)
         codes, y = codes.to(model.x_table.device), y.to(model.x_table.device)
-        per_member = ((model(codes, y) - y[:, -1]) ** 2).mean(-1)
-        opt.zero_grad(set_to_none=True)
-        per_member.sum().backward()
-        opt.step()
-        if step % log_every == 0 or step == steps - 1:
-            logged.append(step)
-            losses.append(per_member.detach().cpu().numpy())
-    return TrainResult(model, np.array(logged), np.array(losses), time.perf_counter() - t0)
+        return ((model(codes, y) - y[:, -1]) ** 2).mean(-1)
+
+    log = train_loop(model.parameters(), member_losses, steps, warmup_steps_cosine(lr, steps, warmup),
+                     log_every=log_every, progress=progress,
+                     desc=f"train {model.attention} heads {model.heads} x {model.n_seeds} seeds")
+    return TrainResult(model, log.steps, log.loss, log.seconds)
 
 
 def fit_family(d: int, subsets: Sequence[Sequence[int]], weights: Any, N: int, heads: Sequence[int], n_seeds: int,

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
-from typing import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 import torch
@@ -20,12 +20,33 @@ import torch
 
 @dataclass
 class TrainLog:
-    """What `train` logged: the logged steps, each member's loss at those steps (steps x members), and the
-    loop's wall time in seconds."""
+    """What `train` logged: the logged steps, each member's loss at those steps (steps x members), the loop's
+    wall time in seconds, and what `observe` returned at those steps (steps x ..., or None)."""
 
     steps: np.ndarray
     loss: np.ndarray
     seconds: float
+    observed: np.ndarray | None = None
+
+
+@dataclass
+class TrainResult:
+    """A trained family of toys: the model (every member inside it), the logged steps, each member's training loss
+    at those steps (steps x members), the wall time, and, for toys whose optimum is known in closed form, each
+    member's relative distance to it at the logged steps (`rel_dist`, steps x members)."""
+
+    model: Any
+    steps: np.ndarray
+    loss: np.ndarray
+    seconds: float
+    rel_dist: np.ndarray | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def final_rel_dist(self) -> np.ndarray:
+        if self.rel_dist is None:
+            raise ValueError("this toy logged no distance to a closed-form optimum")
+        return self.rel_dist[-1]
 
 
 def cosine(lr: float, steps: int) -> Callable[[int], float]:
@@ -49,15 +70,23 @@ def warmup_fraction_cosine(lr: float, steps: int, warmup: float) -> Callable[[in
     return lambda i: lr * (min(1.0, (i + 1) / warm) * 0.5 * (1 + math.cos(math.pi * i / max(steps, 1))))
 
 
+OPTIMIZERS = ("adam", "sgd")
+
+
 def train(params: Iterable[torch.Tensor], member_losses: Callable[[int], torch.Tensor], steps: int,
-          lr_at: Callable[[int], float], *, log_every: int = 1, progress: bool = False,
+          lr_at: Callable[[int], float], *, optimizer: str = "adam", log_every: int = 1,
+          observe: Callable[[int], np.ndarray] | None = None, progress: bool = False,
           desc: str = "train") -> TrainLog:
-    """Adam on `params` for `steps` steps: at step i the learning rate is `lr_at(i)`, `member_losses(i)` returns
-    one loss per member (a 1-D tensor) and their sum is minimised. Logs every member's loss every `log_every`
-    steps and at the last one."""
-    opt = torch.optim.Adam(list(params), lr=lr_at(0))
+    """Adam (or plain SGD) on `params` for `steps` steps: at step i the learning rate is `lr_at(i)`,
+    `member_losses(i)` returns one loss per member (a 1-D tensor) and their sum is minimised. Every `log_every`
+    steps and at the last one it logs each member's loss and, after the update, `observe(i)` (e.g. each
+    member's distance to a known optimum; kept in `TrainLog.observed`)."""
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"optimizer = {optimizer!r} is not allowed: expected one of {list(OPTIMIZERS)}")
+    opt = (torch.optim.Adam if optimizer == "adam" else torch.optim.SGD)(list(params), lr=lr_at(0))
     logged: list[int] = []
     losses: list[np.ndarray] = []
+    observed: list[np.ndarray] = []
     steps_iter: Sequence[int] | Iterable[int] = range(steps)
     if progress:
         from tqdm.auto import tqdm
@@ -74,5 +103,9 @@ def train(params: Iterable[torch.Tensor], member_losses: Callable[[int], torch.T
         if step % log_every == 0 or step == steps - 1:
             logged.append(step)
             losses.append(per_member.detach().cpu().numpy())
-    loss = np.array(losses) if losses else np.zeros((0, 0))
-    return TrainLog(np.array(logged, dtype=int), loss, time.perf_counter() - t0)
+            if observe is not None:
+                with torch.no_grad():
+                    observed.append(np.asarray(observe(step)))
+    loss = np.array(losses, dtype=np.float64) if losses else np.zeros((0, 0))
+    return TrainLog(np.array(logged, dtype=int), loss, time.perf_counter() - t0,
+                    np.array(observed) if observed else None)

@@ -21,7 +21,7 @@ from icl_geometry.toys.linear_icl.theory import (crossover, direction_threshold,
                                                  flip_optimal_loss, flip_threshold, flip_window_rate, h_moment,
                                                  label_noise_condition, make_covariance, make_spectrum, optimal_gains,
                                                  optimal_gamma, optimal_loss, random_rotation, top_mass)
-from icl_geometry.toys.linear_icl.training import TrainResult, fit_ranks, lr_at, train
+from icl_geometry.toys.linear_icl.training import TrainResult, fit_ranks, train
 
 __all__ = [
     "INITS", "NOISE_KINDS", "OPTIMIZERS", "QUERIES", "SPECTRA",
@@ -33,5 +33,5 @@ __all__ = [
     "flip_expected_loss", "flip_h_moment", "flip_optimal_loss", "flip_threshold", "flip_window_rate", "h_moment",
     "label_noise_condition", "make_covariance", "make_spectrum", "optimal_gains", "optimal_gamma", "optimal_loss",
     "random_rotation", "top_mass",
-    "TrainResult", "fit_ranks", "lr_at", "train",
+    "TrainResult", "fit_ranks", "train",
 ]

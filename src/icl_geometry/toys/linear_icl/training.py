@@ -3,10 +3,7 @@ warm-up then cosine decay), the distance to the closed-form optimum logged as it
 
 from __future__ import annotations
 
-import math
-import time
-from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -14,29 +11,9 @@ import torch
 from icl_geometry.toys.linear_icl.checks import OPTIMIZERS, QUERIES, Array, check_int
 from icl_geometry.toys.linear_icl.model import LinearSelfAttention, PromptSampler
 from icl_geometry.toys.linear_icl.theory import optimal_gamma
-
-
-@dataclass
-class TrainResult:
-    """A trained family: the model, the logged steps, training loss and distance to the closed form per rank."""
-
-    model: LinearSelfAttention
-    steps: np.ndarray  # (S,) logged steps
-    loss: np.ndarray  # (S, M) training MSE on that step's fresh batch
-    rel_dist: np.ndarray  # (S, M) ||Gamma_m - Gamma*_m||_F / ||Gamma*_m||_F
-    seconds: float
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def final_rel_dist(self) -> np.ndarray:
-        return self.rel_dist[-1]
-
-
-def lr_at(step: int, steps: int, lr: float, warmup: int) -> float:
-    """Linear warm-up, then cosine decay to 0."""
-    if step < warmup:
-        return lr * (step + 1) / warmup
-    return 0.5 * lr * (1 + math.cos(math.pi * (step - warmup) / max(1, steps - warmup)))
+from icl_geometry.toys.train import TrainResult
+from icl_geometry.toys.train import train as train_loop
+from icl_geometry.toys.train import warmup_steps_cosine
 
 
 def train(model: LinearSelfAttention, sampler: PromptSampler, steps: int, batch: int, lr: float = 0.02,
@@ -60,35 +37,23 @@ def train(model: LinearSelfAttention, sampler: PromptSampler, steps: int, batch:
     if sampler.d != model.d:
         raise ValueError(f"sampler has d = {sampler.d} but the model has d = {model.d}")
     warmup = max(1, steps // 20) if warmup is None else check_int("warmup", warmup, 0, steps)
-    opt = (torch.optim.Adam if optimizer == "adam" else torch.optim.SGD)(model.parameters(), lr=lr)
     target = torch.stack([torch.as_tensor(optimal_gamma(sampler.Lambda, sampler.N, r)) for r in model.ranks])
     tnorm = target.flatten(1).norm(dim=1)
-    logged_steps, losses, dists = [], [], []
-    it = range(steps)
-    if progress:
-        from tqdm.auto import tqdm
-        it = tqdm(it, desc=f"train ranks {model.ranks}")
-    t0 = time.perf_counter()
-    for step in it:
-        for grp in opt.param_groups:
-            grp["lr"] = lr_at(step, steps, lr, warmup)
+
+    def member_losses(_: int) -> torch.Tensor:
         G, w, xq = sampler.clean_gram(batch)
         if query == "sample":
-            per_model = ((model.forward_gram(G, xq) - (w * xq).sum(-1)) ** 2).mean(-1)
-        else:
-            e = model.readout(G) - w
-            per_model = ((e @ sampler.Lambda) * e).sum(-1).mean(-1)
-        opt.zero_grad(set_to_none=True)
-        per_model.sum().backward()
-        opt.step()
-        if step % log_every == 0 or step == steps - 1:
-            with torch.no_grad():
-                dist = (model.gamma() - target).flatten(1).norm(dim=1) / tnorm
-            logged_steps.append(step)
-            losses.append(per_model.detach().cpu().numpy())
-            dists.append(dist.cpu().numpy())
-    seconds = time.perf_counter() - t0
-    return TrainResult(model, np.array(logged_steps), np.array(losses), np.array(dists), seconds)
+            return ((model.forward_gram(G, xq) - (w * xq).sum(-1)) ** 2).mean(-1)
+        e = model.readout(G) - w
+        return ((e @ sampler.Lambda) * e).sum(-1).mean(-1)
+
+    def distance(_: int) -> np.ndarray:
+        return ((model.gamma() - target).flatten(1).norm(dim=1) / tnorm).cpu().numpy()
+
+    log = train_loop(model.parameters(), member_losses, steps, warmup_steps_cosine(lr, steps, warmup),
+                     optimizer=optimizer, log_every=log_every, observe=distance, progress=progress,
+                     desc=f"train ranks {model.ranks}")
+    return TrainResult(model, log.steps, log.loss, log.seconds, rel_dist=log.observed)
 
 
 def fit_ranks(Lambda: Array, N: int, ranks: Sequence[int], steps: int, batch: int, lr: float = 0.02,

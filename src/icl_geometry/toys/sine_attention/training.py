@@ -16,6 +16,8 @@ import torch
 from icl_geometry.toys.sine_attention.measures import fit_error, one_thread
 from icl_geometry.toys.sine_attention.model import (DEVICES, SineAttentionToy, ToyConfig, clocks, is_int, mha_last,
                                                     seeds_and_restarts, split_times, target)
+from icl_geometry.toys.train import train as train_loop
+from icl_geometry.toys.train import warmup_fraction_cosine
 
 
 @dataclass
@@ -39,11 +41,6 @@ class FitResult:
     def model(self) -> SineAttentionToy:
         """The kept fit of the first seed."""
         return self.models[int(self.kept[0])]
-
-
-def _lr_factor(i: int, steps: int, warmup: float) -> float:
-    warm = max(1, round(warmup * steps))
-    return min(1.0, (i + 1) / warm) * 0.5 * (1 + math.cos(math.pi * i / max(steps, 1)))
 
 
 STACK_ELEMENTS = 250_000  # stack models while R x n_bins x heads x sum(contexts) stays below this (CPU cache)
@@ -86,28 +83,25 @@ def _train_group(config: ToyConfig, members: Sequence[tuple[int, int]], device: 
     W1, b1 = stack(lambda m: m.mlp[0].weight), stack(lambda m: m.mlp[0].bias)
     W2, b2 = stack(lambda m: m.mlp[2].weight), stack(lambda m: m.mlp[2].bias)
     params = [Wq, Wk, Wv, Wo, W1, b1, W2, b2]
-    opt = torch.optim.Adam(params, lr=config.lr)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: _lr_factor(i, config.steps, config.warmup))
-    losses = torch.empty(config.steps, len(models), dtype=torch.float64)
-    for i in range(config.steps):
-        opt.zero_grad(set_to_none=True)
+
+    def member_losses(i: int) -> torch.Tensor:
         per_model = 0
         used = config.contexts if config.mixture == "all" else (config.contexts[i % len(config.contexts)],)
         for C in used:
             z = mha_last(Wq, Wk, Wv, Wo, sin[:, :C], cos[:, :C], pos[:C], config.d_head)  # (R, n, D)
             out = torch.relu(z @ W1.transpose(1, 2) + b1[:, None]) @ W2.transpose(1, 2) + b2[:, None]
             per_model = per_model + torch.mean((out[..., 0] - y) ** 2, dim=1)
-        per_model = per_model / len(used)
-        per_model.sum().backward()
-        opt.step()
-        sched.step()
-        losses[i] = per_model.detach()
+        return per_model / len(used)
+
+    log = train_loop(params, member_losses, config.steps,
+                     warmup_fraction_cosine(config.lr, config.steps, config.warmup))
+    losses = log.loss if config.steps else np.empty((0, len(models)))
     with torch.no_grad():
         for r, m in enumerate(models):
             for dst, src in ((m.W_q, Wq), (m.W_k, Wk), (m.W_v, Wv), (m.W_o, Wo), (m.mlp[0].weight, W1),
                              (m.mlp[0].bias, b1), (m.mlp[2].weight, W2), (m.mlp[2].bias, b2)):
                 dst.copy_(src[r])
-    return [m.eval() for m in models], losses.numpy()
+    return [m.eval() for m in models], losses
 
 
 def train(config: ToyConfig | None = None, *, device: str = "cpu", nudge: int = 0, **overrides: Any) -> FitResult:
