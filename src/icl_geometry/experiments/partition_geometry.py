@@ -26,7 +26,6 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
-import torch
 from torch import nn
 
 from icl_geometry.core import intrinsic_dim as idm

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from icl_geometry.core.checks import check_int
 from icl_geometry.toys.train import cosine, train
 
 DOMAIN = (-2 * math.pi, 2 * math.pi)
@@ -46,8 +47,7 @@ def make_mlp(width: int, seed: int = 0, domain: tuple[float, float] = DOMAIN) ->
     random point of the domain (b_j = -w_j u_j): no neuron starts dead or with its knot outside the
     data, as in the attention toy (`toys.sine_attention`).
     """
-    if isinstance(width, bool) or not isinstance(width, (int, np.integer)) or width < 1:
-        raise ValueError(f"width = {width!r} is not allowed: expected an integer >= 1")
+    check_int("width", width, 1)
     g = torch.Generator().manual_seed(int(seed))
     lo, hi = float(domain[0]), float(domain[1])
     first, last = nn.Linear(1, int(width)).double(), nn.Linear(int(width), 1).double()
@@ -62,8 +62,7 @@ def make_mlp(width: int, seed: int = 0, domain: tuple[float, float] = DOMAIN) ->
 
 
 def _check_fit_args(steps: int, lr: float, domain: tuple[float, float]) -> tuple[float, float]:
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
-        raise ValueError(f"steps = {steps!r} is not allowed: expected an integer >= 0")
+    check_int("steps", steps, 0)
     if not (isinstance(lr, (int, float)) and lr > 0 and math.isfinite(lr)):
         raise ValueError(f"lr = {lr!r} is not allowed: expected a finite number > 0")
     lo, hi = float(domain[0]), float(domain[1])

@@ -43,18 +43,13 @@ from typing import Any, NamedTuple, Sequence
 import numpy as np
 import torch
 
+from icl_geometry.core.checks import check_int
+
 NOISE_KINDS: tuple[str, ...] = ("label", "input")
 MAX_D = 16  # tables over all 2^d inputs
 
 
 # ----------------------------------------------------------------------------- validation helpers
-
-def check_int(name: str, v: Any, low: int, high: float = math.inf) -> int:
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not low <= v <= high:
-        hi = "inf" if high == math.inf else int(high)
-        raise ValueError(f"{name} = {v!r} is not allowed: expected an integer in [{low}, {hi}]")
-    return int(v)
-
 
 def check_rate(name: str, v: Any) -> float:
     if isinstance(v, bool) or not isinstance(v, (int, float, np.number)) or not 0 <= v <= 1:

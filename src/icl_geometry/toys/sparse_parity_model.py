@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from icl_geometry.core.checks import check_int
 from icl_geometry.toys import sparse_parity as sp
 from icl_geometry.toys.train import TrainResult
 from icl_geometry.toys.train import train as train_loop
@@ -43,16 +44,16 @@ class ParityFamily(nn.Module):
                  features: str = "learned", width: int = 64, k: int = 2, init_out: float = 1.0, seed: int = 0,
                  dtype: torch.dtype = torch.float64) -> None:
         super().__init__()
-        self.d = sp.check_int("d", d, 1, sp.MAX_D)
+        self.d = check_int("d", d, 1, sp.MAX_D)
         self.heads = sp.check_heads(heads)
-        self.n_seeds = sp.check_int("n_seeds", n_seeds, 1)
+        self.n_seeds = check_int("n_seeds", n_seeds, 1)
         if attention not in ATTENTIONS:
             raise ValueError(f"attention = {attention!r} is not allowed: expected one of {list(ATTENTIONS)}")
         if features not in FEATURES:
             raise ValueError(f"features = {features!r} is not allowed: expected one of {list(FEATURES)}")
         self.attention, self.features = attention, features
-        self.width = sp.check_int("width", width, 1)
-        self.k = sp.check_int("k", k, 1, d)
+        self.width = check_int("width", width, 1)
+        self.k = check_int("k", k, 1, d)
         self.n_members = self.n_seeds * len(self.heads)
         member = [s * len(self.heads) + j for s in range(self.n_seeds) for j, m in enumerate(self.heads)
                   for _ in range(m)]
@@ -230,11 +231,11 @@ def train(model: ParityFamily, subsets: Sequence[Sequence[int]], weights: Any, N
     a linear warm-up and a cosine decay to 0."""
     subsets = sp.check_subsets(subsets, model.d)
     pi = torch.as_tensor(sp.check_weights(weights))
-    steps, batch = sp.check_int("steps", steps, 1), sp.check_int("batch", batch, 1)
-    N = sp.check_int("N", N, 1)
+    steps, batch = check_int("steps", steps, 1), check_int("batch", batch, 1)
+    N = check_int("N", N, 1)
     if not (isinstance(lr, (int, float)) and lr > 0):
         raise ValueError(f"lr = {lr!r} is not allowed: expected a number > 0")
-    warmup = max(1, steps // 20) if warmup is None else sp.check_int("warmup", warmup, 0, steps)
+    warmup = max(1, steps // 20) if warmup is None else check_int("warmup", warmup, 0, steps)
     chi = sp.parity_table([sp.mask_of(s) for s in subsets], model.d, model.x_table.dtype)
     g = torch.Generator().manual_seed(int(seed))
 

@@ -88,7 +88,7 @@ from icl_geometry.toys.sine_attention.measures import (EVAL_ELEMENTS, RegionCoun
                                                        predict, singular_values)
 from icl_geometry.toys.sine_attention.model import (ANCHORS, DEVICES, FLOAT_DTYPES, HOLDOUT, MIXTURES, SPLITS,
                                                     SineAttentionToy, ToyConfig, clock_frequencies, clocks,
-                                                    config_dict, embed, is_int, mha_last, piece_budget,
+                                                    config_dict, embed, mha_last, piece_budget,
                                                     position_code, rank_bound, seeds_and_restarts, split_times,
                                                     target, time_grid)
 from icl_geometry.toys.sine_attention.sweep import ROW_FIELDS, compare_paired, compare_restarts, evaluate, sweep
@@ -98,7 +98,7 @@ __all__ = [
     "ANCHORS", "DEVICES", "EVAL_ELEMENTS", "FLOAT_DTYPES", "HOLDOUT", "MIXTURES", "ROW_FIELDS", "SPLITS",
     "STACK_ELEMENTS", "FitResult", "RegionCount", "SineAttentionToy", "ToyConfig", "activation_patterns",
     "clock_frequencies", "clocks", "compare_paired", "compare_restarts", "config_dict", "count_regions",
-    "effective_dim", "embed", "evaluate", "fine_grid", "fit_error", "is_int", "linear_probe_error", "mha_last",
+    "effective_dim", "embed", "evaluate", "fine_grid", "fit_error", "linear_probe_error", "mha_last",
     "mlp_input_rank", "mlp_inputs", "nudge_sensitivity", "one_thread", "piece_budget", "position_code", "predict",
     "rank_bound", "seeds_and_restarts", "split_times", "sweep", "target", "time_grid", "train",
 ]

@@ -13,7 +13,8 @@ import torch
 from torch import nn
 
 from icl_geometry.core import partition
-from icl_geometry.toys.sine_attention.model import SineAttentionToy, is_int, split_times, target, time_grid
+from icl_geometry.core.checks import is_int
+from icl_geometry.toys.sine_attention.model import SineAttentionToy, split_times, target, time_grid
 
 EVAL_ELEMENTS = 250_000  # evaluate the MLP input in chunks of times x heads x context below this
 

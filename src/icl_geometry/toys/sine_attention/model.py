@@ -8,8 +8,9 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import numpy as np
 import torch
+
+from icl_geometry.core.checks import is_int
 from torch import nn
 
 FLOAT_DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -20,11 +21,6 @@ MIXTURES = ("all", "cycle")
 
 
 # ----------------------------------------------------------------------------- configuration
-
-def is_int(v: Any) -> bool:
-    """An integer that is not a bool (numpy integers included)."""
-    return not isinstance(v, bool) and isinstance(v, (int, np.integer))
-
 
 @dataclass(frozen=True)
 class ToyConfig:

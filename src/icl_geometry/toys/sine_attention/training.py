@@ -14,7 +14,8 @@ import numpy as np
 import torch
 
 from icl_geometry.toys.sine_attention.measures import fit_error, one_thread
-from icl_geometry.toys.sine_attention.model import (DEVICES, SineAttentionToy, ToyConfig, clocks, is_int, mha_last,
+from icl_geometry.core.checks import is_int
+from icl_geometry.toys.sine_attention.model import (DEVICES, SineAttentionToy, ToyConfig, clocks, mha_last,
                                                     seeds_and_restarts, split_times, target)
 from icl_geometry.toys.train import train as train_loop
 from icl_geometry.toys.train import warmup_fraction_cosine
