@@ -16,10 +16,15 @@ from icl_geometry.bookkit.paths import repo_root
 NOT_JUDGED = "not judged"
 
 
-def runs(chapter: str, folder: Path | None = None) -> dict[Path, dict[str, Any]]:
-    """The results JSON of every recorded run of `chapter` ('04'), by path, in name order."""
+def runs(chapter: str | None, folder: Path | None = None) -> dict[Path, dict[str, Any]]:
+    """The results JSON of every recorded run of `chapter` ('04'; None: every chapter), by path, in name order.
+    `folder` defaults to `book/recorded`; any folder of results files reads the same way (the report reads
+    `book/results` with it too)."""
     folder = Path(folder) if folder else repo_root() / "book" / "recorded"
-    return {f: json.loads(f.read_text()) for f in sorted(folder.glob(f"{chapter}_*.json"))}
+    if not folder.is_dir():
+        return {}
+    pattern = f"{chapter}_*.json" if chapter is not None else "*.json"
+    return {f: json.loads(f.read_text()) for f in sorted(folder.glob(pattern))}
 
 
 def _field(claim: Any, name: str) -> Any:

@@ -7,11 +7,13 @@ count; the book's own claims (`ours`) and sanity checks (`check`) get short tabl
 
 from __future__ import annotations
 
-import json
 import re
 from collections import Counter
 from pathlib import Path
 from typing import Any, Iterable
+
+from icl_geometry.bookkit import recorded
+from icl_geometry.bookkit.specs import all_specs
 
 PAPERS = {
     "A": "Cosentino & Shekkizhar, *Reasoning in LLMs: A Geometric Perspective* (arXiv 2407.02678)",
@@ -33,13 +35,10 @@ def place_in_paper(text: str) -> str:
 
 def load_rows(*folders: Path) -> list[dict[str, Any]]:
     """One row per claim in every `*.json` results file of `folders` (missing folders are skipped)."""
-    from icl_geometry.bookkit.specs import all_specs
-
     specs = all_specs()
     rows = []
     for folder in folders:
-        for f in sorted(Path(folder).glob("*.json")) if Path(folder).is_dir() else ():
-            data = json.loads(f.read_text())
+        for f, data in recorded.runs(None, Path(folder)).items():
             chapter = str(data.get("chapter", f.stem[:2]))
             spec = specs.get(chapter)
             cfg = data.get("config", {})
