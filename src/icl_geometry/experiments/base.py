@@ -48,10 +48,11 @@ def rows_path(results_json: str | Path) -> Path:
 
 
 def save_rows(rows: pd.DataFrame, results_json: str | Path) -> Path:
-    """Write `rows` beside a chapter's results JSON; returns the path. Floats keep every digit (`repr`)."""
+    """Write `rows` beside a chapter's results JSON; returns the path. Floats keep every digit (`repr`); the
+    gzip header carries no time stamp, so the same rows give the same file."""
     path = rows_path(results_json)
     path.parent.mkdir(parents=True, exist_ok=True)
-    rows.to_csv(path, index=False)
+    rows.to_csv(path, index=False, compression={"method": "gzip", "mtime": 0})
     return path
 
 
