@@ -40,11 +40,13 @@ class Claim:
     confounded_by: str = ""  # what the comparison cannot separate by design (then it is shown, not counted)
     role: str = ""  # primary | supporting (core.verdicts.ROLES)
     basis: str = ""  # derived | empirical (core.verdicts.BASES)
+    against: str = ""  # what outcome would have counted against the claim
+    section: str = ""  # the heading of the chapter section that measured it
 
     @property
     def counts(self) -> bool:
         """Whether this claim enters the replication count: a paper claim whose outcome was not forced."""
-        return self.kind == "paper" and not self.forced_by and not self.confounded_by
+        return self.kind == "paper" and self.role != "supporting" and not self.forced_by and not self.confounded_by
 
 
 class ClaimBook:
@@ -56,10 +58,11 @@ class ClaimBook:
         self.path = Path(path) if path else results_dir(str(self.meta.get("profile", "ci"))) / f"{self.chapter}.json"
         self.claims: dict[str, Claim] = {}
         self.facts: dict[str, Any] = {}  # run facts saved at the top level of the JSON (e.g. n_base_items)
+        self.not_judged: dict[str, str] = {}  # declared claims this run could not judge, and why
 
     def add_facts(self, **facts: Any) -> None:
         """Keep facts about the run (sizes, counts) in the results JSON, beside config and claims."""
-        reserved = {"chapter", "config", "claims"} & set(facts)
+        reserved = {"chapter", "config", "claims", "not_judged"} & set(facts)
         if reserved:
             raise ValueError(f"claims: {sorted(reserved)} are reserved keys of the results JSON")
         self.facts.update(facts)
@@ -69,7 +72,7 @@ class ClaimBook:
                tolerance: float | None = None, direction: str | None = None, threshold: float = 0.0,
                interval: tuple[float, float] | None = None, null_margin: float | None = None,
                paper: str = "", note: str = "", forced_by: str = "", exact: str = "", confounded_by: str = "",
-               role: str = "", basis: str = "") -> Claim:
+               role: str = "", basis: str = "", against: str = "", section: str = "") -> Claim:
         """Judge `value` (see `judge`) and save it; returns the recorded claim.
 
         kind: 'paper', 'ours' or 'check' (see KINDS). A paper or ours claim judged by a direction needs an
@@ -90,7 +93,7 @@ class ClaimBook:
                                      threshold=threshold, interval=interval, null_margin=null_margin)
         claim = Claim(claim_id, value, verdict, expectation, paper, note,
                       *(sorted(interval) if interval else (None, None)), kind, null_margin, forced_by, exact,
-                      confounded_by, role, basis)
+                      confounded_by, role, basis, against, section)
         self.claims[claim_id] = claim
         self.save()
         return claim
@@ -99,12 +102,15 @@ class ClaimBook:
         """Record every declared claim the run measured, in the order `claims` declares them.
 
         `values` is a chapter's `claim_values(rows, config)`; a claim it leaves out was not judged by this run
-        (e.g. too few items) and is not recorded. A note in a spec may name config fields (`{n_items}`)."""
+        (too few units for its `min_n`, or a part the run did not measure): it is listed under `not_judged` in
+        the results JSON instead. A note in a spec may name config fields (`{n_items}`)."""
         check_declared(claims, values)
         fields = dict(self.meta)
         out = []
         for cid, spec in claims.items():
             if cid not in values:
+                self.not_judged[cid] = (f"not judged at this size (needs {spec.min_n} units)" if spec.min_n
+                                        else "not measured by this run")
                 continue
             m = Measured(*values[cid]) if not isinstance(values[cid], Measured) else values[cid]
             out.append(self.record(
@@ -113,7 +119,9 @@ class ClaimBook:
                 direction=spec.direction, threshold=spec.threshold if m.threshold is None else m.threshold,
                 interval=m.interval, null_margin=spec.null_margin, paper=spec.paper,
                 note=m.note or spec.note.format_map(fields), forced_by=spec.forced_by.format_map(fields),
-                exact=spec.exact, confounded_by=spec.confounded_by, role=spec.role, basis=spec.basis))
+                exact=spec.exact, confounded_by=spec.confounded_by, role=spec.role, basis=spec.basis,
+                against=spec.against, section=spec.section))
+        self.save()
         return out
 
     def false_positive_note(self, level: float = 0.9) -> str:
@@ -130,6 +138,8 @@ class ClaimBook:
     def save(self) -> None:
         payload = {"chapter": self.chapter, "config": self.meta, **self.facts,
                    "claims": [asdict(c) for c in self.claims.values()]}
+        if self.not_judged:
+            payload["not_judged"] = self.not_judged
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
         with os.fdopen(fd, "w") as fh:

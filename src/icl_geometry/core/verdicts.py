@@ -76,6 +76,9 @@ class ClaimSpec:
     `null_margin`) or by `expected` + `tolerance`. `forced_by`: why the outcome could not have come out otherwise
     (then it is shown, never counted); `confounded_by`: what the comparison cannot separate by design; `exact`:
     why the value has no sampling uncertainty; `against`: what outcome would have counted against the claim.
+    `role` ('primary': the one claim counted for a paper statement; 'supporting': shown), `basis` ('derived':
+    a theorem of the paper re-derived; 'empirical': measured), `min_n` (below it the claim is not judged),
+    `section` (the heading of the chapter section that measures it).
     `note` and `forced_by` may hold `{name}` fields filled from the run's config (a note a measurement gives
     takes precedence).
     """
@@ -96,6 +99,7 @@ class ClaimSpec:
     basis: str = ""
     min_n: int = 0
     note: str = ""
+    section: str = ""  # the heading of the chapter section that measures it (the report links there)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
