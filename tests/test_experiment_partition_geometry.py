@@ -69,7 +69,7 @@ def test_sine_claims_compare_500_with_50_by_medians():
     v = ex.claim_values(base.stack(sine=sine_part()), CONFIG)
     rho = v["sine_spearman_regions_vs_mse"]
     assert rho.value == pytest.approx(-1.0) and rho.note == "6 fits, bootstrap over fits"
-    ratio = v["sine_mse_ratio_500_vs_50"]
+    ratio = v["sine_mse_ratio_wide_vs_narrow"]
     assert ratio.value == pytest.approx((2 / 500**2) / (2 / 50**2))  # medians of (1, 3) / w^2
     lo, hi = ratio.interval
     assert (1 / 500**2) / (3 / 50**2) - 1e-15 <= lo <= ratio.value <= hi <= (3 / 500**2) / (1 / 50**2) + 1e-15
@@ -79,13 +79,13 @@ def test_sine_claims_compare_500_with_50_by_medians():
 def test_sine_pair_falls_back_to_widest_and_narrowest():
     assert ex.sine_pair(sine_part(widths=(3, 20, 7))) == (20, 3)
     v = ex.claim_values(base.stack(sine=sine_part(widths=(3, 20, 7))), CONFIG)
-    assert "20 vs 3 neurons" in v["sine_mse_ratio_500_vs_50"].note
+    assert "20 vs 3 neurons" in v["sine_mse_ratio_wide_vs_narrow"].note
 
 
 def test_sine_ratio_needs_two_seeds_per_width():
     one_seed = sine_part()[lambda t: t.seed == 0]
     v = ex.claim_values(base.stack(sine=one_seed), CONFIG)
-    assert "sine_mse_ratio_500_vs_50" not in v
+    assert "sine_mse_ratio_wide_vs_narrow" not in v
     assert "sine_spearman_regions_vs_mse" not in v  # 3 fits: too few for a correlation
 
 
@@ -136,7 +136,7 @@ def test_claims_declared_like_the_notebook_recorded_them():
     kinds = [spec.kind for spec in ex.CLAIMS.values()]
     assert kinds == ["check"] * 3 + ["paper"] * 4 + ["check"] * 2
     assert ex.CLAIMS["llm_gate_sign_mismatch"].tolerance == 1e-4
-    assert ex.CLAIMS["sine_mse_ratio_500_vs_50"].threshold == 1.0
+    assert ex.CLAIMS["sine_mse_ratio_wide_vs_narrow"].threshold == 1.0
     assert ex.CLAIMS["one_layer_exact_minus_bound"].note.format(fig1_width=12) == (
         "Fig. 1 net, n = 12, box holding every crossing")
 

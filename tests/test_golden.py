@@ -4,8 +4,8 @@ Every claim's value and interval (to 1e-9), verdict and kind in `book/results/` 
 column of every rows file, the text of every `# NBVAL_CHECK_OUTPUT` cell and every figure of the chapters
 must equal `tests/golden/golden.json`, written from the book before the restructuring. A claim renamed on
 purpose is listed in `tests/golden/renamed.json` (old id -> new id); its old id in the golden snapshot and in
-the checked text reads as the new one (the checked text is then compared with runs of spaces collapsed,
-since a table's column widths follow its longest id). Reads committed files only: fast tier.
+the checked text reads as the new one (the checked text is then compared with runs of spaces collapsed and
+lines unindented, since a table's column widths follow its longest id). Reads committed files only: fast tier.
 """
 
 from __future__ import annotations
@@ -87,7 +87,9 @@ def test_rows_unchanged(golden, now):
 def _normalise(text: str, renamed: dict[str, str]) -> str:
     for old in sorted(renamed, key=len, reverse=True):
         text = text.replace(old, renamed[old])
-    return re.sub(r"[ \t]+", " ", text) if renamed else text
+    if not renamed:
+        return text
+    return re.sub(r"^ ", "", re.sub(r"[ \t]+", " ", text), flags=re.M)  # column widths follow the longest id
 
 
 def test_checked_text_unchanged(golden, now, renamed):

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import importlib
 import json
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from icl_geometry.bookkit.specs import all_specs, get_spec
-from icl_geometry.core.verdicts import judge_claim
+from icl_geometry.core.verdicts import judge_claim, not_snake_case
 from icl_geometry.experiments import base
 
 BOOK = Path(__file__).resolve().parents[1] / "book"
@@ -43,6 +44,15 @@ def test_every_chapter_has_an_experiment_module_with_the_protocol():
         assert callable(mod.run) and callable(mod.claim_values) and isinstance(mod.CLAIMS, dict), number
 
 
+def test_every_claim_id_is_a_stable_snake_case_name():
+    """Ids are names, not sentences, and carry no run's values, so a live and a recorded run match by id."""
+    for number in all_specs():
+        claims = experiment(number).CLAIMS
+        assert not not_snake_case(claims), (number, not_snake_case(claims))
+        with_values = [cid for cid in claims if re.search(r"_\d+_(shots|vs)|\d+_vs_\d+", cid)]
+        assert not with_values, (number, with_values)
+
+
 def test_every_committed_run_keeps_its_rows():
     missing = [_id(p) for p in RUNS if not base.rows_path(p).exists()]
     assert not missing, f"runs without rows to recompute their verdicts from: {missing}"
@@ -59,6 +69,8 @@ def test_verdicts_follow_from_the_rows(path):
     assert set(values) <= set(recorded), f"claims recomputed but not recorded: {sorted(set(values) - set(recorded))}"
     if path.stem not in PARTIAL_ROWS:
         assert set(values) == set(recorded), f"recorded claims the rows do not give: {sorted(set(recorded) - set(values))}"
+    if path.parent.name == "results":  # the committed ci run records in the declared order (its checked table's order)
+        assert list(recorded) == [cid for cid in mod.CLAIMS if cid in recorded], "claims recorded out of order"
     for cid, m in values.items():
         rec = recorded[cid]
         interval = sorted(m.interval) if m.interval is not None else [None, None]

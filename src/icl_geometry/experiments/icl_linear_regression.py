@@ -329,24 +329,20 @@ def _z_claim(z: Any, note: str) -> Measured:
 PAPER = "Shi et al. 2024, linear regression setting"
 BOUND = "Bonferroni bound for 1% family-wise"
 OVER_RUNS = "worst rank per run, mean over {} training runs (seeds), 90% Student-t interval over runs"
-ID = {  # short names of the claim ids (sentences for now; a later commit renames them)
-    "mc": "closed form = Monte Carlo: max |z| over ranks and noise settings",
-    "dist": "trained Gamma vs closed form: max relative distance",
-    "excess": "trained loss vs closed-form optimum: max relative excess",
-    "clean": "clean context: loss falls with rank (smallest gain between adjacent ranks)",
-    **{f"{k}_{key}": text.format(k=k) for k in ("label", "input") for key, text in (
-        ("margin", "{k} noise: larger rank loses to the smaller while the smaller still beats 0 (weakest adjacent "
-                   "pair, x_0 - x_c)"),
-        ("cross", "{k}-noise crossovers of the trained models: max relative error vs prediction"),
-        ("dir", "per-direction {k}-noise threshold: max |z| (measured vs formula)"))},
-    "above_var": "label noise: every per-direction crossing lies above sqrt(Var y) (smallest excess, noise std)",
-    "few": "few-shot N < d and N >= d: closed form = Monte Carlo, max |z| (losses and rank differences)",
-    "flip_mc": "flipped labels: closed form = Monte Carlo, max |z| (losses and rank differences)",
-    "flip_margin": "flipped labels: larger trained rank loses while the smaller still beats 0 (weakest pair, loss "
-                   "margin)",
-    "mass": "trained Gamma: min fraction of its mass on the top-r eigen-block",
-    "ls": "clean prompts (N >= d): least squares beats every rank (best rank minus LS)",
-    "ridge": "Bayes ridge beats the best trained rank at every label noise (smallest margin)",
+ID = {  # short names of the claim ids
+    "mc": "closed_form_matches_monte_carlo",
+    "dist": "trained_gamma_distance_to_optimum",
+    "excess": "trained_loss_excess_over_optimum",
+    "clean": "clean_loss_falls_with_rank",
+    **{f"{k}_{key}": f"{k}_noise_{name}" for k in ("label", "input") for key, name in (
+        ("margin", "larger_rank_loses_first"), ("cross", "crossover_error"), ("dir", "direction_threshold_z"))},
+    "above_var": "label_noise_crossings_above_sd_y",
+    "few": "few_shot_closed_form_matches_monte_carlo",
+    "flip_mc": "flipped_labels_closed_form_matches_monte_carlo",
+    "flip_margin": "flipped_labels_larger_rank_loses_first",
+    "mass": "trained_gamma_top_r_mass",
+    "ls": "least_squares_beats_every_rank",
+    "ridge": "bayes_ridge_beats_best_rank",
 }
 _BONFERRONI = "max |z| above the Bonferroni bound for a 1% family-wise false alarm over the run's comparisons"
 

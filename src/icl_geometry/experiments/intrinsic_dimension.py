@@ -61,24 +61,24 @@ _BOUNDS = "Thm 2.1 + eq. 8: the attention count bounds the MLP input's dimension
 
 # Ids as the ci run names them (10 shots at most); a later commit makes them value-free.
 CLAIMS: dict[str, ClaimSpec] = {
-    "twonn_5d_subspace_R50": ClaimSpec(
+    "twonn_5d_subspace_in_r50": ClaimSpec(
         "known answer", source="Facco et al. 2017", kind="check", expected=5, tolerance=0.5,
         note="2000 points, 5-d linear subspace of R^50; 90% bootstrap over points"),
     "max_rel_diff_vs_skdim": ClaimSpec(
         "cross-check", source="scikit-dimension, Bac et al. 2021", kind="check", expected=0.0, tolerance=0.02,
         note="TwoNN and MLE, same samples, same settings"),
-    "id_eps_abs_last_layer_rise_10_shots": ClaimSpec(_LAST[1], source=_LAST[0], kind="paper", direction="greater"),
-    "id_eps_abs_first_layer_rise_10_shots": ClaimSpec(_FIRST[1], source=_FIRST[0], kind="paper",
+    "id_eps_abs_last_layer_rise": ClaimSpec(_LAST[1], source=_LAST[0], kind="paper", direction="greater"),
+    "id_eps_abs_first_layer_rise": ClaimSpec(_FIRST[1], source=_FIRST[0], kind="paper",
                                                       direction="greater", forced_by=_FORCED["abs"]),
-    "id_eps_rel_last_layer_rise_10_shots": ClaimSpec(_LAST[1], source=_LAST[0], kind="paper", direction="greater"),
-    "id_eps_rel_first_layer_rise_10_shots": ClaimSpec(_FIRST[1], source=_FIRST[0], kind="paper",
+    "id_eps_rel_last_layer_rise": ClaimSpec(_LAST[1], source=_LAST[0], kind="paper", direction="greater"),
+    "id_eps_rel_first_layer_rise": ClaimSpec(_FIRST[1], source=_FIRST[0], kind="paper",
                                                       direction="greater", forced_by=_FORCED["rel"]),
-    "twonn_last_layer_rise_10_shots": ClaimSpec(_GEO_RISE, direction="greater"),
-    "mle_last_layer_rise_10_shots": ClaimSpec(_GEO_RISE, direction="greater"),
-    "twonn_last_layer_shots_minus_random_10_shots": ClaimSpec(_NOT_LENGTH, direction="greater"),
-    "mle_last_layer_shots_minus_random_10_shots": ClaimSpec(_NOT_LENGTH, direction="greater"),
-    "spearman_dTwoNN_vs_dID_eps_abs": ClaimSpec(_BOUNDS, direction="greater"),
-    "spearman_dTwoNN_vs_dID_eps_rel": ClaimSpec(_BOUNDS, direction="greater"),
+    "twonn_last_layer_rise": ClaimSpec(_GEO_RISE, direction="greater"),
+    "mle_last_layer_rise": ClaimSpec(_GEO_RISE, direction="greater"),
+    "twonn_last_layer_shots_minus_random": ClaimSpec(_NOT_LENGTH, direction="greater"),
+    "mle_last_layer_shots_minus_random": ClaimSpec(_NOT_LENGTH, direction="greater"),
+    "spearman_twonn_change_vs_id_eps_change_abs": ClaimSpec(_BOUNDS, direction="greater"),
+    "spearman_twonn_change_vs_id_eps_change_rel": ClaimSpec(_BOUNDS, direction="greater"),
 }
 
 
@@ -411,7 +411,7 @@ def claim_values(rows: pd.DataFrame, config: Any) -> dict[str, Measured]:
     out: dict[str, Measured] = {}
     if "known_answer" in parts:
         r = parts["known_answer"].iloc[0]
-        out["twonn_5d_subspace_R50"] = Measured(float(r["estimate"]), (float(r["low"]), float(r["high"])))
+        out["twonn_5d_subspace_in_r50"] = Measured(float(r["estimate"]), (float(r["low"]), float(r["high"])))
     if "skdim" in parts:
         sk = parts["skdim"]
         rel = (sk["ours"] - sk["skdim"]).abs() / sk["skdim"]
@@ -428,10 +428,10 @@ def claim_values(rows: pd.DataFrame, config: Any) -> dict[str, Measured]:
             note = _SHOTS_NOTE.format(measure=COUNTS[key], k_max=k_max, k0=k0)
             for layer, where in ((last, "last"), (0, "first")):
                 value, interval = change(COUNTS[key], layer)
-                out[f"id_eps_{key}_{where}_layer_rise_10_shots"] = Measured(value, interval, note)
+                out[f"id_eps_{key}_{where}_layer_rise"] = Measured(value, interval, note)
         for key, measure in (("twonn", "TwoNN"), ("mle", mle_label(int(s["n_prompts"])))):
             value, interval = change(measure, last)
-            out[f"{key}_last_layer_rise_10_shots"] = Measured(
+            out[f"{key}_last_layer_rise"] = Measured(
                 value, interval, f"geometric ID of the last layer's MLP inputs, {k_max} vs {k0} shots; paired "
                                  "bootstrap over prompts")
     if "id_change" in parts:
@@ -442,7 +442,7 @@ def claim_values(rows: pd.DataFrame, config: Any) -> dict[str, Measured]:
             if sel.empty:
                 continue
             r = sel.iloc[0]
-            out[f"{method}_last_layer_shots_minus_random_10_shots"] = Measured(
+            out[f"{method}_last_layer_shots_minus_random"] = Measured(
                 float(r["change"]), (float(r["low"]), float(r["high"])),
                 f"{labels[method]} of the last layer's MLP inputs, {k_max} shots minus a random-token context of the "
                 "same turns and token counts; 90% paired bootstrap over prompts")
@@ -452,7 +452,7 @@ def claim_values(rows: pd.DataFrame, config: Any) -> dict[str, Measured]:
         over = f"the {n_layers} layers" if n_layers else "the layers"
         for key in ("abs", "rel"):
             r = lc[(lc.method == "twonn") & (lc.attention == key)].iloc[0]
-            out[f"spearman_dTwoNN_vs_dID_eps_{key}"] = Measured(
+            out[f"spearman_twonn_change_vs_id_eps_change_{key}"] = Measured(
                 float(r["rho"]), (float(r["low"]), float(r["high"])),
                 f"rank correlation over {over} of the change with context ({k_max} vs {k0} shots) of TwoNN and of "
                 "ID_eps; 90% paired bootstrap over prompts, every layer recomputed per resample (layers are not "

@@ -54,7 +54,7 @@ CLAIMS: dict[str, ClaimSpec] = {
         tolerance=0, note="n = {fig1_width}"),
     "sine_spearman_regions_vs_mse": ClaimSpec(
         "more regions, better approximation", source="A, Fig. 2", kind="paper", direction="less", threshold=0.0),
-    "sine_mse_ratio_500_vs_50": ClaimSpec(
+    "sine_mse_ratio_wide_vs_narrow": ClaimSpec(
         "the 500-neuron MLP approximates better than the 50-neuron one", source="A, Fig. 2", kind="paper",
         direction="less", threshold=1.0),
     "regions_grow_with_d_spearman": ClaimSpec(
@@ -192,7 +192,7 @@ def sine_values(sine: pd.DataFrame, config: Any) -> dict[str, Measured]:
         ratio, ratio_ci = stats.two_sample_bootstrap(hi, lo, lambda x, y: float(np.median(x) / np.median(y)),
                                                      n_boot, LEVEL, seed)
         n_seeds = s.get("sine_seeds", len(hi))
-        out["sine_mse_ratio_500_vs_50"] = Measured(
+        out["sine_mse_ratio_wide_vs_narrow"] = Measured(
             ratio, ratio_ci, f"median MSE over seeds, {w_hi} vs {w_lo} neurons; 90% bootstrap over each width's "
                              f"{n_seeds} seeds")
     return out

@@ -15,8 +15,8 @@ The statistics resample seeds (intervals over seeds) and, for crossovers, add th
 `claim_values(rows, config)` recomputes every verdict from these rows alone: `crossover_table` and `closed_form_z`
 are the shared readers the notebook also displays.
 
-The claim ids are still the sentences the `ci` run recorded (some name that run's values, e.g. the weakest pair of
-sizes); the values a run actually picked are in each measurement's note.
+Claim ids name what a claim measures (family, noise kind), never a run's values: the pair or size a run picked
+(the weakest pair, the worst crossover) is in each measurement's note.
 """
 
 from __future__ import annotations
@@ -61,22 +61,16 @@ def bonferroni_z(n_comparisons: int, family_wise: float = FAMILY_WISE) -> float:
 # ----------------------------------------------------------------------------- claims
 
 PAPER = "Shi et al. 2024, sparse parity setting"
+_SHORT = {FIXED: "fixed_linear", LEARNED: "learned_linear", SOFTMAX: "learned_softmax"}
 _ID: dict[tuple[str, ...], str] = {
-    ("closed_form",): "closed form = Monte Carlo (optimal m-head model, all sizes and flip rates): max |z|",
-    **{("excess", f): f"{f}: worst excess of a trained model's exact clean loss over the optimum" for f in LINEAR},
-    ("clean", LEARNED): f"{LEARNED}: clean loss falls with m (weakest adjacent gain, m = 8 -> 16)",
-    ("cover", LEARNED): f"{LEARNED}: accuracy on the m most important tasks minus the rest (weakest size, m = 8)",
-    ("sens", LEARNED, "label"): f"{LEARNED}: accuracy lost to label flips (rate 0.375), m = 16 minus m = 1",
-    ("sens", LEARNED, "input"): f"{LEARNED}: accuracy lost to input flips (rate 0.25), m = 16 minus m = 1",
-    ("clean", SOFTMAX): f"{SOFTMAX}: clean loss falls with m (weakest adjacent gain, m = 2 -> 4)",
-    ("cover", SOFTMAX): f"{SOFTMAX}: accuracy on the m most important tasks minus the rest (weakest size, m = 8)",
-    ("sens", SOFTMAX, "label"): f"{SOFTMAX}: accuracy lost to label flips (rate 0.375), m = 16 minus m = 1",
-    ("sens", SOFTMAX, "input"): f"{SOFTMAX}: accuracy lost to input flips (rate 0.25), m = 16 minus m = 1",
-    ("cross", FIXED, "label"): f"{FIXED}: label-flip crossover, measured - predicted (worst pair, m = 8 vs 16)",
-    ("cross", FIXED, "input"): f"{FIXED}: input-flip crossover, measured - predicted (worst pair, m = 1 vs 2)",
-    ("cross", LEARNED, "label"): f"{LEARNED}: label-flip crossover, measured - predicted (worst pair, m = 8 vs 16)",
-    ("cross", LEARNED, "input"): f"{LEARNED}: input-flip crossover, measured - predicted (worst pair, m = 8 vs 16)",
-    ("odd",): "every model is odd in the context labels: accuracy at label flip 1 = 1 - clean accuracy (max gap)",
+    ("closed_form",): "closed_form_matches_monte_carlo",
+    **{("excess", f): f"{_SHORT[f]}_excess_over_optimum" for f in LINEAR},
+    **{("clean", f): f"{_SHORT[f]}_clean_loss_falls_with_heads" for f in (LEARNED, SOFTMAX)},
+    **{("cover", f): f"{_SHORT[f]}_top_tasks_advantage" for f in (LEARNED, SOFTMAX)},
+    **{("sens", f, k): f"{_SHORT[f]}_{k}_flip_loss_largest_minus_smallest" for f in (LEARNED, SOFTMAX)
+       for k in NOISES},
+    **{("cross", f, k): f"{_SHORT[f]}_{k}_crossover_error" for f in LINEAR for k in NOISES},
+    ("odd",): "odd_in_context_labels",
 }
 
 
