@@ -4,7 +4,8 @@ headless Chromium.
 For every page: no JavaScript error, every image loaded, every formula typeset by the bundled MathJax
 (no raw `\\(`, `\\[` or `$$` in the visible text), no request leaving the machine, nothing wider than the
 page at 1280 px. Every internal link (table of contents, citations, cross-references) resolves to an
-existing file and anchor. A screenshot of each page goes to `_build/screens/` (the whole page, plus the
+existing file and anchor. On the replication report, every table fits the text column at 1280 px (nothing wider
+than its container, no sideways scrolling) and every deep link reaches a section of its chapter. A screenshot of each page goes to `_build/screens/` (the whole page, plus the
 first screen as `<page>-top.png`), with `_build/screens/pages.json` recording what each page showed.
 
 Needs Chromium and its driver from the OS packages (`apt-get install chromium chromium-driver`; `.ci/run`
@@ -368,3 +369,85 @@ def test_page_in_a_browser(built_book, browser, page):
     assert not problems, f"{page} (screenshot {shot}):\n" + "\n".join(problems)
     if page == "book/05_icl_linear_regression.html":
         assert facts["formulas"] >= 100, facts["formulas"]  # the maths-heavy chapter really is typeset
+
+
+# ---- the replication report: readable at 1280 px, deep links to the sections that measured each claim -------
+
+REPORT_FIT = r"""
+const article = document.querySelector(".bd-article") || document.body;
+const box = article.getBoundingClientRect();
+const name = (el) => el.tagName.toLowerCase() + (el.className && typeof el.className === "string" ?
+  "." + el.className.trim().split(/\s+/).join(".") : "") + " '" + (el.textContent || "").trim().slice(0, 60) + "'";
+const out = {column: Math.round(box.width), tables: 0, wider: [], scrolling: [],
+             page_width: document.documentElement.scrollWidth, window_width: window.innerWidth};
+for (const table of article.querySelectorAll("table")) {
+  out.tables += 1;
+  const t = table.getBoundingClientRect();
+  if (t.left < box.left - 1 || t.right > box.right + 1) out.wider.push("table wider than the column: " + name(table));
+  // the table and the wrappers the theme puts around it scroll nothing sideways
+  for (let el = table; el && el !== article; el = el.parentElement)
+    if (el.scrollWidth > el.clientWidth + 1 && el.clientWidth > 0)
+      out.scrolling.push(name(el) + ": " + el.scrollWidth + " > " + el.clientWidth);
+  // no element sticks out of its container (cells, links, claim ids, lists)
+  for (const el of table.querySelectorAll("*")) {
+    const r = el.getBoundingClientRect(), p = el.parentElement.getBoundingClientRect();
+    if (r.width > 0 && (r.right > p.right + 1 || r.left < p.left - 1))
+      out.wider.push(name(el) + ": " + Math.round(r.width) + " px in " + Math.round(p.width) + " px");
+    if (el.clientWidth > 0 && el.scrollWidth > el.clientWidth + 1 && getComputedStyle(el).display !== "inline")
+      out.scrolling.push(name(el) + ": " + el.scrollWidth + " > " + el.clientWidth);
+  }
+}
+return out;
+"""
+
+
+@pytest.mark.slow
+def test_report_tables_fit_the_column(built_book, browser):
+    """Every table of the report page fits the text column at 1280 px: no element wider than its container, no
+    horizontal scroll (the summary tables and the per-chapter detail wrap their text)."""
+    html, _ = built_book
+    browser.set_window_size(WIDTH, HEIGHT)
+    browser.get((html / "book" / "report.html").as_uri())
+    deadline = time.time() + 30
+    while browser.execute_script("return document.readyState !== 'complete'") and time.time() < deadline:
+        time.sleep(0.1)
+    facts = browser.execute_script(REPORT_FIT)
+    summaries = browser.execute_script("return document.querySelectorAll('table.report-summary').length")
+    assert summaries == 2, f"one summary table per paper expected, found {summaries}"
+    assert facts["tables"] >= summaries + len(all_specs()), facts["tables"]  # and one detail table per chapter
+    assert facts["page_width"] <= facts["window_width"], facts
+    assert not facts["wider"] and not facts["scrolling"], \
+        f"column {facts['column']} px:\n" + "\n".join((facts["wider"] + facts["scrolling"])[:20])
+    _screenshot(browser, "report-fit")
+
+
+@pytest.mark.slow
+def test_report_deep_links_reach_the_sections(built_book):
+    """The report links each claim to the section of its chapter that measured it (MyST heading anchors): every
+    such link names an anchor that exists in the chapter's page, on a section or a heading, and every claim whose
+    results name a section gets one."""
+    from bs4 import BeautifulSoup
+
+    from icl_geometry.bookkit import report
+
+    html, _ = built_book
+    page = html / "book" / "report.html"
+    soup = BeautifulSoup(page.read_text(), "html.parser")
+    chapters = {f"{Path(s.notebook).stem}.html" for s in all_specs().values()}
+    deep, broken = set(), []
+    for a in soup.select(".bd-article a[href]"):
+        parts = urlsplit(a["href"])
+        if parts.scheme or Path(parts.path).name not in chapters or not parts.fragment:
+            continue
+        deep.add(a["href"])
+        target = BeautifulSoup((page.parent / unquote(parts.path)).read_text(), "html.parser")
+        el = target.find(id=unquote(parts.fragment))
+        if el is None:
+            broken.append(f"{a['href']}: no such anchor")
+        elif el.name != "section" and not re.fullmatch(r"h[1-6]", el.name):
+            broken.append(f"{a['href']}: anchor on a <{el.name}>, not a section")
+    assert not broken, "\n".join(broken)
+    rows = report.load_rows(ROOT / "book" / "results", ROOT / "book" / "recorded")
+    linked = {f"{Path(all_specs()[v.chapter].notebook).stem}.html" for v in report.claim_views(rows)
+              if report.section_link(Path(all_specs()[v.chapter].notebook).stem, v.section, ROOT / "book")}
+    assert linked <= {Path(urlsplit(h).path).name for h in deep}, sorted(linked)

@@ -193,7 +193,7 @@ def stage_book(notebooks: Path, stage: Path) -> Path:
     # being rendered (beside its notebooks; book/results for the committed chapters) and the recorded runs.
     results = notebooks / "results" if (notebooks / "results").is_dir() else root / "book" / "results"
     rows = load_rows(results, root / "book" / "recorded")
-    (stage / "book" / "report.md").write_text(render(rows))
+    (stage / "book" / "report.md").write_text(render(rows, notebooks))  # links to the sections rendered
     intro = stage / "book" / "intro.md"
     intro.write_text(intro.read_text().replace(REPORT_COUNTS, counts_line(rows)))
     for spec in all_specs().values():
