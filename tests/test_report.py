@@ -281,3 +281,23 @@ def test_every_declared_section_is_a_heading_of_its_chapter(monkeypatch):
         missing += [f"{number}: {s!r}" for s in sorted(sections - {"", None})
                     if not report.section_link(doc, s, root / "book")]
     assert not missing, missing
+
+
+def test_paper_b_settings_show_where_the_smaller_model_wins(tmp_path, monkeypatch):
+    """The run fact `smaller_model_wins` of the largest-scale run that records it, in the chapter's own words."""
+    from types import SimpleNamespace
+
+    res = tmp_path / "results"
+    _write(res, "05", "05", [_claim("noise", basis="derived", paper="Shi et al. 2024, linear regression setting: y")],
+           model=None)
+    data = json.loads((res / "05.json").read_text())
+    data["smaller_model_wins"] = {"label": {"measured": [1.7, 3.7], "unit": "standard deviation of y"}}
+    (res / "05.json").write_text(json.dumps(data))
+    monkeypatch.setattr(report, "_module", lambda ch: SimpleNamespace(regime_text=lambda fact: [
+        f"{k} noise: {v['measured'][0]} to {v['measured'][1]} times the {v['unit']}" for k, v in fact.items()]))
+    page = report.render(report.load_rows(res))
+    assert "- Setting 1: linear regression, size = rank of the attention (chapter 5): label noise: 1.7 to 3.7 times " \
+           "the standard deviation of y (05.json, ci)." in page
+    assert "(chapter 6): not recorded by its runs." in page
+    monkeypatch.setattr(report, "_module", lambda ch: None)  # no chapter words: the fact as recorded
+    assert "label: {'measured': [1.7, 3.7]" in report.render(report.load_rows(res)).replace("\\", "")

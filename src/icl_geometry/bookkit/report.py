@@ -58,21 +58,9 @@ def place_in_paper(text: str) -> str:
     return re.sub(r"^[Ss]ec(?:tion)?s?\.?\s*", "Section ", place)
 
 
-# ---- the slug MyST gives a heading (myst_heading_anchors), so the report can link to a chapter's section ----
-
 def slugify(title: str) -> str:
     """MyST's default heading slug (myst_parser's `default_slugify`): GitHub's rule."""
     return _SLUG_CLEAN.sub("", title.lower().replace(" ", "-"))
-
-
-@cache
-def _md_parser():
-    from markdown_it.renderer import RendererHTML
-    from myst_parser.config.main import MdParserConfig
-    from myst_parser.parsers.mdit import create_md_parser
-
-    return create_md_parser(MdParserConfig(enable_extensions={"amsmath", "colon_fence", "dollarmath", "deflist"},
-                                           dmath_double_inline=True), RendererHTML)
 
 
 @cache
@@ -81,14 +69,19 @@ def heading_slugs(notebook: Path, max_level: int = 3, _mtime: int = 0) -> dict[s
     gives it: the plain text (text and inline code, not maths) slugified, made unique in document order as
     MyST's `compute_unique_slug` does (myst-nb renders a notebook as one document)."""
     import nbformat
+    from markdown_it.renderer import RendererHTML
+    from myst_parser.config.main import MdParserConfig
+    from myst_parser.parsers.mdit import create_md_parser
 
+    md = create_md_parser(MdParserConfig(enable_extensions={"amsmath", "colon_fence", "dollarmath", "deflist"},
+                                         dmath_double_inline=True), RendererHTML)  # MyST's parser, as _config.yml
     slugs: dict[str, str] = {}
     seen: set[str] = set()
     for cell in nbformat.read(str(notebook), as_version=4).cells:
         if cell.cell_type != "markdown" or not cell.source.strip() or \
                 {"remove-cell", "remove_cell"} & set(cell.metadata.get("tags", [])):
             continue
-        tokens = _md_parser().parse(cell.source)
+        tokens = md.parse(cell.source)
         for tok, inline in zip(tokens, tokens[1:]):
             if tok.type != "heading_open" or int(tok.tag[1]) > max_level:
                 continue
@@ -113,8 +106,7 @@ def section_link(doc: str, section: str, notebooks: Path | None) -> str:
 
 def count_units(results: Path) -> int:
     """The rows (units) of a run: the lines of `<stem>_rows.csv.gz` beside its results JSON (0 if none)."""
-    rows = results.with_name(f"{results.stem}_rows.csv.gz")
-    if not rows.exists():
+    if not (rows := results.with_name(f"{results.stem}_rows.csv.gz")).exists():
         return 0
     with gzip.open(rows, "rt", newline="") as fh:
         return max(sum(1 for _ in csv.reader(fh)) - 1, 0)
@@ -142,7 +134,8 @@ def load_rows(committed: Path, *recorded_folders: Path) -> list[dict[str, Any]]:
             chapter = str(data.get("chapter", f.stem[:2]))
             cfg = data.get("config", {})
             run = {"chapter": chapter, "profile": cfg.get("profile", ""), "models": _models(cfg), "run": f.name,
-                   "model": " vs ".join(_models(cfg)), "recorded": is_recorded, "units": count_units(f), "config": cfg}
+                   "model": " vs ".join(_models(cfg)), "recorded": is_recorded, "units": count_units(f), "config": cfg,
+                   "data": data}
             for i, c in enumerate(data.get("claims", [])):
                 rows.append({**c, **run, "judged": True, "order": i})
             for i, (cid, why) in enumerate((data.get("not_judged") or {}).items()):
@@ -157,12 +150,30 @@ def scale(row: dict[str, Any]) -> tuple:
 
 
 @cache
-def _declared(chapter: str) -> dict[str, Any]:
-    """The chapter's declared CLAIMS (its experiment module), or {} if it cannot be imported."""
+def _module(chapter: str) -> Any:
+    """The chapter's experiment module, or None if it cannot be imported (the report then reads only the JSON)."""
     try:
-        return dict(importlib.import_module(f"icl_geometry.experiments.{all_specs()[chapter].slug}").CLAIMS)
-    except Exception:  # noqa: BLE001 - the report falls back on what the results JSON hold
-        return {}
+        return importlib.import_module(f"icl_geometry.experiments.{all_specs()[chapter].slug}")
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def _declared(chapter: str) -> dict[str, Any]:  # the chapter's declared CLAIMS
+    return dict(getattr(_module(chapter), "CLAIMS", {}))
+
+
+def _regime(chapter: str, rows: Iterable[dict[str, Any]]) -> str:
+    """Where the smaller model wins: the run fact `smaller_model_wins` of the largest-scale run that records it,
+    in the chapter's own words (its `regime_text`) where it has them."""
+    runs = sorted((r for r in rows if r["chapter"] == chapter and "smaller_model_wins" in r["data"]), key=scale)
+    if not runs:
+        return "not recorded by its runs."
+    fact, text = runs[-1]["data"]["smaller_model_wins"], getattr(_module(chapter), "regime_text", None)
+    try:
+        lines = text(fact) if text else [f"{kind}: {v}" for kind, v in fact.items()]
+    except Exception:  # noqa: BLE001 - a fact in an older format: shown as recorded
+        lines = [str(fact)]
+    return _md("; ".join(lines) + f" ({runs[-1]['run']}, {runs[-1]['profile']}).")
 
 
 LABELS = ("kind", "role", "basis", "forced_by", "confounded_by", "section", "against", "paper")
@@ -170,8 +181,7 @@ LABELS = ("kind", "role", "basis", "forced_by", "confounded_by", "section", "aga
 
 @dataclass
 class ClaimView:
-    """One distinct claim (chapter + id): its labels, the run that judges it (None: no run could) and every
-    run's row; `declared` is False when its chapter was re-labelled and no longer declares the id."""
+    """One distinct claim (chapter + id): labels, judging run (None: none could), every run's row."""
 
     chapter: str
     claim_id: str
@@ -199,11 +209,9 @@ class ClaimView:
         if self.kind != "paper":
             return {"ours": "the book's own claim, not counted", "check": "cannot fail with correct code, never "
                     "counted"}.get(self.kind, "kind not labelled, not counted")
-        if not self.declared:
-            return "no longer declared by its chapter"
-        if self.role == "supporting":
-            return "a supporting view"
-        return f"forced: {self.forced_by}" if self.forced_by else f"confounded: {self.confounded_by}"
+        return ("no longer declared by its chapter" if not self.declared else "a supporting view"
+                if self.role == "supporting" else f"forced: {self.forced_by}" if self.forced_by
+                else f"confounded: {self.confounded_by}")
 
 
 def _split(paper: str) -> tuple[str, str]:  # 'A, Fig. 6: the statement' -> ('A, Fig. 6', 'the statement')
@@ -353,17 +361,13 @@ def _verdicts(v: ClaimView, values: bool) -> list[str]:
 
 def _status(v: ClaimView, holm_keys: set, short: bool) -> str:
     """Counted or not and why; for the summary, the judging run's regime (model, profile, rows)."""
-    if v.counted:
-        text = f"counted ({v.basis or 'basis not labelled'})"
-        if v.judge is not None and v.p is not None:
-            text += (", one-sided p < 0.0001" if v.p < 1e-4 else f", one-sided p = {v.p:.2g}") + \
-                (", kept by Holm" if v.key in holm_keys else "")
-    else:
-        why = v.why_not.split(":")[0] + (" (see the detail)" if ":" in v.why_not else "") if short else v.why_not
-        text = f"not counted: {why}"
+    p = "" if v.p is None else ", one-sided p < 0.0001" if v.p < 1e-4 else f", one-sided p = {v.p:.2g}"
+    why = v.why_not.split(":")[0] + (" (see the detail)" if ":" in v.why_not else "") if short else v.why_not
+    text = f"counted ({v.basis or 'basis not labelled'}){p}" + (", kept by Holm" if v.key in holm_keys else "") \
+        if v.counted else f"not counted: {why}"
+    r = v.judge or v.runs[-1]
     if not short:
         return _md(text)
-    r = v.judge or v.runs[-1]
     return _md(f"{text}. Judged by: {model_cell(v.chapter, v.claim_id, r)}, {r['profile']}, {r['units']:,} rows "
                f"({'recorded' if r['recorded'] else 'committed'})")
 
@@ -374,10 +378,8 @@ def _table(widths: str, head: Sequence[str], body: list[list[Any]], cls: str) ->
     for row in [list(head), *body]:
         for j, cell in enumerate(row):
             lead = "* - " if j == 0 else "  - "
-            if isinstance(cell, list):
-                out += [lead + "- " + cell[0], *("    - " + x for x in cell[1:])] if cell else [lead.rstrip()]
-            else:
-                out.append(lead + cell)
+            out += ([lead + "- " + cell[0], *("    - " + x for x in cell[1:])] if cell else [lead.rstrip()]) \
+                if isinstance(cell, list) else [lead + cell]
     return out + ["```", ""]
 
 
@@ -424,14 +426,13 @@ def _detail(views: list[ClaimView], notebooks: Path | None, holm_keys: set) -> l
 
 INTRO = """# Replication report
 
-Every number below was computed when its chapter ran, by its committed run (`ci`: CPU, minutes) or by a recorded
-paper-scale run (`full`). A paper claim is counted once, when it is the *primary* view of a paper statement (a
-figure, theorem or section, in one chapter's setting), not forced by how its measure is built and not confounded
-by design. The largest-scale run that has it judges it: a recorded run over the committed one; among recorded
-runs the `full` profile, then the most rows, then the larger model. The other runs' verdicts are shown beside it
-(the judging run's in bold), never counted. *Reproduced* / *not reproduced*: the 90% interval excludes the
-threshold on one side; *inconclusive*: it contains it; *no effect*: it lies inside a margin declared before
-measuring; *not judged at this size*: the run has fewer units than the claim's declared minimum.
+Each number was computed when its chapter ran, by its committed run (`ci`: CPU, minutes) or a recorded paper-scale
+run (`full`). A paper claim counts once: when it is the *primary* view of a paper statement (a figure, theorem or
+section, in one chapter's setting), not forced by how its measure is built, not confounded by design; judged by
+the largest-scale run that has it (a recorded run over the committed one; then the `full` profile, the most rows,
+the larger model), the others' verdicts beside it (the judging run's in bold), never counted. *Reproduced* / *not
+reproduced*: the 90% interval excludes the threshold on one side; *inconclusive*: it contains it; *no effect*: it
+lies inside a margin declared before measuring; *not judged at this size*: fewer units than the declared minimum.
 
 ## The count
 
@@ -458,8 +459,9 @@ def render(rows: list[dict[str, Any]], notebooks: Path | None = None) -> str:
         if mine:
             lines += [f"## Paper {key}: {title}", ""]
             if key == "B":
-                lines += ["Its three settings: " + "; ".join(f"{s} (chapter {int(ch)})" for ch, s in
-                                                             PAPER_B_SETTINGS.items()) + ".", ""]
+                lines += ["Its three settings, and where the smaller model wins (a fact of each chapter's run, in the "
+                          "data's own units):", ""] + [f"- {s} (chapter {int(ch)}): {_regime(ch, rows)}" for ch, s in
+                                                       PAPER_B_SETTINGS.items()] + [""]
             lines += ["; ".join(f"{TALLIES[b]}: {_tally_text(x, chance=False)}" for b, x in
                                 tallies(mine).items()) + "." if tallies(mine) else "No counted claim.", ""]
             lines += _summary(mine, notebooks, holm_keys)
@@ -485,14 +487,13 @@ def glance(title: str, rows: list[dict[str, Any]], models: Iterable[str] = ()) -
     verdicts = "; ".join(f"{TALLIES[b].split(' (')[0].lower()}: {_tally_text(x, chance=False)}"
                          for b, x in t.items()) or "no claim of the papers counted here"
     n = Counter(v.kind if v.kind != "paper" else "shown" for v in views if not v.counted)
-    ours, checks, shown = n["ours"], n["check"], n["shown"]
     profiles = sorted({r["profile"] for r in rows if r.get("profile")})
     lines = [":::{admonition} At a glance", ":class: tip", "", f"**Question.** {title}", "",
              f"**Models.** {', '.join(models) if models else 'small models trained from scratch in this chapter'}.",
              "", f"**The papers' claims** ({', '.join(profiles) or 'no'} runs; each claim judged by its "
              f"largest-scale run): {verdicts}."]
-    if ours or checks or shown:
-        lines += ["", f"Also {shown} views of the papers' claims shown but not counted, {ours} claims of our own "
-                  f"and {checks} sanity checks."]
+    if n:
+        lines += ["", f"Also {n['shown']} views of the papers' claims shown but not counted, {n['ours']} claims of our "
+                  f"own and {n['check']} sanity checks."]
     lines += ["", "Every verdict, with its value and interval: the {doc}`replication report <report>`.", ":::"]
     return "\n".join(lines)
