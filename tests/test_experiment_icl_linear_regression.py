@@ -5,6 +5,7 @@ small hand-made rows (weakest pairs, Bonferroni bounds, intervals over training 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -16,10 +17,13 @@ from icl_geometry.bookkit import profiles
 from icl_geometry.core.verdicts import judge_claim
 from icl_geometry.experiments import base
 from icl_geometry.experiments import icl_linear_regression as ex
+from icl_geometry.toys import linear_icl as li
 
 torch.set_num_threads(1)
 ID = ex.ID
-CONFIG = {"d": 4, "N": 8, "ranks": [1, 2], "spectrum": "power", "decay": 1.0, "seed": 0, "device": "cpu"}
+CONFIG = {"d": 4, "N": 8, "ranks": [1, 2], "spectrum": "power", "decay": 1.0, "seed": 0, "device": "cpu",
+          "n_test": 40_000}
+NOTEBOOK = Path(__file__).resolve().parents[1] / "book" / "05_icl_linear_regression.ipynb"
 
 
 def margins(label: list[tuple[float, float]]) -> pd.DataFrame:
@@ -96,8 +100,59 @@ def test_training_claims_take_the_worst_rank_per_run_and_a_t_interval_over_runs(
 
 
 def test_tied_eigenvalues_leave_out_distance_and_mass():
-    rows = base.stack(training=training([[(0.01, 1.0, 1.0, 0.9), (0.01, 2.0, 2.0, 0.9)]] * 2))
+    rows = base.stack(training=training([[(0.01, 1.0, 1.0, 0.9), (0.01, 2.0, 2.0, 0.9)]] * 3))
     assert list(ex.claim_values(rows, {**CONFIG, "spectrum": "flat"})) == [ID["excess"]]
+
+
+def test_claims_below_their_min_n_are_not_judged():
+    """Fewer training runs than MIN_RUNS: no training claim; fewer test prompts than MIN_PROMPTS: no Monte Carlo
+    paper claim (the checks stay: they cannot fail with correct code at any size)."""
+    two_runs = base.stack(training=training([[(0.01, 1.0, 1.0, 0.999), (0.01, 2.0, 2.0, 0.999)]] * 2))
+    assert ex.claim_values(two_runs, CONFIG) == {}
+    rows = base.stack(margins=margins([(1.0, 0.1)]), closed_form=pd.DataFrame({"rank": [1], "z": [0.5]}))
+    assert set(ex.claim_values(rows, CONFIG)) == {ID["mc"], ID["label_margin"]}
+    assert set(ex.claim_values(rows, {**CONFIG, "n_test": 999})) == {ID["mc"]}
+    for cid in (ID["dist"], ID["excess"], ID["mass"]):
+        assert ex.CLAIMS[cid].min_n == ex.MIN_RUNS
+    for cid in (ID["clean"], ID["label_margin"], ID["input_margin"]):
+        assert ex.CLAIMS[cid].min_n == ex.MIN_PROMPTS
+
+
+def test_every_claim_is_labelled_and_names_the_section_that_measures_it():
+    """The claim policy: every paper claim has a role, a basis and what would count against it; the theory's noise
+    margins and the top-r mass are `derived`, clean loss against rank is forced; every claim's section is a heading
+    of the notebook."""
+    nb = json.loads(NOTEBOOK.read_text())
+    headings = {line.lstrip("#").strip() for cell in nb["cells"] if cell["cell_type"] == "markdown"
+                for line in "".join(cell["source"]).splitlines() if line.startswith("#")}
+    for cid, spec in ex.CLAIMS.items():
+        assert spec.section in headings, (cid, spec.section)
+        if spec.kind == "paper":
+            assert spec.role == "primary" and spec.basis == "derived" and spec.against, cid
+    paper = {cid for cid, spec in ex.CLAIMS.items() if spec.kind == "paper"}
+    assert paper == {ID["clean"], ID["label_margin"], ID["input_margin"], ID["mass"]}
+    assert ex.CLAIMS[ID["clean"]].forced_by and not ex.CLAIMS[ID["label_margin"]].forced_by
+    for cid in (ID["above_var"], ID["flip_margin"], ID["mc"], ID["few"], ID["flip_mc"]):
+        assert ex.CLAIMS[cid].kind == "check", cid
+
+
+def test_regime_is_the_first_crossing_to_where_the_smallest_rank_is_useless_in_units_of_the_data():
+    """Measured: min x_c over the pairs to x_0 of the smallest rank, over sd(y) = sqrt(tr Lambda) (label noise) or
+    the RMS input std sqrt(tr Lambda / d) (input noise); beside the closed form for the trained ranks and every rank."""
+    m = margins([(1.0, 0.1), (3.0, 0.2)])  # x_c = 1, 2; x_0 of rank 1 = 1 + 1 = 2
+    m = pd.concat([m, m.assign(noise="input")], ignore_index=True)
+    cfg = {**CONFIG, "ranks": [1, 2, 4]}
+    wins = ex.regime(base.stack(margins=m), cfg)
+    lam = li.make_spectrum("power", 4, 1.0)
+    for kind, unit in (("label", np.sqrt(4.0)), ("input", 1.0)):
+        assert wins[kind]["unit value"] == pytest.approx(unit)
+        assert wins[kind]["measured"] == pytest.approx([1.0 / unit, 2.0 / unit])
+        pred = li.smaller_model_regime(lam, 8, (1, 2, 4), kind)
+        assert wins[kind]["predicted"] == pytest.approx([pred[0] / unit, pred[1] / unit])
+        every = li.smaller_model_regime(lam, 8, range(1, 5), kind)
+        assert wins[kind]["every rank (closed form)"] == pytest.approx([every[0] / unit, every[1] / unit])
+    assert ex.regime(base.stack(closed_form=pd.DataFrame({"z": [0.0]})), cfg)["label"]["measured"] == [None, None]
+    assert ex.regime_text(wins)[0].startswith("label noise: the smaller model wins for a noise std of 0.5 to 1 times")
 
 
 def test_sweep_claims_clean_gap_least_squares_and_ridge():

@@ -474,3 +474,52 @@ def test_flip_window_rate_lies_where_the_larger_loses_and_the_smaller_still_beat
             s = li.flip_optimal_loss(lam, 32, rs, q)
             other = min(li.flip_optimal_loss(lam, 32, 0, q) - s, li.flip_optimal_loss(lam, 32, rl, q) - s)
             assert other <= margin + 1e-12
+
+
+# ----------------------------------------------------------------------------- the regime where the smaller wins
+
+def _random_spectrum(rng: np.random.Generator, d: int) -> np.ndarray:
+    """Any positive spectrum (not only the book's shapes), normalised to trace d, in decreasing order."""
+    lam = np.sort(rng.lognormal(0.0, rng.uniform(0.1, 3.0), d))[::-1]
+    return lam * d / lam.sum()
+
+
+@pytest.mark.parametrize("kind", li.NOISE_KINDS)
+def test_margin_x0_minus_xc_is_positive_for_every_spectrum_n_and_pair(kind):
+    """Why chapter 5's noise claims are `derived`: x_c(r_s, r_l)^2 and x_0(r_s)^2 = x_c(0, r_s)^2 are weighted means
+    of the per-direction thresholds (weights: the directions' noise slopes) over the directions r_s < i <= r_l and
+    i <= r_s, and the thresholds decrease with i; so x_0 > x_c whatever the spectrum, N and ranks (2000 cases)."""
+    rng = np.random.default_rng(0)
+    for _ in range(2000):
+        d = int(rng.integers(2, 17))
+        lam, N = _random_spectrum(rng, d), int(rng.integers(1, 513))
+        rs = int(rng.integers(1, d))
+        rl = int(rng.integers(rs + 1, d + 1))
+        xc, x0 = li.crossover(lam, N, rs, rl, kind), li.crossover(lam, N, 0, rs, kind)
+        thr = [li.direction_threshold(lam, N, r, kind) for r in range(1, d + 1)]
+        assert thr[rl - 1] <= xc * (1 + 1e-6) and xc <= thr[rs] * (1 + 1e-6)  # within its directions' thresholds
+        assert thr[rs - 1] * (1 - 1e-6) <= x0 <= thr[0] * (1 + 1e-6)
+        assert x0 - xc > -1e-6 * x0, (d, N, rs, rl)  # (crossover subtracts losses: 1e-9 round-off)
+
+
+def test_smaller_model_regime_spans_the_thresholds_and_is_where_a_smaller_rank_is_best():
+    lam = li.make_spectrum("power", 8, 1.0)
+    lo, hi = li.smaller_model_regime(lam, 32, range(1, 9), "label")
+    assert lo == pytest.approx(li.direction_threshold(lam, 32, 8))
+    assert hi == pytest.approx(li.direction_threshold(lam, 32, 1))
+    assert (lo / math.sqrt(8), hi / math.sqrt(8)) == pytest.approx((1.5867, 3.6252), abs=1e-4)  # units of sd(y)
+    ranks = (1, 2, 4, 8)
+    for kind in li.NOISE_KINDS:
+        lo, hi = li.smaller_model_regime(lam, 32, ranks, kind)
+        assert lo == pytest.approx(min(li.crossover(lam, 32, a, b, kind) for a, b in zip(ranks, ranks[1:])))
+        assert hi == pytest.approx(li.crossover(lam, 32, 0, 1, kind))
+        for x in np.linspace(0.0, 1.5 * hi, 61):
+            s, t = (x, 0.0) if kind == "label" else (0.0, x)
+            loss = [li.optimal_loss(lam, 32, r, s, t) for r in (0, *ranks)]
+            best = int(np.argmin(loss))  # 0: predicting 0; len(ranks): the largest rank
+            inside = lo * (1 + 1e-9) < x < hi * (1 - 1e-9)
+            outside = x < lo * (1 - 1e-9) or x > hi * (1 + 1e-9)
+            assert not inside or 0 < best < len(ranks), (kind, x)
+            assert not outside or best in (0, len(ranks)), (kind, x)
+    with pytest.raises(ValueError, match="increasing"):
+        li.smaller_model_regime(lam, 32, (2, 1))

@@ -20,7 +20,8 @@ from icl_geometry.toys.linear_icl.theory import (crossover, direction_threshold,
                                                  expected_loss, flip_crossover, flip_expected_loss, flip_h_moment,
                                                  flip_optimal_loss, flip_threshold, flip_window_rate, h_moment,
                                                  label_noise_condition, make_covariance, make_spectrum, optimal_gains,
-                                                 optimal_gamma, optimal_loss, random_rotation, top_mass)
+                                                 optimal_gamma, optimal_loss, random_rotation, smaller_model_regime,
+                                                 top_mass)
 from icl_geometry.toys.linear_icl.training import TrainResult, fit_ranks, train
 
 __all__ = [
@@ -32,6 +33,6 @@ __all__ = [
     "crossover", "direction_threshold", "eigen_projection", "eigh_desc", "expected_loss", "flip_crossover",
     "flip_expected_loss", "flip_h_moment", "flip_optimal_loss", "flip_threshold", "flip_window_rate", "h_moment",
     "label_noise_condition", "make_covariance", "make_spectrum", "optimal_gains", "optimal_gamma", "optimal_loss",
-    "random_rotation", "top_mass",
+    "random_rotation", "smaller_model_regime", "top_mass",
     "TrainResult", "fit_ranks", "train",
 ]

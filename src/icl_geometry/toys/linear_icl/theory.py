@@ -43,6 +43,7 @@ H_p = [(2 + (N-1) c^2) Lambda^2 + T Lambda] / N; direction r stops paying above 
 from __future__ import annotations
 
 import math
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -200,6 +201,23 @@ def crossover(lam: Array, N: int, r_small: int, r_large: int, kind: str = "label
     gain = clean(r_small) - clean(r_large)  # clean advantage of the larger model
     slope = per_variance(r_large) - per_variance(r_small)
     return float(math.sqrt(gain / slope)) if slope > 0 else math.inf
+
+
+def smaller_model_regime(lam: Array, N: int, ranks: Sequence[int], kind: str = "label") -> tuple[float, float]:
+    """The noise range (standard deviations) where the best of the optimal models of `ranks` is a smaller one: from
+    the first crossing of adjacent ranks (min over pairs of `crossover`) to the noise at which the smallest rank
+    becomes worse than predicting 0 (`crossover(0, ranks[0])`). Below it the largest rank is best, above it
+    predicting 0 is. With ranks 1..d it spans the per-direction thresholds, from direction d's to direction 1's.
+
+    The range is never empty: any crossing x_c(r_s, r_l)^2 is a weighted mean of the per-direction thresholds
+    sigma_i^2 of the directions r_s < i <= r_l (the weights are their noise slopes), which decrease with i, so it
+    lies below x_0(r_s)^2, a weighted mean of those of the directions i <= r_s."""
+    ranks = [check_int("rank", r, 1, len(np.asarray(lam))) for r in ranks]
+    if not ranks or any(b <= a for a, b in zip(ranks, ranks[1:])):
+        raise ValueError(f"ranks = {ranks!r}: expected one or more increasing ranks")
+    upper = crossover(lam, N, 0, ranks[0], kind)
+    lower = min((crossover(lam, N, a, b, kind) for a, b in zip(ranks, ranks[1:])), default=upper)
+    return float(lower), float(upper)
 
 
 def label_noise_condition(lam: Array, N: int, r: int) -> float:
