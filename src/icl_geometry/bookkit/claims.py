@@ -42,6 +42,8 @@ class Claim:
     basis: str = ""  # derived | empirical (core.verdicts.BASES)
     against: str = ""  # what outcome would have counted against the claim
     section: str = ""  # the heading of the chapter section that measured it
+    source: str = ""  # where the claim comes from ('A, Fig. 6', 'ours', ...); `paper` is "source: statement"
+    statement: str = ""  # the claim in words
 
     @property
     def counts(self) -> bool:
@@ -72,7 +74,8 @@ class ClaimBook:
                tolerance: float | None = None, direction: str | None = None, threshold: float = 0.0,
                interval: tuple[float, float] | None = None, null_margin: float | None = None,
                paper: str = "", note: str = "", forced_by: str = "", exact: str = "", confounded_by: str = "",
-               role: str = "", basis: str = "", against: str = "", section: str = "") -> Claim:
+               role: str = "", basis: str = "", against: str = "", section: str = "", source: str = "",
+               statement: str = "") -> Claim:
         """Judge `value` (see `judge`) and save it; returns the recorded claim.
 
         kind: 'paper', 'ours' or 'check' (see KINDS). A paper or ours claim judged by a direction needs an
@@ -93,7 +96,7 @@ class ClaimBook:
                                      threshold=threshold, interval=interval, null_margin=null_margin)
         claim = Claim(claim_id, value, verdict, expectation, paper, note,
                       *(sorted(interval) if interval else (None, None)), kind, null_margin, forced_by, exact,
-                      confounded_by, role, basis, against, section)
+                      confounded_by, role, basis, against, section, source, statement)
         self.claims[claim_id] = claim
         self.save()
         return claim
@@ -120,7 +123,7 @@ class ClaimBook:
                 interval=m.interval, null_margin=spec.null_margin, paper=spec.paper,
                 note=m.note or spec.note.format_map(fields), forced_by=spec.forced_by.format_map(fields),
                 exact=spec.exact, confounded_by=spec.confounded_by, role=spec.role, basis=spec.basis,
-                against=spec.against, section=spec.section))
+                against=spec.against, section=spec.section, source=spec.source, statement=spec.statement))
         self.save()
         return out
 
