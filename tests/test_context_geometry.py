@@ -133,15 +133,17 @@ def test_the_spec_refuses_a_pool_smaller_than_the_largest_k():
         profiles.resolve("04", device="cpu", n_pool=9, shots=(1, 2))
 
 
-def _table(n_items=30, ks=range(1, 7), L=4, seed=0):
+def _table(n_items=2 * cg.MIN_ITEMS, ks=range(1, 7), L=4, seed=0, n_varying=None):
     """A rows_table with known structure: within every item, the k with the larger final-layer change are the
-    right ones (both scorings); the first layer's change is noise; controls have lower final-layer change."""
+    right ones (both scorings); the first layer's change is noise; controls have lower final-layer change.
+    `n_varying`: only the first n items are right at some k (the others wrong at every k). Every third item is
+    right at 0 shots under constrained choice (not in the choice-scored base set)."""
     import pandas as pd
 
     rng = np.random.default_rng(seed)
     recs = []
     for i in range(n_items):
-        cut = rng.integers(2, 6)
+        cut = rng.integers(2, 6) if n_varying is None or i < n_varying else max(ks) + 1
         for c in ("shots", "random", "shuffled"):
             for k in ks:
                 final = k + rng.normal(0, 0.1) - (5.0 if c != "shots" else 0.0)
@@ -159,9 +161,9 @@ CONFIG = {"n_boot": 200, "seed": 0}
 
 
 def test_claim_values_on_a_table_with_known_answers():
-    values = cg.claim_values(_table(), CONFIG)
+    values = cg.claim_values(_table(n_items=cg.MIN_LOGISTIC_ITEMS * 3 // 2), CONFIG)  # 2/3 in the choice base set
     assert list(values) == [cid for cid in cg.CLAIMS if cid in values]  # recorded in the declared order
-    assert set(values) == set(cg.CLAIMS)  # 30 items vary within: every claim is judged
+    assert set(values) == set(cg.CLAIMS)  # enough items (all vary within): every claim is judged
     for sfx in ("", "_choice"):
         for key in ("abs", "rel"):
             within = values[f"fig6_{key}_within_item{sfx}"]
@@ -178,20 +180,53 @@ def test_claim_values_on_a_table_with_known_answers():
 
 
 def test_within_item_claims_need_enough_items_that_vary():
-    values = cg.claim_values(_table(n_items=cg.MIN_WITHIN_ITEMS - 1), CONFIG)
+    values = cg.claim_values(_table(n_varying=cg.MIN_WITHIN_ITEMS - 1), CONFIG)
     assert not [cid for cid in values if "within_item" in cid]
     assert "fig6_abs_final_rise_predicts_correct" in values
+    values = cg.claim_values(_table(n_varying=cg.MIN_WITHIN_ITEMS), CONFIG)
+    assert "fig6_abs_within_item" in values
+
+
+def test_below_min_items_a_claim_is_not_judged():
+    """Every claim resamples base items: a run with fewer than MIN_ITEMS judges none (the ci run's 8 items), and
+    the choice-scored claims count only the items constrained choice also got wrong at 0 shots."""
+    below = cg.claim_values(_table(n_items=cg.MIN_ITEMS - 1), CONFIG)
+    assert below and all("_within_item" in cid for cid in below)  # 29 items that vary: only within-item claims
+    values = cg.claim_values(_table(n_items=cg.MIN_ITEMS), CONFIG)  # 2/3 of the items in the choice base set
+    assert "fig6_abs_final_rise_predicts_correct" in values and "first_layer_rise_any_context_abs" in values
+    assert not [cid for cid in values if cid.endswith("_choice") and "_within_item" not in cid]
+    assert not [cid for cid in values if cid.startswith(("fig8_", "final_"))]  # logistic slopes need 100 items
+    assert all(cg.CLAIMS[cid].min_n >= cg.MIN_ITEMS for cid in cg.CLAIMS if "_within_item" not in cid)
+    assert cg.MIN_LOGISTIC_ITEMS > cg.MIN_ITEMS > cg.MIN_WITHIN_ITEMS
+    assert cg.not_judged_why("fig6_abs_final_rise_predicts_correct").startswith("not judged at this size")
+
+
+def test_one_primary_claim_per_paper_statement():
+    """The claim policy: every paper claim has a role, a basis, what would count against it, a section and a
+    minimum size; one primary per statement (source), and the primaries are the declared views."""
+    from collections import Counter
+
+    paper = {cid: s for cid, s in cg.CLAIMS.items() if s.kind == "paper"}
+    for cid, spec in cg.CLAIMS.items():
+        assert spec.against and spec.section in cg.SECTIONS.values() and spec.min_n > 0, cid
+    for cid, spec in paper.items():
+        assert spec.role in ("primary", "supporting") and spec.basis == "empirical", cid
+    primaries = Counter(s.source for s in paper.values() if s.role == "primary")
+    assert set(primaries) == {s.source for s in paper.values()} and set(primaries.values()) == {1}
+    assert {cid for cid, s in paper.items() if s.role == "primary"} == cg.PRIMARY
+    assert all(not paper[cid].forced_by for cid in cg.PRIMARY if not cid.startswith("first_layer"))
+    assert all(paper[cid].role == "supporting" for cid in paper if cid.endswith("_choice") or "_rel_" in cid)
 
 
 def test_claim_values_survive_the_csv_round_trip(tmp_path):
     import pandas as pd
 
-    table = _table(n_items=12)
+    table = _table(n_items=cg.MIN_ITEMS)
     table.to_csv(tmp_path / "rows.csv.gz", index=False)
     again = pd.read_csv(tmp_path / "rows.csv.gz")
     a = cg.claim_values(table, {"n_boot": 50, "seed": 0})
     b = cg.claim_values(again, {"n_boot": 50, "seed": 0})
-    assert list(a) == list(b)
+    assert a and list(a) == list(b)
     for cid in a:
         assert a[cid].value == pytest.approx(b[cid].value, abs=1e-12)
         assert a[cid].interval == pytest.approx(b[cid].interval, abs=1e-12)
@@ -224,3 +259,21 @@ def test_a_run_without_both_outcomes_stops_with_a_clear_message():
         cg.check_answers_vary(table)
     with pytest.raises(ValueError, match="no base items"):
         cg.check_answers_vary(table.iloc[0:0])
+
+
+def test_recorded_runs_carry_the_current_labels():
+    """The recorded full runs' claims carry this module's declaration (role, basis, source and statement, what
+    would count against them, section, forced_by), as benchmarks/relabel_recorded.py writes them from the rows;
+    test_recorded.py recomputes their values and verdicts."""
+    import json
+    from pathlib import Path
+
+    runs = sorted((Path(__file__).resolve().parents[1] / "book" / "recorded").glob("04_*.json"))
+    assert runs
+    for path in runs:
+        for c in json.loads(path.read_text())["claims"]:
+            spec = cg.CLAIMS[c["claim_id"]]
+            got = {k: c[k] for k in ("role", "basis", "paper", "against", "section", "forced_by", "confounded_by")}
+            want = {"role": spec.role, "basis": spec.basis, "paper": spec.paper, "against": spec.against,
+                    "section": spec.section, "forced_by": spec.forced_by, "confounded_by": spec.confounded_by}
+            assert got == want, (path.name, c["claim_id"])

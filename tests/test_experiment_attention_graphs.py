@@ -1,6 +1,7 @@
-"""Chapter 2's experiment module (`experiments/attention_graphs.py`): the declared claims, `claim_values` on
-hand-made rows (known answers for every part, the toy's contrasts, a table without parts, missing parts), the
-rows' CSV round trip, and `run` end to end on a tiny random Llama and a tiny toy grid (fast tier)."""
+"""Chapter 2's experiment module (`experiments/attention_graphs.py`): the declared claims (and the claim policy:
+roles, bases, confounds, minimum sizes), `claim_values` on hand-made rows (known answers for every part, the toy's
+contrasts, a table without parts, missing parts, claims below their minimum size), the rows' CSV round trip, and
+`run` end to end on a tiny random Llama and a tiny toy grid (fast tier)."""
 
 from __future__ import annotations
 
@@ -59,11 +60,13 @@ def graph_parts() -> dict[str, pd.DataFrame]:
         "minkowski": pd.DataFrame({"trial": [0, 0, 1, 1], "in Minkowski sum": [True, True, True, False],
                                    "dimension": [2, 3, 1, 4], "tight bound": [2, 3, 2, 4],
                                    "theorem bound": [4, 6, 2, 5]}),
-        "fixed_support": pd.DataFrame({"H": [1, 1, 2, 2], "k": [1, 2, 1, 2], "rank": [0, 1, 0, 3],
-                                       "TwoNN": [0.0, 1.0, 0.5, 3.0], "theorem bound": [1, 2, 2, 4],
-                                       "tight bound": [0, 1, 0, 2]}),
-        "temperature": pd.DataFrame({"H": 2, "tau": [0.1, 1.0, 10.0, 100.0], "rank": [14, 14, 13, 14],
-                                     eps_col: [2.0, 5.0, 9.0, 16.0]}),
+        "fixed_support": pd.DataFrame({"H": [1, 1, 1, 1, 2, 2, 2, 2], "k": [1, 2, 3, 4, 1, 2, 3, 4],
+                                       "rank": [0, 1, 2, 3, 0, 3, 4, 6],
+                                       "TwoNN": [0.0, 1.0, 1.8, 2.5, 0.5, 3.0, 3.5, 5.5],
+                                       "theorem bound": [1, 2, 3, 4, 2, 4, 6, 8], "tight bound": [0, 1, 2, 3, 0, 2, 4, 6]}),
+        "temperature": pd.DataFrame({"H": 2, "tau": [0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 100.0],
+                                     "rank": [14, 14, 14, 14, 14, 13, 14],
+                                     eps_col: [1.0, 2.0, 3.0, 5.0, 7.0, 9.0, 16.0]}),
         "top_k": pd.DataFrame({"H": 2, "k": [2, 4], "rank": [32, 40], "per-query theorem bound": [4, 8]}),
         "real_layers": pd.DataFrame({"layer": [0, 29], "reconstruction_error": [1e-6, 2e-4]}),
         "real_rows": pd.DataFrame({"layer": [0, 0, 29, 29, 29], "eps": [0.0, 0.1, 0.0, 0.0, 0.1],
@@ -77,24 +80,47 @@ def stacked() -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def values():
-    """Every claim of the hand-made stacked rows (computed once: the toy claims bootstrap 2000 times each)."""
+    """Every claim the hand-made stacked rows can judge (computed once)."""
     return ex.claim_values(stacked(), CONFIG)
+
+
+# 2 heads x 3 seeds = 6 networks: the toy's Spearman claims need 10 (MIN_NETWORKS) and are not judged
+TOO_FEW_NETWORKS = ["toy_spearman_pieces_vs_heads", "toy_spearman_pieces_vs_context"]
 
 
 def test_claims_are_declared_in_the_notebooks_order():
     assert list(ex.CLAIMS) == [*GRAPH_IDS, *TOY_IDS, "toy_separate_mse_ratio_context"]
     assert not not_snake_case(ex.CLAIMS)
-    assert ex.CLAIMS["toy_mse_ratio_context"].paper == "Figs. 4-5: longer context -> better fit"
+    assert ex.CLAIMS["toy_mse_ratio_context"].paper == "A, Fig. 4: a longer context gives the same network a better fit"
     assert ex.CLAIMS["first_layer_attention_more_uniform"].paper == \
-        "Sec. 3 observation: first-layer attention is near-uniform"
+        "A, Sec. 3 (observation): first-layer attention is near-uniform (flatter than the last layer's)"
     forced = {cid for cid, s in ex.CLAIMS.items() if s.forced_by}
     assert forced == {"fixed_support_spearman_twonn_vs_bound", "temperature_spearman_id_eps"}
     kinds = pd.Series({cid: s.kind for cid, s in ex.CLAIMS.items()}).value_counts().to_dict()
     assert kinds == {"paper": 11, "check": 9, "ours": 2}
 
 
+def test_the_claim_policy():
+    """Every paper claim has a role, a basis, what would have counted against it, a minimum size and the section
+    that measures it; the heads claims are confounded (head width is not matched), the toy's counted claims are
+    its context claims (one network read with more tokens), and each paper statement has one primary claim."""
+    paper = {cid: s for cid, s in ex.CLAIMS.items() if s.kind == "paper"}
+    for cid, s in ex.CLAIMS.items():
+        assert s.against and s.section in ex.SECTIONS.values(), cid
+        if s.kind == "paper":
+            assert s.role in ("primary", "supporting") and s.basis in ("derived", "empirical") and s.min_n, cid
+    heads = {cid for cid in paper if "heads" in cid}
+    assert heads and all(ex.CLAIMS[cid].confounded_by for cid in heads)
+    counted = [cid for cid, s in paper.items() if s.role == "primary" and not s.forced_by and not s.confounded_by]
+    assert counted == ["first_layer_attention_more_uniform", "toy_mse_ratio_context", "toy_pieces_gain_context",
+                       "toy_dim_gain_context"]
+    primaries = pd.Series({cid: (s.source, "heads" in cid) for cid, s in paper.items() if s.role == "primary"})
+    assert primaries.is_unique  # one primary per statement (source and knob)
+    assert ex.CLAIMS["fixed_support_spearman_twonn_vs_bound"].basis == "derived"
+
+
 def test_every_claim_from_a_stacked_table_in_claims_order(values):
-    assert list(values) == list(ex.CLAIMS)
+    assert list(values) == [cid for cid in ex.CLAIMS if cid not in TOO_FEW_NETWORKS]
     for cid, m in values.items():
         judge_claim(ex.CLAIMS[cid], m)  # every measurement is judged under its spec without error
 
@@ -110,7 +136,8 @@ def test_graph_claims_known_answers(values):
     assert v["generic_dimension_equals_tight_bound"].value == 0.75
     assert v["fixed_support_rank_minus_tight_bound"].value == 1.0
     assert v["fixed_support_twonn_over_bound_max"].value == 0.75
-    rho = sst.spearmanr([1, 2, 2, 4], [0.0, 1.0, 0.5, 3.0]).statistic
+    fixed = graph_parts()["fixed_support"]
+    rho = sst.spearmanr(fixed["theorem bound"], fixed["TwoNN"]).statistic
     assert v["fixed_support_spearman_twonn_vs_bound"].value == pytest.approx(rho)
     assert v["temperature_rank_range"].value == 1.0
     assert v["temperature_spearman_id_eps"].value == 1.0 and v["temperature_spearman_id_eps"].interval == (1.0, 1.0)
@@ -123,25 +150,47 @@ def test_graph_claims_known_answers(values):
         "not reproduced"
 
 
+def gmean(x) -> float:
+    return float(np.exp(np.mean(np.log(x))))
+
+
 def test_toy_claims_known_answers(values):
-    expect = {"toy_mse_ratio_context": 0.1 / 0.3, "toy_mse_ratio_heads": 0.02 / 0.1, "toy_pieces_gain_context": 20 - 16,
-              "toy_pieces_gain_heads": 27 - 20, "toy_distinct_gain_heads": 25 - 18, "toy_dim_gain_context": 2.5 - 1.6,
-              "toy_dim_gain_heads": 5.0 - 2.5, "toy_separate_mse_ratio_context": 0.5 / 0.2}
+    """Ratios of MSEs are geometric means over seeds (paired: of each network's ratio), differences are means."""
+    expect = {"toy_mse_ratio_context": gmean([0.1 / 0.4, 0.1 / 0.2, 0.05 / 0.3]),
+              "toy_mse_ratio_heads": gmean([0.01, 0.02, 0.04]) / gmean([0.1, 0.1, 0.05]),
+              "toy_pieces_gain_context": 20 - 16, "toy_pieces_gain_heads": 27 + 1 / 3 - 20,
+              "toy_distinct_gain_heads": 27 + 1 / 3 - 20, "toy_dim_gain_context": 2.5 - 1.6,
+              "toy_dim_gain_heads": 5.0 - 2.5, "toy_separate_mse_ratio_context": gmean([0.5, 0.4, 0.9]) / gmean([0.1, 0.2, 0.3])}
     for cid, value in expect.items():
         m = values[cid]
         assert m.value == pytest.approx(value), cid
         assert m.interval[0] <= m.value <= m.interval[1], cid
-    kept = toy_rows().query("kept")
-    for knob in ("heads", "context"):
-        rho = sst.spearmanr(kept[knob], kept.pieces).statistic
-        assert values[f"toy_spearman_pieces_vs_{knob}"].value == pytest.approx(rho)
-    assert "paired" in values["toy_mse_ratio_context"].note
+    # the paired context claim: a Student-t interval on 2 degrees of freedom over the seeds' log ratios
+    d = np.log([0.1 / 0.4, 0.1 / 0.2, 0.05 / 0.3])
+    half = sst.t.ppf(0.95, 2) * d.std(ddof=1) / np.sqrt(3)
+    assert values["toy_mse_ratio_context"].interval == pytest.approx(tuple(np.exp([d.mean() - half, d.mean() + half])))
+    assert "paired" in values["toy_mse_ratio_context"].note and "Student-t" in values["toy_mse_ratio_context"].note
+    assert "Welch" in values["toy_mse_ratio_heads"].note
     assert values["toy_separate_mse_ratio_context"].note.startswith("1 head(s), separate networks per context")
+    assert not set(TOO_FEW_NETWORKS) & set(values)
+
+
+def test_toy_spearman_claims_need_ten_networks_and_jackknife_over_them():
+    """With 5 seeds per heads setting (10 networks) the Spearman claims are judged: the value is the Spearman over
+    the kept cells, the interval a jackknife over whole networks (all contexts of one network left out together)."""
+    t = toy_rows().query("kept")
+    more = pd.concat([t, *(t.assign(seed=t.seed + 3 * j, pieces=t.pieces + j) for j in (1, 2))], ignore_index=True)
+    more = more[more.seed < 5]
+    values = ex.claim_values(more, CONFIG)
+    for knob in ("heads", "context"):
+        m = values[f"toy_spearman_pieces_vs_{knob}"]
+        assert m.value == pytest.approx(sst.spearmanr(more[knob], more.pieces).statistic)
+        assert m.interval[0] < m.value < m.interval[1] and "10 networks" in m.note and "jackknife" in m.note
 
 
 def test_a_table_without_parts_is_the_toy_grid_alone(values):
     plain = ex.claim_values(toy_rows(), CONFIG)
-    assert list(plain) == TOY_IDS
+    assert list(plain) == [cid for cid in TOY_IDS if cid not in TOO_FEW_NETWORKS]
     assert plain == {cid: m for cid, m in values.items() if cid in TOY_IDS}
     assert ex.toy_grid_rows(stacked()).equals(ex.toy_grid_rows(toy_rows()))
 
@@ -150,9 +199,20 @@ def test_missing_parts_and_a_single_heads_setting_leave_their_claims_out():
     some = graph_parts()
     rows = base.stack(toy_grid=toy_rows()[toy_rows().heads == 1], uniformity=some["uniformity"], top_k=some["top_k"])
     values = ex.claim_values(rows, CONFIG)
-    context_claims = [cid for cid, t in ex.TOY_TESTS.items() if t[1] == "context"]
+    context_claims = [cid for cid, t in ex.TOY_TESTS.items() if t[1] == "context" and cid not in TOO_FEW_NETWORKS]
     assert list(values) == ["first_layer_attention_more_uniform", "top_k_cloud_rank_over_per_query_bound",
                             *context_claims]
+
+
+def test_claims_below_their_minimum_size_are_not_judged():
+    """Two seeds, three heads, four settings: under every minimum (3 seeds, 4 heads, 7 settings)."""
+    parts = graph_parts()
+    rows = base.stack(toy_grid=toy_rows().query("seed < 2"), uniformity=parts["uniformity"].iloc[:3],
+                      fixed_support=parts["fixed_support"].iloc[:4], temperature=parts["temperature"].iloc[:4],
+                      separate=separate_rows().query("seed < 2"))
+    values = ex.claim_values(rows, CONFIG)
+    assert list(values) == ["fixed_support_rank_minus_tight_bound", "fixed_support_twonn_over_bound_max",
+                            "temperature_rank_range"]
 
 
 def test_rows_survive_the_csv_and_give_the_same_claims(tmp_path, values):
@@ -168,7 +228,7 @@ def test_the_recorded_full_run_recomputes_from_its_rows():
     data = json.loads(RECORDED.read_text())
     values = ex.claim_values(base.load_rows(RECORDED), data["config"])
     recorded = {c["claim_id"]: c for c in data["claims"]}
-    assert list(values) == TOY_IDS
+    assert list(values) == TOY_IDS  # 30 networks: the Spearman claims are judged
     for cid, m in values.items():
         np.testing.assert_allclose([m.value, *m.interval], [recorded[cid][k] for k in ("value", "low", "high")],
                                    rtol=1e-9, atol=1e-12, err_msg=cid)
@@ -187,16 +247,17 @@ def test_findings_quote_the_rows():
 def test_run_on_a_tiny_model_and_a_tiny_toy_gives_rows_every_claim_accepts(tmp_path):
     model = tiny.save_tiny_model(tmp_path / "llama", "llama")
     config = {"seed": 0, "device": "cpu", "model": str(model), "prompt": "Q : what is 3 + 4 ? A : 7 Q : what is 1 + 2 ? A :",
-              "eps": 0.1, "n_queries": 60, "heads_list": [1, 2], "keys_list": [1, 2, 3], "temperatures": [0.1, 1.0, 10.0, 30.0],
-              "top_ks": [2, 4], "toy_heads": [1, 2], "toy_contexts": [1, 3], "toy_steps": 3, "toy_seeds": 2,
+              "eps": 0.1, "n_queries": 60, "heads_list": [1, 2], "keys_list": [1, 2, 3, 4],
+              "temperatures": [0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0],
+              "top_ks": [2, 4], "toy_heads": [1, 2], "toy_contexts": [1, 3], "toy_steps": 3, "toy_seeds": 3,
               "toy_restarts": 1, "toy_bins": 40, "toy_hidden": 4, "toy_d_head": 4}
     rows = ex.run(config)
     assert list(rows[base.PART].unique()) == ["toy_grid", "uniformity", "minkowski", "fixed_support", "temperature",
                                               "top_k", "real_layers", "real_rows", "separate"]
     grid = base.part(rows, "toy_grid")
-    assert list(grid.columns) == list(ex.sa.ROW_FIELDS) and len(grid) == 2 * 2 * 2  # heads x contexts x seeds
+    assert list(grid.columns) == list(ex.sa.ROW_FIELDS) and len(grid) == 2 * 2 * 3  # heads x contexts x seeds
     assert len(base.part(rows, "uniformity")) == 4  # the tiny Llama's query heads
     values = ex.claim_values(rows, config)
-    assert list(values) == list(ex.CLAIMS)
+    assert list(values) == [cid for cid in ex.CLAIMS if cid not in TOO_FEW_NETWORKS]
     for cid in ("minkowski_membership_fraction", "real_layer_rebuilt_from_heads", "real_layer_eps0_in_minkowski_sum"):
         assert values[cid].value == 1.0, cid  # Theorem 2.1 and eq. 3 hold in any layer

@@ -48,3 +48,24 @@ def test_the_edges_part_keeps_every_layer():
     table = ex.edges_table({("shots", 0): e})
     assert list(table.columns) == ["item", "context", "k", "n_tokens", "abs_0", "abs_1", "rel_0", "rel_1"]
     assert table.abs_1.tolist() == [1.0, 3.0, 5.0]
+
+
+def test_below_min_items_no_claim_is_judged():
+    """Every claim is a paired bootstrap over items: with fewer than `MIN_ITEMS` items none is judged."""
+    n = ex.MIN_ITEMS - 1
+    rows = _rows(np.zeros(n, bool), np.arange(n) % 2 == 0, np.zeros(n, bool), np.full(n, 30.0), np.full(n, 20.0), n=n)
+    assert ex.claim_values(rows, {**CONFIG, "n_items": n}) == {}
+    n = ex.MIN_ITEMS
+    rows = _rows(np.zeros(n, bool), np.arange(n) % 2 == 0, np.zeros(n, bool), np.full(n, 30.0), np.full(n, 20.0), n=n)
+    assert list(ex.claim_values(rows, {**CONFIG, "n_items": n})) == list(ex.CLAIMS)
+
+
+def test_claims_carry_the_policy_fields():
+    """Section, what would count against, a minimum size; the one paper claim (Sec. 3) is primary and forced."""
+    for cid, spec in ex.CLAIMS.items():
+        assert spec.section == ex.SECTION and spec.against and spec.min_n == ex.MIN_ITEMS, cid
+    paper = {cid: s for cid, s in ex.CLAIMS.items() if s.kind == "paper"}
+    assert list(paper) == ["first_layer_id_rises_with_context"]
+    spec = paper["first_layer_id_rises_with_context"]
+    assert spec.role == "primary" and spec.basis == "empirical" and spec.forced_by
+    assert {s.kind for s in ex.CLAIMS.values()} == {"paper", "ours"}

@@ -1,10 +1,11 @@
-"""Chapter 3's experiment module (experiments/intrinsic_dimension.py): `claim_values` on small hand-made rows with
-known answers, a run's parts missing, the rows file round trip, and the committed ci run recomputed from its rows.
-Fast tier: no bundled model."""
+"""Chapter 3's experiment module (experiments/intrinsic_dimension.py): the claim policy, `claim_values` on small
+hand-made rows with known answers, a run's parts missing, too few prompts, the rows file round trip, and `run` on
+a tiny model. Fast tier: no bundled model."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -14,16 +15,17 @@ from icl_geometry.core.verdicts import check_declared, judge_claim
 from icl_geometry.experiments import base
 from icl_geometry.experiments import intrinsic_dimension as ex
 
-CONFIG = {"seed": 0, "n_boot": 50, "shots": [0, 2, 10], "n_prompts": 4, "eps": 0.1}
+N_PROMPTS = ex.MIN_PROMPTS  # 20: the fewest prompts the LLM claims are judged on
+CONFIG = {"seed": 0, "n_boot": 50, "shots": [0, 2, 10], "n_prompts": N_PROMPTS, "eps": 0.1}
 LAST = 2  # layers 0, 1, 2
 
 
 def _attention() -> pd.DataFrame:
-    """4 prompts, 3 layers, 0/2/10 shots. At 10 shots every prompt's absolute count falls by 2 at layer 0 and is
+    """20 prompts, 3 layers, 0/2/10 shots. At 10 shots every prompt's absolute count falls by 2 at layer 0 and is
     unchanged at the last layer; the relative count rises by 7 at the last layer and by 30 at layer 0."""
     rows = []
     for k in CONFIG["shots"]:
-        for prompt in range(4):
+        for prompt in range(N_PROMPTS):
             for layer in range(3):
                 grow = k // 10  # 1 at 10 shots, 0 otherwise
                 rows.append({"shots": k, "prompt": prompt, "layer": layer,
@@ -108,7 +110,7 @@ def test_geometric_claims_pick_the_right_comparison():
     assert values["twonn_last_layer_shots_minus_random"].value == -1.0
     assert values["twonn_last_layer_shots_minus_random"].interval == (-1.1, -0.8)
     assert values["mle_last_layer_shots_minus_random"].value == 0.5
-    assert "MLE k=2 of the last layer" in values["mle_last_layer_shots_minus_random"].note  # 4 prompts
+    assert "MLE k=10 of the last layer" in values["mle_last_layer_shots_minus_random"].note  # 20 prompts
     assert values["spearman_twonn_change_vs_id_eps_change_abs"].value == 0.4  # TwoNN rows only, not MLE's
     assert values["spearman_twonn_change_vs_id_eps_change_rel"].value == pytest.approx(-0.1)
     assert "over the 3 layers" in values["spearman_twonn_change_vs_id_eps_change_abs"].note
@@ -128,10 +130,10 @@ def test_missing_parts_give_only_the_claims_they_allow():
 
 def test_changes_table_order_and_base():
     table = ex.changes_table(_attention(), _id_change(), CONFIG)
-    assert list(table.measure[:5]) == ["ID_eps absolute", "ID_eps relative", "effective degree", "TwoNN", "MLE k=2"]
+    assert list(table.measure[:5]) == ["ID_eps absolute", "ID_eps relative", "effective degree", "TwoNN", "MLE k=10"]
     assert len(table) == 2 * 2 * 5  # layers 0 and last, 2 and 10 shots, five measures
     first = table[(table.layer == 0) & (table.shots == 10)].set_index("measure")
-    assert first.loc["ID_eps absolute", "base"] == 6.5  # mean of 5, 6, 7, 8 at 0 shots
+    assert first.loc["ID_eps absolute", "base"] == 14.5  # mean of 5, 6, ..., 24 at 0 shots
     assert first.loc["effective degree", "change"] == pytest.approx(1.0)
     assert first.loc["TwoNN", "base"] == 4.0
 
@@ -139,7 +141,7 @@ def test_changes_table_order_and_base():
 def test_length_control_table():
     table = ex.length_control_table(_id_change(), CONFIG)
     assert list(table.comparison) == ["random control minus 0 shots", "10 shots minus random control"] * 2
-    assert list(table.measure) == ["TwoNN", "TwoNN", "MLE k=2", "MLE k=2"]
+    assert list(table.measure) == ["TwoNN", "TwoNN", "MLE k=10", "MLE k=10"]
 
 
 def test_rows_file_round_trip(tmp_path):
@@ -152,7 +154,31 @@ def test_rows_file_round_trip(tmp_path):
             assert again[cid].interval == pytest.approx(m.interval, rel=1e-12, abs=1e-15), cid
 
 
-def test_run_on_a_tiny_model_gives_rows_claim_values_accepts(tmp_path):
+def test_the_claim_policy():
+    """Paper claims: the absolute reading (the paper's text) is primary, the relative one supporting; every claim
+    says what would have counted against it and where it is measured; the LLM claims need 20 prompts; shots
+    minus random tokens is confounded by the control's diversity."""
+    for cid, spec in ex.CLAIMS.items():
+        assert spec.against and spec.section in ex.SECTIONS.values(), cid
+        if spec.kind == "paper":
+            assert spec.basis == "empirical" and spec.min_n == ex.MIN_PROMPTS, cid
+            assert spec.role == ("primary" if "_abs_" in cid else "supporting"), cid
+    assert all(ex.CLAIMS[f"{m}_last_layer_shots_minus_random"].confounded_by for m in ("twonn", "mle"))
+    counted = [cid for cid, s in ex.CLAIMS.items() if s.kind == "paper" and s.role == "primary" and not s.forced_by
+               and not s.confounded_by]
+    assert counted == ["id_eps_abs_last_layer_rise"]
+
+
+def test_too_few_prompts_leave_the_llm_claims_unjudged():
+    rows = _rows()
+    attention = base.part(rows, "attention")
+    fewer = base.stack(**{name: (attention[attention.prompt < N_PROMPTS - 1] if name == "attention"
+                                 else base.part(rows, name)) for name in rows[base.PART].unique()})
+    values = ex.claim_values(fewer, {**CONFIG, "n_prompts": N_PROMPTS - 1})
+    assert set(values) == {"twonn_5d_subspace_in_r50", "max_rel_diff_vs_skdim"}
+
+
+def test_run_on_a_tiny_model_gives_rows_claim_values_accepts(tmp_path, monkeypatch):
     """The whole chapter on a tiny random Llama (tests/fixtures) and the smallest sizes: every part is there
     and every claim comes out (values of a random model mean nothing; the shape of the protocol does)."""
     from fixtures import tiny
@@ -163,6 +189,8 @@ def test_run_on_a_tiny_model_gives_rows_claim_values_accepts(tmp_path):
     rows = ex.run(config)
     assert list(rows[base.PART].unique()) == ["known_answer", "skdim", "attention", "id_change", "layer_correlation"]
     assert len(base.part(rows, "attention")) == 2 * 8 * 4  # shots x prompts x layers
+    assert set(ex.claim_values(rows, config)) == {"twonn_5d_subspace_in_r50", "max_rel_diff_vs_skdim"}  # 8 prompts
+    monkeypatch.setattr(ex, "CLAIMS", {cid: replace(s, min_n=0) for cid, s in ex.CLAIMS.items()})
     values = ex.claim_values(rows, config)
     assert set(values) == set(ex.CLAIMS)
     assert all(np.isfinite(m.value) for m in values.values())

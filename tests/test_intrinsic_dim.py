@@ -361,17 +361,37 @@ def test_id_difference_known_answer_and_identity():
     groups = np.repeat(np.arange(50), 40)
     A, B = subspace(2000, 3, 30, 6), subspace(2000, 6, 30, 7)
     diff = idm.id_difference(A, B, method="mle", groups_a=groups, groups_b=groups, k=10)
-    assert diff.ci[0] < diff.difference < diff.ci[1]
+    assert diff.ci[0] < diff.difference < diff.ci[1] and diff.n_blocks == 20 and diff.se > 0
     assert abs(diff.difference - 3) < 0.5 and diff.ci[0] > 2
     assert diff.b == pytest.approx(idm.mle(B, 10).estimate) and diff.a == pytest.approx(idm.mle(A, 10).estimate)
     same = idm.id_difference(A, A, groups_a=groups, groups_b=groups)
-    assert same.difference == 0 and same.ci == (0.0, 0.0)  # paired: every resample cancels exactly
+    assert same.difference == 0 and same.ci == (0.0, 0.0)  # paired: every deletion cancels exactly
     unpaired = idm.id_difference(A, A)
     assert unpaired.ci[0] < 0 < unpaired.ci[1]
     with pytest.raises(ValueError, match="groups_a, groups_b"):
         idm.id_difference(A, B, groups_a=groups)
     with pytest.raises(ValueError, match="method"):
         idm.id_difference(A, B, method="pca")
+
+
+@pytest.mark.parametrize("method, kw", [("twonn", {}), ("mle", {"k": 8}), ("mle", {"k": 5, "unbiased": True}),
+                                        ("twonn", {"method": "mle", "discard_fraction": 0.0})])
+def test_deleted_estimates_equal_a_fresh_estimate_without_the_block(method, kw):
+    """The jackknife's replicates are exact: the estimate of the cloud with a block of groups removed, its
+    neighbours searched again, equals the estimator run on the remaining points."""
+    from icl_geometry.core.intrinsic_dim.compare import deleted_estimates
+    from icl_geometry.core.stats import jackknife_blocks
+
+    rng = np.random.default_rng(3)
+    X = np.tanh(rng.standard_normal((240, 4)) @ rng.standard_normal((4, 30)))
+    groups = np.repeat(np.arange(15), 16)
+    blocks = jackknife_blocks(15, 6)
+    full, reps, name = deleted_estimates(X, method, groups, blocks, **kw)
+    st = idm.STATS[method](X, **kw)
+    assert full == st.pool(st.values) and name == st.method
+    for b, block in enumerate(blocks):
+        rest = idm.STATS[method](X[~np.isin(groups, block)], **kw)
+        assert reps[b] == pytest.approx(rest.pool(rest.values), rel=1e-12)
 
 
 def test_per_layer_stack():
@@ -398,23 +418,22 @@ def test_layer_change_correlation_known_answer():
     rng = np.random.default_rng(0)
     zeros = np.zeros((20, 5))
     rising = np.arange(5)[None, :] + 0.1 * rng.standard_normal((20, 5))
-    up = idm.layer_change_correlation(A, B, zeros, rising, groups, method="mle", k=10, n_boot=100)
+    up = idm.layer_change_correlation(A, B, zeros, rising, groups, method="mle", k=10)
     assert up.rho == pytest.approx(1.0) and up.ci[0] > 0.8
     assert np.all(np.diff(up.id_change) > 0)  # 200 points underestimate d = 10 (see synthetic_validation)
     np.testing.assert_allclose(up.id_change, 2 * np.arange(5), atol=2.0)
-    down = idm.layer_change_correlation(A, B, zeros, -rising, groups, method="mle", k=10, n_boot=100)
+    down = idm.layer_change_correlation(A, B, zeros, -rising, groups, method="mle", k=10)
     assert down.rho == pytest.approx(-1.0) and down.ci[1] < -0.8
-    again = idm.layer_change_correlation(A, B, zeros, rising, groups, method="mle", k=10, n_boot=100)
-    assert again.ci == up.ci  # seeded
+    assert len(up.replicates) == 20  # one per deleted prompt (20 prompts, at most 20 blocks)
 
 
 def test_layer_change_correlation_null_interval_covers_zero():
-    """The other quantity's change is pure per-prompt noise: no relation, and the prompt bootstrap knows
+    """The other quantity's change is pure per-prompt noise: no relation, and the jackknife over prompts knows
     that its layer means are noisy, so the interval is wide and covers 0."""
     A, B, groups = _layer_stack(n_layers=8)
     rng = np.random.default_rng(1)
     noise = rng.standard_normal((20, 8))
-    res = idm.layer_change_correlation(A, B, np.zeros((20, 8)), noise, groups, method="mle", k=10, n_boot=100)
+    res = idm.layer_change_correlation(A, B, np.zeros((20, 8)), noise, groups, method="mle", k=10)
     assert res.ci[0] < 0 < res.ci[1] and res.ci[1] - res.ci[0] > 0.5
     with pytest.raises(ValueError, match="other_a"):
         idm.layer_change_correlation(A, B, np.zeros((20, 7)), noise, groups)
@@ -430,3 +449,20 @@ def test_synthetic_validation_small_clouds():
     assert means.loc[20, "MLE k=10"] < 20  # the small-sample underestimate in higher dimension
     pd_again = idm.synthetic_validation(320, 100, dims=(3, 20), names=("subspace",), seeds=range(2), k=10)
     assert df.equals(pd_again)
+
+
+def test_own_interval_by_jackknife_recomputes_neighbours():
+    """`interval="jackknife"`: blocks of points (or groups) deleted, neighbours searched again, a t interval; the
+    estimate itself is unchanged, and the interval is wider than the frozen-neighbour bootstrap's (which covers a
+    90% target only about 78% of the time on such a cloud, tests/test_coverage.py)."""
+    X = subspace(1000, 4, 20, 11)
+    boot = idm.twonn(X, ci=0.9, n_boot=200)
+    jack = idm.twonn(X, ci=0.9, interval="jackknife")
+    assert jack.estimate == boot.estimate and jack.ci[0] < jack.estimate < jack.ci[1]
+    assert jack.ci[1] - jack.ci[0] > boot.ci[1] - boot.ci[0]
+    groups = np.repeat(np.arange(50), 20)
+    by_group = idm.mle(X, 10, ci=0.9, groups=groups, interval="jackknife")
+    assert by_group.ci[0] < by_group.estimate < by_group.ci[1]
+    assert idm.twonn(X).ci is None and idm.twonn(X, interval="jackknife").ci is None  # no ci asked
+    with pytest.raises(ValueError, match="interval"):
+        idm.twonn(X, ci=0.9, interval="subsample")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import pickle
 
 import numpy as np
@@ -210,9 +211,75 @@ def test_claims_recomputed_from_the_kept_rows_equal_the_live_ones(tiny_run, tiny
     assert path.name == "07_rows.csv.gz"
     config = {"models": f"{tiny_run.model},{other.model}", "flip_rates": [0.0, 0.5, 1.0], "noise_rates": [0.0, 1.0],
               "n_boot": 100, "seed": 1}
-    again = nd.claim_values(base.load_rows(path), config)
+    rows = base.load_rows(path)
+    assert nd.claim_values(rows, config) == {}  # 12 queries: below MIN_QUERIES, nothing is judged
+    with pytest.MonkeyPatch.context() as mp:  # the same rows, judged as if 12 queries were enough
+        mp.setattr(nd, "CLAIMS", {cid: dataclasses.replace(s, min_n=12) for cid, s in nd.CLAIMS.items()})
+        again = nd.claim_values(rows, config)
     assert list(again) == list(nd.CLAIMS)
+    regime = nd.facts(rows, config)["smaller_model_wins"]
+    assert set(regime) == {"label", "input"} and set(regime["label"]["rates"]) <= {0.0, 0.5, 1.0}
+    assert regime["input"]["of"] == [0.0, 1.0] and regime["label"]["smaller"] == tiny_run.model
+    assert [line.split(":")[0] for line in nd.regime_text(regime)] == ["label noise", "input noise"]
     for cid, (value, interval) in live["claims"].items():
         v2, i2 = again[cid].value, again[cid].interval
         np.testing.assert_allclose([v2, *i2], [value, *interval], rtol=1e-12, atol=1e-12, equal_nan=True,
                                    err_msg=cid)
+
+
+def test_the_size_claims_are_confounded_only_across_families():
+    """A comparison of two model families (the bundled pair) carries `confounded_by` and is not counted; two
+    sizes of one family (the full profile's Llama models) carry none; one family with and without chat tuning
+    names the tuning. Only the size claims depend on the models."""
+    assert nd.model_family("smollm2-135m") == ("smollm2", True) and nd.model_family("gemma3-270m") == ("gemma-3", False)
+    assert nd.model_family("meta-llama/Llama-3.2-1B") == nd.model_family("meta-llama/Llama-3.1-70B") == ("llama-3", False)
+    assert nd.model_family("/models/SmolLM2-360M-Instruct/") == ("smollm2", True)
+    assert "family" in nd.size_confound("smollm2-135m,gemma3-270m")
+    llama = "meta-llama/Llama-3.2-1B,meta-llama/Llama-3.2-3B,meta-llama/Llama-3.1-8B,meta-llama/Llama-3.1-70B"
+    assert nd.size_confound(llama) == ""
+    assert nd.size_confound("meta-llama/Llama-3.2-1B,meta-llama/Llama-3.1-8B-Instruct").startswith("chat tuning")
+    bundled, family = nd.claims_for({"models": "smollm2-135m,gemma3-270m"}), nd.claims_for({"models": llama})
+    assert list(bundled) == list(family) == list(nd.CLAIMS) and bundled == nd.CLAIMS
+    for cid in nd.CLAIMS:
+        assert bool(bundled[cid].confounded_by) == (cid in nd.SIZE_CLAIMS), cid
+        assert not family[cid].confounded_by, cid
+        assert dataclasses.replace(bundled[cid], confounded_by="") == family[cid]  # the same claim and judging
+
+
+def test_claims_carry_the_policy_fields():
+    """One primary per paper statement (its source); Wei et al.'s following rate is a supporting view of the
+    label-noise claim (with two labels it is 1 - accuracy at p = 1); every claim has a section, what would count
+    against it and a minimum number of queries."""
+    from collections import Counter
+
+    paper = {cid: s for cid, s in nd.CLAIMS.items() if s.kind == "paper"}
+    assert set(paper) == set(nd.SIZE_CLAIMS)
+    assert Counter(s.source for s in paper.values() if s.role == "primary") == Counter(
+        {s.source: 1 for s in paper.values()})
+    follow = paper["larger_follows_flipped_more"]
+    assert follow.role == "supporting" and "Wei et al. 2023" in follow.statement
+    assert follow.source == paper["larger_falls_more_label_noise"].source
+    for cid, spec in nd.CLAIMS.items():
+        assert spec.against and spec.section in nd.SECTIONS.values() and spec.min_n == nd.MIN_QUERIES, cid
+        assert spec.kind != "paper" or spec.basis == "empirical"
+
+
+def test_recorded_runs_carry_the_current_labels():
+    """The recorded run's claims carry the declaration for its own models (`claims_for`: the bundled pair is
+    confounded) and its run fact `smaller_model_wins`, as benchmarks/relabel_recorded.py writes them from the
+    rows; test_recorded.py recomputes their values and verdicts."""
+    import json
+    from pathlib import Path
+
+    runs = sorted((Path(__file__).resolve().parents[1] / "book" / "recorded").glob("07_*.json"))
+    assert runs
+    for path in runs:
+        data = json.loads(path.read_text())
+        declared = nd.claims_for(data["config"])
+        assert set(data["smaller_model_wins"]) == {"label", "input"}
+        for c in data["claims"]:
+            spec = declared[c["claim_id"]]
+            got = {k: c[k] for k in ("role", "basis", "paper", "against", "section", "confounded_by")}
+            want = {"role": spec.role, "basis": spec.basis, "paper": spec.paper, "against": spec.against,
+                    "section": spec.section, "confounded_by": spec.confounded_by}
+            assert got == want, (path.name, c["claim_id"])

@@ -11,6 +11,8 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+
+from icl_geometry.core import stats
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -274,24 +276,32 @@ def test_evaluate_gives_a_row_per_network_and_context():
 
 
 def test_compare_restarts_known_answers():
+    """Independent fits: the ratio of geometric means (MSEs) or the difference of means, with Welch's interval."""
     a, b = [1.0, 2.0, 3.0, 100.0], [4.0, 4.0, 8.0, 8.0]
     value, (lo, hi) = sa.compare_restarts(a, b, "ratio")
-    assert value == pytest.approx(2.5 / 6.0)
-    assert lo <= value <= hi
+    assert value == pytest.approx(np.exp(np.mean(np.log(a)) - np.mean(np.log(b))))
+    assert lo < value < hi
+    assert (value, (lo, hi)) == stats.welch_interval(b, a, 0.9, log=True)
     value, (lo, hi) = sa.compare_restarts(a, b, "difference", level=0.5)
-    assert value == pytest.approx(2.5 - 6.0) and lo <= value <= hi
+    assert value == pytest.approx(np.mean(a) - np.mean(b)) and lo < value < hi
     assert sa.compare_restarts([5.0, 5.0], [5.0, 5.0], "difference") == (0.0, (0.0, 0.0))
-    assert sa.compare_restarts(a, b, seed=3) == sa.compare_restarts(a, b, seed=3)  # seeded
     for bad, match in ((dict(how="mean"), "how"), (dict(a=[1.0]), "at least 2")):
         with pytest.raises(ValueError, match=match):
             sa.compare_restarts(**{"a": a, "b": b, **bad})
+    with pytest.raises(ValueError, match="positive"):
+        sa.compare_restarts([0.0, 1.0], [1.0, 2.0], "ratio")
 
 
 def test_compare_paired_known_answers():
+    """The same networks at two readings: the geometric mean of the ratios (or the mean difference), t over
+    networks; a constant within-pair ratio or difference has a zero-width interval."""
     value, (lo, hi) = sa.compare_paired([2.0, 4.0, 6.0], [1.0, 2.0, 3.0], "ratio")
-    assert value == pytest.approx(2.0) and lo <= value <= hi
-    # pairs resample together: a constant within-pair difference has a zero-width interval
+    assert (value, lo, hi) == pytest.approx((2.0, 2.0, 2.0))
     assert sa.compare_paired([3.0, 5.0, 9.0], [1.0, 3.0, 7.0], "difference") == (2.0, (2.0, 2.0))
+    value, (lo, hi) = sa.compare_paired([3.0, 5.0, 10.0], [1.0, 3.0, 7.0], "difference")
+    d = np.array([2.0, 2.0, 3.0])
+    half = 2.919986 * d.std(ddof=1) / np.sqrt(3)  # t_{0.95, 2}
+    assert value == pytest.approx(d.mean()) and (lo, hi) == pytest.approx((d.mean() - half, d.mean() + half))
     with pytest.raises(ValueError, match="same length"):
         sa.compare_paired([1.0, 2.0], [1.0, 2.0, 3.0])
 

@@ -273,3 +273,65 @@ def test_cluster_resamples_keep_their_draws(groups, n_boot, seed):
     assert isinstance(got, list) and len(got) == len(lazy) == len(want) == n_boot
     for w, g, z in zip(want, got, lazy):
         assert w.dtype == g.dtype == z.dtype and np.array_equal(w, g) and np.array_equal(w, z)
+
+
+# ----------------------------------------------------------------------------- t and jackknife intervals (issue 25)
+
+def test_paired_t_interval_known_answers():
+    from scipy import stats as sst
+
+    a, b = np.array([1.0, 2.0, 4.0]), np.array([2.0, 3.5, 4.5])
+    d = b - a
+    half = sst.t.ppf(0.95, 2) * d.std(ddof=1) / np.sqrt(3)
+    value, (lo, hi) = stats.paired_t_interval(a, b, 0.9)
+    assert value == pytest.approx(d.mean()) and (lo, hi) == pytest.approx((d.mean() - half, d.mean() + half))
+    value, (lo, hi) = stats.paired_t_interval([1.0, 2.0, 4.0], [2.0, 4.0, 8.0], log=True)
+    assert (value, lo, hi) == pytest.approx((2.0, 2.0, 2.0))  # every ratio is 2: a zero-width interval
+    for bad, match in ((([1.0], [2.0]), "same length >= 2"), (([1.0, 0.0], [1.0, 2.0], 0.9, True), "positive"),
+                       (([1.0, 2.0], [1.0, 2.0], 1.5), "level")):
+        with pytest.raises(ValueError, match=match):
+            stats.paired_t_interval(*bad)
+
+
+def test_welch_interval_matches_scipy():
+    from scipy import stats as sst
+
+    rng = np.random.default_rng(4)
+    a, b = rng.normal(0, 1, 5), rng.normal(1, 3, 7)
+    value, (lo, hi) = stats.welch_interval(a, b, 0.9)
+    ref = sst.ttest_ind(b, a, equal_var=False).confidence_interval(0.9)
+    assert value == pytest.approx(b.mean() - a.mean()) and (lo, hi) == pytest.approx((ref.low, ref.high))
+    ratio, (rlo, rhi) = stats.welch_interval(np.exp(a), np.exp(b), 0.9, log=True)
+    assert (np.log(ratio), np.log(rlo), np.log(rhi)) == pytest.approx((value, lo, hi))
+    assert stats.welch_interval([2.0, 2.0], [3.0, 3.0]) == (1.0, (1.0, 1.0))
+
+
+def test_jackknife_of_a_mean_is_the_t_interval():
+    """For the mean, leave-one-out replicates reproduce the usual standard error exactly."""
+    x = np.array([3.0, 1.0, 4.0, 1.0, 5.0, 9.0])
+    value, (lo, hi) = stats.jackknife_interval(x, level=0.9)
+    tvalue, (tlo, thi) = stats.t_interval(x, 0.9)
+    assert (value, lo, hi) == pytest.approx((tvalue, tlo, thi))
+    blocks = stats.jackknife_blocks(10, 4)
+    assert [len(b) for b in blocks] == [3, 3, 2, 2] and np.concatenate(blocks).tolist() == list(range(10))
+    assert len(stats.jackknife_blocks(3, 20)) == 3  # at most one group per block
+
+
+def test_jackknife_interval_deletes_whole_groups_and_its_scales():
+    rng = np.random.default_rng(2)
+    groups = np.repeat(np.arange(12), 5)
+    x = np.repeat(rng.normal(size=12), 5) + 0.01 * rng.normal(size=60)
+    value, (lo, hi) = stats.jackknife_interval(x, groups=groups)
+    per_group = x.reshape(12, 5).mean(1)
+    _, (tlo, thi) = stats.t_interval(per_group)
+    assert value == pytest.approx(x.mean()) and (lo, hi) == pytest.approx((tlo, thi), rel=1e-3)  # 12 groups
+    pos = np.abs(x) + 1
+    ratio, (rlo, rhi) = stats.jackknife_interval(pos, scale="log")
+    assert rlo < ratio < rhi and rlo > 0
+    r, (flo, fhi) = stats.jackknife_interval(np.column_stack([x, x + rng.normal(size=60)]),
+                                             lambda a: float(np.corrcoef(a.T)[0, 1]), scale="fisher")
+    assert -1 < flo < r < fhi < 1
+    with pytest.raises(ValueError, match="scale"):
+        stats.jackknife_interval(x, scale="logit")
+    with pytest.raises(ValueError, match="2 groups"):
+        stats.jackknife_interval(x, groups=np.zeros(60))

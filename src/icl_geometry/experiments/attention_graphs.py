@@ -29,7 +29,6 @@ from icl_geometry.experiments import base
 from icl_geometry.toys import sine_attention as sa
 
 LEVEL = 0.9  # every interval of the chapter
-N_BOOT = 2000  # bootstrap resamples of the toy's claims and of the uniformity claim
 N_TRIALS = 20  # random causal layers of the Minkowski check
 T_CTX, D_MODEL, D_KEY, D_VALUE, D_OUT = 32, 64, 16, 16, 64  # the controlled experiments' context and layer sizes
 SWEEP_HEADS, SWEEP_KEYS = 2, 8  # heads of the temperature and top-k sweeps, keys of the temperature sweep
@@ -37,89 +36,142 @@ RECONSTRUCTION_TOL = 1e-4  # relative error under which the heads rebuild a real
 RESIDUAL_TOL = 1e-5  # LP residual (relative to the row's L1 norm) under which a real row is in the Minkowski sum
 TOY_INTS = ("heads", "context", "seed", "restart", "pieces", "distinct", "rank")
 
+# Smallest numbers of units a claim is judged on (fewer: "not judged at this size"), each the size at which the
+# claim's interval method covers a 90% target at least 85% of the time in tests/test_coverage.py.
+MIN_SEEDS = 3  # toy: t intervals over seeds (3 seeds: 91-93% under the toy's own spread of fits)
+MIN_HEADS = 4  # the uniformity claim: jackknife t interval over the model's heads
+MIN_NETWORKS = 10  # the toy's Spearman claims: jackknife over networks (6 networks: too few)
+MIN_SETTINGS = 7  # Spearman over the settings of a controlled sweep (Fisher interval)
+# The headings of the notebook sections that measure the claims (the report links there).
+SECTIONS = {
+    "graphs": "1. Self-attention is a weighted directed graph",
+    "theorem": "2. Theorem 2.1 made concrete",
+    "controlled": "Controlled experiments: the dimension of a cloud of MLP inputs",
+    "real": "Theorem 2.1 on a real layer of SmolLM2",
+    "toy": "3. The toy: attention + MLP fits sin(t) (Figs. 4–5)",
+}
+_HEADS_CONFOUND = ("the settings differ in size as well as in heads: every head has width toy_d_head whatever the "
+                   "number of heads, so H heads carry H times the attention parameters of one (query, key, value and "
+                   "output maps), and a better fit or more regions with more heads cannot be told apart from a larger "
+                   "network")
+
+
+def _toy(statement: str, source: str, *, role: str = "primary", against: str, confounded_by: str = "",
+         direction: str = "greater", threshold: float = 0.0, min_n: int = MIN_SEEDS) -> ClaimSpec:
+    return ClaimSpec(statement, source=source, kind="paper", direction=direction, threshold=threshold, role=role,
+                     basis="empirical", min_n=min_n, section=SECTIONS["toy"], against=against,
+                     confounded_by=confounded_by)
+
+
 CLAIMS: dict[str, ClaimSpec] = {
     "first_layer_attention_more_uniform": ClaimSpec(
-        "first-layer attention is near-uniform", source="Sec. 3 observation", kind="paper", direction="greater",
-        threshold=1.0),
+        "first-layer attention is near-uniform (flatter than the last layer's)", source="A, Sec. 3 (observation)",
+        kind="paper", direction="greater", threshold=1.0, role="primary", basis="empirical", min_n=MIN_HEADS,
+        section=SECTIONS["graphs"],
+        against="layer 0's rows no flatter than the last layer's: the ratio of their (effective degree / keys) at most "
+                "1, its interval below 1"),
     "minkowski_membership_fraction": ClaimSpec(
-        "each MHA row lies in the Minkowski sum of the heads' hulls", source="Thm 2.1", kind="check", expected=1.0,
-        tolerance=0.0),
+        "each MHA row lies in the Minkowski sum of the heads' hulls", source="A, Thm 2.1", kind="check", expected=1.0,
+        tolerance=0.0, section=SECTIONS["theorem"], against="any row outside the sum (LP residual above tolerance)"),
     "dimension_minus_bound_max": ClaimSpec(
-        "dimension <= sum_h |S_h|", source="Thm 2.1", kind="check", direction="less", threshold=0.5,
-        note="max over all rows; <= 0 means never violated"),
+        "dimension <= sum_h |S_h|", source="A, Thm 2.1", kind="check", direction="less", threshold=0.5,
+        note="max over all rows; <= 0 means never violated", section=SECTIONS["theorem"],
+        against="a row whose affine dimension exceeds sum_h |S_h|"),
     "generic_dimension_equals_tight_bound": ClaimSpec(
         "generic position attains min(sum_h min(|S_h|-1, rank V_hO_h), d_out)", source="proof above", kind="check",
-        expected=1.0, tolerance=0.0, note="fraction of rows (wide and narrow projections)"),
+        expected=1.0, tolerance=0.0, note="fraction of rows (wide and narrow projections)", section=SECTIONS["theorem"],
+        against="a random (generic) row below the refined count"),
     "fixed_support_rank_minus_tight_bound": ClaimSpec(
-        "rank = sum_h (|S_h| - 1) generically", source="Thm 2.1 (fixed support)", kind="check", expected=0.0,
-        tolerance=0.0, note="max over the (H, k) grid of |rank - sum_h (k - 1)|"),
+        "rank = sum_h (|S_h| - 1) generically", source="A, Thm 2.1 (fixed support)", kind="check", expected=0.0,
+        tolerance=0.0, note="max over the (H, k) grid of |rank - sum_h (k - 1)|", section=SECTIONS["controlled"],
+        against="a setting whose rank differs from sum_h (k - 1)"),
     "fixed_support_twonn_over_bound_max": ClaimSpec(
-        "the MLP input's dimension is at most sum_h |S_h|", source="Thm 2.1", kind="check", direction="less",
-        threshold=1.0, note="TwoNN / (H k), max over the grid"),
+        "the MLP input's dimension is at most sum_h |S_h|", source="A, Thm 2.1", kind="check", direction="less",
+        threshold=1.0, note="TwoNN / (H k), max over the grid", section=SECTIONS["controlled"],
+        against="a cloud whose TwoNN exceeds H k"),
     "fixed_support_spearman_twonn_vs_bound": ClaimSpec(
-        "denser graphs and more heads raise the MLP input's ID", source="Thm 2.1 consequence", kind="paper",
-        direction="greater", threshold=0.0,
+        "denser graphs and more heads raise the MLP input's ID", source="A, Thm 2.1 (consequences (i) and (ii))",
+        kind="paper", direction="greater", threshold=0.0, role="primary", basis="derived", min_n=MIN_SETTINGS,
+        section=SECTIONS["controlled"],
+        against="TwoNN of the clouds not rising with H k (Spearman <= 0, its interval below 0)",
         forced_by="the window fixes each head's support at k keys, so the cloud's rank is H (k - 1) by construction "
                   "(fixed_support_rank_minus_tight_bound); the Spearman only asks TwoNN to follow a dimension the "
                   "setup dictates"),
     "temperature_rank_range": ClaimSpec(
-        "counts the support, not the sharpness", source="Thm 2.1", kind="check", expected=0.0, tolerance=0.0,
-        note=f"H = {SWEEP_HEADS}, k = {SWEEP_KEYS}: rank over all temperatures"),
+        "counts the support, not the sharpness", source="A, Thm 2.1", kind="check", expected=0.0, tolerance=0.0,
+        note=f"H = {SWEEP_HEADS}, k = {SWEEP_KEYS}: rank over all temperatures", section=SECTIONS["controlled"],
+        against="a rank that moves with the temperature on a fixed support"),
     "temperature_spearman_id_eps": ClaimSpec(
         "eq. 8 (ID_eps) tracks the sharpness of the rows", source="ours", kind="ours", direction="greater",
-        threshold=0.0, note="Spearman of ID_eps with temperature",
+        threshold=0.0, note="Spearman of ID_eps with temperature", min_n=MIN_SETTINGS, section=SECTIONS["controlled"],
+        against="ID_eps not rising with the temperature (Spearman <= 0)",
         forced_by=f"softmax rows go from one-hot (one key per head above eps) at low temperature to uniform over the "
                   f"k = {SWEEP_KEYS} keys (1/{SWEEP_KEYS} > eps whenever eps < {1 / SWEEP_KEYS:g}: all counted) at "
                   f"high temperature"),
     "top_k_cloud_rank_over_per_query_bound": ClaimSpec(
-        "a per-token bound", source="scope of Thm 2.1", kind="check", direction="greater", threshold=1.0),
+        "a per-token bound", source="scope of A, Thm 2.1", kind="check", direction="greater", threshold=1.0,
+        section=SECTIONS["controlled"], against="a top-k cloud whose rank stays within one query's count H k"),
     "real_layer_rebuilt_from_heads": ClaimSpec(
-        "MHA(X)_i = sum_h sum_j a_hij x_j V_h O_h (grouped-query heads expanded)", source="eq. 3", kind="check",
-        expected=1.0, tolerance=0.0),
+        "MHA(X)_i = sum_h sum_j a_hij x_j V_h O_h (grouped-query heads expanded)", source="A, eq. 3", kind="check",
+        expected=1.0, tolerance=0.0, section=SECTIONS["real"],
+        against="a layer whose heads do not rebuild the block's output to 1e-4"),
     "real_layer_eps0_in_minkowski_sum": ClaimSpec(
-        "each row lies in the Minkowski sum", source="Thm 2.1 with the softmax support", kind="check", expected=1.0,
-        tolerance=0.0),
-    "toy_mse_ratio_context": ClaimSpec(
-        "longer context -> better fit", source="Figs. 4-5", kind="paper", direction="less", threshold=1.0),
-    "toy_mse_ratio_heads": ClaimSpec(
-        "more heads -> better fit", source="Figs. 4-5", kind="paper", direction="less", threshold=1.0),
-    "toy_pieces_gain_context": ClaimSpec(
-        "longer context -> more regions", source="Figs. 4-5", kind="paper", direction="greater", threshold=0.0),
-    "toy_pieces_gain_heads": ClaimSpec(
-        "more heads -> more regions", source="Figs. 4-5", kind="paper", direction="greater", threshold=0.0),
-    "toy_distinct_gain_heads": ClaimSpec(
-        "more heads -> more regions", source="Figs. 4-5", kind="paper", direction="greater", threshold=0.0),
-    "toy_dim_gain_context": ClaimSpec(
-        "a longer context raises the MLP input's dimension", source="Thm 2.1 (i)", kind="paper", direction="greater",
-        threshold=0.0),
-    "toy_dim_gain_heads": ClaimSpec(
-        "more heads raise the MLP input's dimension", source="Thm 2.1 (ii)", kind="paper", direction="greater",
-        threshold=0.0),
-    "toy_spearman_pieces_vs_heads": ClaimSpec(
-        "regions grow with heads", source="Fig. 5", kind="paper", direction="greater", threshold=0.0),
-    "toy_spearman_pieces_vs_context": ClaimSpec(
-        "regions grow with context", source="Fig. 5", kind="paper", direction="greater", threshold=0.0),
+        "each row lies in the Minkowski sum", source="A, Thm 2.1 with the softmax support", kind="check",
+        expected=1.0, tolerance=0.0, section=SECTIONS["real"], against="a real row outside the sum"),
+    "toy_mse_ratio_context": _toy(
+        "a longer context gives the same network a better fit", "A, Fig. 4", direction="less", threshold=1.0,
+        against="the same networks fit worse reading the longest context than the shortest: the geometric mean over "
+                "seeds of the MSE ratio above 1, its interval above 1"),
+    "toy_mse_ratio_heads": _toy(
+        "more heads give a better fit", "A, Fig. 4", direction="less", threshold=1.0, confounded_by=_HEADS_CONFOUND,
+        against="the most heads fit worse than the fewest at the longest context (ratio of geometric mean MSEs "
+                "above 1, its interval above 1)"),
+    "toy_pieces_gain_context": _toy(
+        "a longer context gives the same network more regions", "A, Fig. 5",
+        against="the same networks have fewer pieces at the longest context than at the shortest (mean difference "
+                "below 0, its interval below 0)"),
+    "toy_pieces_gain_heads": _toy(
+        "more heads give more regions", "A, Fig. 5", confounded_by=_HEADS_CONFOUND,
+        against="fewer pieces with the most heads than with the fewest at the longest context"),
+    "toy_distinct_gain_heads": _toy(
+        "more heads give more regions (distinct regions visited)", "A, Fig. 5", role="supporting",
+        confounded_by=_HEADS_CONFOUND, against="fewer distinct regions with the most heads than with the fewest"),
+    "toy_dim_gain_context": _toy(
+        "a longer context raises the MLP input's dimension", "A, Thm 2.1 (i), on the toy",
+        against="the same networks' MLP input is lower-dimensional (participation ratio) at the longest context "
+                "than at the shortest, its interval below 0"),
+    "toy_dim_gain_heads": _toy(
+        "more heads raise the MLP input's dimension", "A, Thm 2.1 (ii), on the toy", confounded_by=_HEADS_CONFOUND,
+        against="a lower-dimensional MLP input with the most heads than with the fewest"),
+    "toy_spearman_pieces_vs_heads": _toy(
+        "regions grow with heads (over the whole grid)", "A, Fig. 5", role="supporting", confounded_by=_HEADS_CONFOUND,
+        min_n=MIN_NETWORKS, against="Spearman(heads, pieces) over the grid below 0, its interval below 0"),
+    "toy_spearman_pieces_vs_context": _toy(
+        "regions grow with context (over the whole grid, every heads setting)", "A, Fig. 5", role="supporting",
+        min_n=MIN_NETWORKS, against="Spearman(context, pieces) over the grid below 0, its interval below 0"),
     "toy_separate_mse_ratio_context": ClaimSpec(
         "alternative reading of Figs. 4-5: a separate network per context", source="ours", kind="ours",
-        direction="less", threshold=1.0),
+        direction="less", threshold=1.0, min_n=MIN_SEEDS, section=SECTIONS["toy"],
+        against="networks trained for the longest context fit worse than networks trained for the shortest"),
 }
-
 # How each toy claim compares two cells of the grid: the column, the knob (context: the same networks read at the
-# shortest and longest context, paired by seed; heads: the fewest and most heads at the longest context, different
-# networks), median ratio or difference (or a Spearman over the kept fits), and the note's wording.
+# shortest and longest context, with the fewest heads, paired by seed; heads: the fewest and most heads at the
+# longest context, different networks), ratio of geometric means or difference of means (or a Spearman over the
+# kept fits), and the note's wording.
 TOY_TESTS: dict[str, tuple[str, str, str, str]] = {  # claim id: (column, knob, how, note)
-    "toy_mse_ratio_context": ("test_mse", "context", "ratio",
-                              "{h_lo} head(s): median test MSE at context {c_hi} / at context {c_lo} (same networks)"),
-    "toy_mse_ratio_heads": ("test_mse", "heads", "ratio", "context {c_hi}: median test MSE with {h_hi} heads / {h_lo}"),
+    "toy_mse_ratio_context": ("test_mse", "context", "ratio", "{h_lo} head(s): geometric mean over seeds of test MSE at "
+                              "context {c_hi} / at context {c_lo} (same networks)"),
+    "toy_mse_ratio_heads": ("test_mse", "heads", "ratio",
+                            "context {c_hi}: geometric mean test MSE with {h_hi} heads / with {h_lo}"),
     "toy_pieces_gain_context": ("pieces", "context", "difference",
-                                "{h_lo} head(s): median pieces at context {c_hi} minus {c_lo} (same networks)"),
-    "toy_pieces_gain_heads": ("pieces", "heads", "difference", "context {c_hi}: median pieces, {h_hi} heads minus {h_lo}"),
+                                "{h_lo} head(s): mean pieces at context {c_hi} minus {c_lo} (same networks)"),
+    "toy_pieces_gain_heads": ("pieces", "heads", "difference", "context {c_hi}: mean pieces, {h_hi} heads minus {h_lo}"),
     "toy_distinct_gain_heads": ("distinct", "heads", "difference",
-                                "context {c_hi}: median distinct regions visited, {h_hi} heads minus {h_lo}"),
-    "toy_dim_gain_context": ("eff_dim", "context", "difference", "{h_lo} head(s): median effective dimension "
-                             "(participation ratio) at context {c_hi} minus {c_lo}"),
+                                "context {c_hi}: mean distinct regions visited, {h_hi} heads minus {h_lo}"),
+    "toy_dim_gain_context": ("eff_dim", "context", "difference", "{h_lo} head(s): mean effective dimension "
+                             "(participation ratio) at context {c_hi} minus {c_lo} (same networks)"),
     "toy_dim_gain_heads": ("eff_dim", "heads", "difference",
-                           "context {c_hi}: median effective dimension, {h_hi} heads minus {h_lo}"),
+                           "context {c_hi}: mean effective dimension, {h_hi} heads minus {h_lo}"),
     "toy_spearman_pieces_vs_heads": ("pieces", "heads", "spearman", "Spearman over the kept fits of the grid"),
     "toy_spearman_pieces_vs_context": ("pieces", "context", "spearman", "Spearman over the kept fits of the grid"),
 }
@@ -353,13 +405,22 @@ def _parts(rows: pd.DataFrame) -> dict[str, pd.DataFrame]:
     return {name: base.part(rows, name) for name in dict.fromkeys(rows[base.PART])}
 
 
-def toy_claim_values(rows: Any, seed: int = 0, n_boot: int = N_BOOT, level: float = LEVEL) -> dict[str, Measured]:
+def _spearman_columns(a: np.ndarray) -> float:
+    """Spearman's rho of the two columns of `a`."""
+    from scipy.stats import spearmanr
+
+    return float(spearmanr(a[:, 0], a[:, 1]).statistic)
+
+
+def toy_claim_values(rows: Any, level: float = LEVEL) -> dict[str, Measured]:
     """The toy grid's claims (`TOY_TESTS`) from its rows, kept fits only (one per heads and seed).
 
-    Context claims read the same networks at two contexts: paired by seed (`compare_paired`). Heads claims compare
-    different networks: seeds resampled independently (`compare_restarts`). The Spearman claims bootstrap whole
-    networks (all contexts of one (heads, seed) together). A claim that needs two heads settings (or two contexts)
-    is left out when the grid has only one."""
+    Context claims read the same networks at two contexts, with the fewest heads: paired by seed, a Student-t
+    interval over seeds (`compare_paired`). Heads claims compare different networks: Welch's interval
+    (`compare_restarts`). The Spearman claims use a jackknife over whole networks (all contexts of one (heads,
+    seed) deleted together; Fisher scale). A claim that needs two heads settings (or two contexts) is left out
+    when the grid has only one, and a claim with fewer units (seeds, networks) than its `min_n` is left out
+    (not judged at this size)."""
     df = _toy_types(pd.DataFrame(rows))
     df = df[df.kept]
     ends = grid_ends(df)
@@ -373,34 +434,46 @@ def toy_claim_values(rows: Any, seed: int = 0, n_boot: int = N_BOOT, level: floa
         if ends[lo_key] == ends[hi_key]:
             continue
         if how == "spearman":
-            groups = df.heads.astype(str) + "/" + df.seed.astype(str)
-            value, interval = stats.bootstrap_correlation(df[knob], df[col], groups=groups.to_numpy(),
-                                                          method="spearman", n_boot=n_boot, level=level, seed=seed)
-            note = (wording + f" ({len(df)} (network, context) cells, "
-                    f"{df.groupby(['heads', 'seed']).ngroups} networks; {level:.0%} bootstrap over networks)")
+            networks = df.heads.astype(str) + "/" + df.seed.astype(str)
+            n_units = int(networks.nunique())
+            if n_units < CLAIMS[cid].min_n:
+                continue
+            value, interval = stats.jackknife_interval(df[[knob, col]].to_numpy(float), _spearman_columns,
+                                                       groups=networks.to_numpy(), level=level, scale="fisher")
+            note = (wording + f" ({len(df)} (network, context) cells, {n_units} networks; {level:.0%} jackknife t "
+                    "interval over networks, Fisher scale)")
         elif knob == "context":
             a, b = cell(ends["h_lo"], ends["c_hi"], col), cell(ends["h_lo"], ends["c_lo"], col)
-            value, interval = sa.compare_paired(a, b, how, level=level, n_boot=n_boot, seed=seed)
-            note = wording.format(**ends) + f" ({len(a)} seeds, {level:.0%} bootstrap over seeds, paired)"
+            if min(len(a), len(b)) < CLAIMS[cid].min_n:
+                continue
+            value, interval = sa.compare_paired(a, b, how, level=level)
+            note = wording.format(**ends) + f" ({len(a)} seeds, {level:.0%} Student-t interval over seeds, paired)"
         else:
             a, b = cell(ends["h_hi"], ends["c_hi"], col), cell(ends["h_lo"], ends["c_hi"], col)
-            value, interval = sa.compare_restarts(a, b, how, level=level, n_boot=n_boot, seed=seed)
-            note = wording.format(**ends) + f" ({len(a)} and {len(b)} seeds, {level:.0%} bootstrap over seeds)"
+            if min(len(a), len(b)) < CLAIMS[cid].min_n:
+                continue
+            value, interval = sa.compare_restarts(a, b, how, level=level)
+            note = wording.format(**ends) + f" ({len(a)} and {len(b)} seeds, {level:.0%} Welch t interval" + (
+                " on the logs)" if how == "ratio" else ")")
         out[cid] = Measured(float(value), (float(interval[0]), float(interval[1])), note)
     return out
 
 
-def _graph_claims(p: dict[str, pd.DataFrame], s: dict[str, Any], seed: int) -> dict[str, Measured]:
+def _first_over_last(a: np.ndarray) -> float:
+    """Mean over heads of layer 0's (effective degree / keys) over that of the last layer."""
+    return float(a[:, 0].mean() / a[:, 1].mean())
+
+
+def _graph_claims(p: dict[str, pd.DataFrame], s: dict[str, Any]) -> dict[str, Measured]:
     """The claims of sections 1 and 2 (the model's graphs, Theorem 2.1) from the parts present."""
     out = {}
-    if "uniformity" in p:
+    if "uniformity" in p and len(p["uniformity"]) >= CLAIMS["first_layer_attention_more_uniform"].min_n:
         u = p["uniformity"]
         per_head = u[["first_layer", "last_layer"]].to_numpy(float)
-        value, interval = stats.bootstrap_interval(per_head, statistic=lambda a: float(a[:, 0].mean() / a[:, 1].mean()),
-                                                   level=LEVEL, seed=seed)
+        value, interval = stats.jackknife_interval(per_head, _first_over_last, level=LEVEL, scale="log")
         out["first_layer_attention_more_uniform"] = Measured(value, interval, (
             f"(effective degree / keys) of layer 0 over the last layer, mean over heads and rows; {s.get('model', '?')}, "
-            f"one prompt; 90% bootstrap over the {len(u)} heads"))
+            f"one prompt; 90% jackknife t interval over the {len(u)} heads (log scale)"))
     if "minkowski" in p:
         mink = p["minkowski"]
         out["minkowski_membership_fraction"] = Measured(float(mink["in Minkowski sum"].mean()), None, (
@@ -409,17 +482,19 @@ def _graph_claims(p: dict[str, pd.DataFrame], s: dict[str, Any], seed: int) -> d
         out["generic_dimension_equals_tight_bound"] = Measured(float((mink["dimension"] == mink["tight bound"]).mean()))
     if "fixed_support" in p:
         fixed = p["fixed_support"]
-        rho, ci = stats.spearman_interval(fixed["theorem bound"], fixed["TwoNN"], level=LEVEL)
         out["fixed_support_rank_minus_tight_bound"] = Measured(float((fixed["rank"] - fixed["tight bound"]).abs().max()))
         out["fixed_support_twonn_over_bound_max"] = Measured(float((fixed["TwoNN"] / fixed["theorem bound"]).max()))
-        out["fixed_support_spearman_twonn_vs_bound"] = Measured(rho, ci, (
-            f"Spearman over the {len(fixed)} (H, k) settings, 90% Fisher interval"))
+        if len(fixed) >= CLAIMS["fixed_support_spearman_twonn_vs_bound"].min_n:
+            rho, ci = stats.spearman_interval(fixed["theorem bound"], fixed["TwoNN"], level=LEVEL)
+            out["fixed_support_spearman_twonn_vs_bound"] = Measured(rho, ci, (
+                f"Spearman over the {len(fixed)} (H, k) settings, 90% Fisher interval"))
     if "temperature" in p:
         temp = p["temperature"]
-        with np.errstate(divide="ignore"):  # rho = 1 exactly makes the Fisher interval degenerate ([1, 1])
-            rho, ci = stats.spearman_interval(temp.tau, temp[id_eps_column(s["eps"])], level=LEVEL)
         out["temperature_rank_range"] = Measured(float(temp["rank"].max() - temp["rank"].min()))
-        out["temperature_spearman_id_eps"] = Measured(rho, ci)
+        if len(temp) >= CLAIMS["temperature_spearman_id_eps"].min_n:
+            with np.errstate(divide="ignore"):  # rho = 1 exactly makes the Fisher interval degenerate ([1, 1])
+                rho, ci = stats.spearman_interval(temp.tau, temp[id_eps_column(s["eps"])], level=LEVEL)
+            out["temperature_spearman_id_eps"] = Measured(rho, ci)
     if "top_k" in p:
         topk = p["top_k"]
         out["top_k_cloud_rank_over_per_query_bound"] = Measured(
@@ -442,24 +517,24 @@ def _graph_claims(p: dict[str, pd.DataFrame], s: dict[str, Any], seed: int) -> d
 
 
 def claim_values(rows: pd.DataFrame, config: Any) -> dict[str, Measured]:
-    """Every claim of the chapter from its rows (and the config's seed, eps and model name), in `CLAIMS` order;
-    only the claims whose parts are present (a run recorded with the toy grid alone gives the toy claims)."""
+    """Every claim of the chapter from its rows (and the config's eps and model name), in `CLAIMS` order; only the
+    claims whose parts are present (a run recorded with the toy grid alone gives the toy claims) and that have at
+    least their `min_n` units (seeds, heads, networks, settings): the others are not judged at this size."""
     s = base.settings(config)
-    seed = int(s.get("seed", 0))
     p = _parts(rows)
-    out = _graph_claims(p, s, seed)
+    out = _graph_claims(p, s)
     if "toy_grid" in p:
-        out.update(toy_claim_values(p["toy_grid"], seed=seed))
+        out.update(toy_claim_values(p["toy_grid"]))
     if "separate" in p:
         sep = _toy_types(p["separate"])
         sep = sep[sep.kept]
         c_lo, c_hi, h = int(sep.context.min()), int(sep.context.max()), int(sep.heads.min())
         sep_lo, sep_hi = (sep[sep.context == c].sort_values("seed") for c in (c_lo, c_hi))
-        value, interval = sa.compare_restarts(sep_hi.test_mse, sep_lo.test_mse, "ratio", level=LEVEL, n_boot=N_BOOT,
-                                              seed=seed)
-        out["toy_separate_mse_ratio_context"] = Measured(value, interval, (
-            f"{h} head(s), separate networks per context: median test MSE at context {c_hi} / at {c_lo} "
-            f"({len(sep_hi)} seeds each, 90% bootstrap over seeds)"))
+        if min(len(sep_lo), len(sep_hi)) >= CLAIMS["toy_separate_mse_ratio_context"].min_n:
+            value, interval = sa.compare_restarts(sep_hi.test_mse, sep_lo.test_mse, "ratio", level=LEVEL)
+            out["toy_separate_mse_ratio_context"] = Measured(value, interval, (
+                f"{h} head(s), separate networks per context: geometric mean test MSE at context {c_hi} / at {c_lo} "
+                f"({len(sep_hi)} seeds each, 90% Welch t interval on the logs)"))
     return {cid: out[cid] for cid in CLAIMS if cid in out}
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import hashlib
+import re
 
 import numpy as np
 import pandas as pd
@@ -342,25 +343,99 @@ def distraction_correlation(runs: Sequence[NoisyRun], noise: str, rate: float, n
 LEVEL = 0.9  # every interval of chapter 7 is a 90% interval
 
 _MARGIN = 0.1  # a difference within +-0.1 (accuracy, or accuracy per unit noise) is 'no effect', declared beforehand
-_B = "Paper B / Shi et al."
-CLAIMS: dict[str, ClaimSpec] = {
-    "larger_clean_accuracy_higher": ClaimSpec(
-        "larger models do better with clean demonstrations", _B, "paper", "greater", null_margin=_MARGIN),
-    "larger_falls_more_label_noise": ClaimSpec(
-        "the larger model's accuracy falls more with label noise", _B, "paper", "less", null_margin=_MARGIN),
-    "larger_falls_more_input_noise": ClaimSpec(
-        "the larger model's accuracy falls more with input noise", _B, "paper", "less", null_margin=_MARGIN),
-    "larger_follows_flipped_more": ClaimSpec(
-        "at p = 1 the larger model follows the flipped labels more", "Wei et al. 2023", "paper", "greater",
-        null_margin=_MARGIN),
-    "label_noise_hurts_smaller": ClaimSpec("label noise lowers accuracy", "(ours)", "ours", "less", null_margin=_MARGIN),
-    "input_noise_hurts_smaller": ClaimSpec("input noise lowers accuracy", "(ours)", "ours", "less", null_margin=_MARGIN),
-    "label_noise_hurts_larger": ClaimSpec("label noise lowers accuracy", "(ours)", "ours", "less", null_margin=_MARGIN),
-    "input_noise_hurts_larger": ClaimSpec("input noise lowers accuracy", "(ours)", "ours", "less", null_margin=_MARGIN),
-    "eq8_change_predicts_distraction": ClaimSpec(
-        "the change of eq. 8 under flipped labels predicts how far the answer moves", "(ours)", "ours", "greater",
-        null_margin=_MARGIN),
-}
+MIN_QUERIES = 30  # every claim is a bootstrap over queries: judged only on at least this many (`min_n`)
+_B = "Shi et al. 2024 (B), LLM setting"
+SECTIONS = {"accuracy": "3. Accuracy under label noise and input noise",
+            "geometry": "5. Geometry: eq. 8 and TwoNN, clean vs noisy"}  # the notebook's headings, exactly
+SIZE_CLAIMS = ("larger_clean_accuracy_higher", "larger_falls_more_label_noise", "larger_falls_more_input_noise",
+               "larger_follows_flipped_more")  # the comparisons of the first model of `models` with the last
+
+
+def model_family(name: str) -> tuple[str, bool]:
+    """(family, instruction-tuned) of a model, read from its name: a bundled model's released name (its
+    description), a hub id's or a local directory's last part. The family is the name before its size token
+    ('135m', '1b', '0.5b') cut to its first word and major version: 'Llama-3.2-1B' and 'Llama-3.1-70B' are both
+    'llama-3', 'SmolLM2-135M-Instruct' is 'smollm2', 'Gemma-3-270M' 'gemma-3'; tuned when a word after the size
+    is 'instruct', 'chat' or 'it'."""
+    if name in lm.BUNDLED:
+        full = lm.BUNDLED[name].description.split()[0]
+    else:
+        full = str(name).rstrip("/").split("/")[-1]
+    tokens = [t for t in re.split(r"[-_\s]", full.lower()) if t]
+    size = next((i for i, t in enumerate(tokens) if re.fullmatch(r"\d+(\.\d+)?[mbk]", t)), len(tokens))
+    head = tokens[:size] or tokens[:1]
+    version = f"-{head[1].split('.')[0]}" if len(head) > 1 and re.fullmatch(r"\d+(\.\d+)*", head[1]) else ""
+    return head[0] + version, any(t in ("instruct", "chat", "it") for t in tokens[size:])
+
+
+def size_confound(models: Any) -> str:
+    """What a comparison of the first and the last model of `models` cannot separate from size ('' when both
+    are one family with the same tuning, e.g. Llama-3.2-1B and Llama-3.1-70B): the `confounded_by` of the size
+    claims for a run of those models (`claims_for`)."""
+    names = lm.model_names(models) if isinstance(models, str) else [str(m) for m in models]
+    small, large = names[0], names[-1]
+    (fam_s, tuned_s), (fam_l, tuned_l) = model_family(small), model_family(large)
+    if fam_s != fam_l:
+        return (f"family, training data, tokenizer and chat tuning: {small} ({fam_s}) and {large} ({fam_l}) are "
+                "two model families, so the difference is between two models, not an effect of size")
+    if tuned_s != tuned_l:
+        tuned = small if tuned_s else large
+        return (f"chat tuning: {small} and {large} are one family ({fam_s}) but only {tuned} is instruction-tuned, "
+                "so the difference mixes size with tuning")
+    return ""
+
+
+def _declare(confound: str) -> dict[str, ClaimSpec]:
+    """Chapter 7's claims; the size comparisons carry `confound` (see `size_confound`)."""
+    def size(statement: str, source: str, direction: str, against: str, role: str) -> ClaimSpec:
+        return ClaimSpec(statement, source, "paper", direction, null_margin=_MARGIN, confounded_by=confound,
+                         role=role, basis="empirical", against=against, min_n=MIN_QUERIES,
+                         section=SECTIONS["accuracy"])
+
+    def ours(statement: str, direction: str, against: str, section: str = SECTIONS["accuracy"]) -> ClaimSpec:
+        return ClaimSpec(statement, "(ours)", "ours", direction, null_margin=_MARGIN, against=against,
+                         min_n=MIN_QUERIES, section=section)
+
+    claims = {
+        "larger_clean_accuracy_higher": size(
+            "larger models do better with clean demonstrations", f"{_B} (clean demonstrations)", "greater",
+            "the larger model no more accurate with clean demonstrations (the difference's interval at or below 0)",
+            "primary"),
+        "larger_falls_more_label_noise": size(
+            "the larger model's accuracy falls more with label noise", f"{_B} (label noise)", "less",
+            "the larger model's accuracy falling no faster with label noise (the slope difference at or above 0)",
+            "primary"),
+        "larger_falls_more_input_noise": size(
+            "the larger model's accuracy falls more with input noise", f"{_B} (input noise)", "less",
+            "the larger model's accuracy falling no faster with input noise (the slope difference at or above 0)",
+            "primary"),
+        "larger_follows_flipped_more": size(
+            "Wei et al. 2023's measure: at p = 1 the larger model answers the flipped label more often (with two "
+            "labels this is 1 - accuracy at p = 1, a view of the label-noise claim)", f"{_B} (label noise)",
+            "greater", "the larger model answering the flipped label no more often at p = 1", "supporting"),
+    }
+    for tag in ("smaller", "larger"):
+        for noise, rate in (("label", "p"), ("input", "q")):
+            claims[f"{noise}_noise_hurts_{tag}"] = ours(
+                f"{noise} noise lowers accuracy", "less",
+                f"the {tag} model's accuracy not falling with {rate} (the slope's interval at or above 0)")
+    claims["eq8_change_predicts_distraction"] = ours(
+        "the change of eq. 8 under flipped labels predicts how far the answer moves", "greater",
+        "no positive rank correlation between the change of eq. 8 and the drop of the true label's margin",
+        SECTIONS["geometry"])
+    return claims
+
+
+# The declaration for the bundled pair (the ci run's models, smallest first); a run of other models records
+# `claims_for(config)`, whose size claims carry that run's confound (none for two sizes of one family).
+CLAIMS: dict[str, ClaimSpec] = _declare(size_confound(list(lm.BUNDLED)))
+
+
+def claims_for(config: Any) -> dict[str, ClaimSpec]:
+    """`CLAIMS` for a run of `config['models']`: the same claims and judging, with the size claims'
+    `confounded_by` set from the first and last model (`size_confound`): a comparison within one family (the
+    Llama sizes of the `full` profile) carries none and counts; one across families is shown, not counted."""
+    return _declare(size_confound(base.settings(config)["models"]))
 
 
 def size_comparison(small: NoisyRun, large: NoisyRun, flip_rates: Sequence[float], noise_rates: Sequence[float],
@@ -424,7 +499,7 @@ def claim_values(rows: pd.DataFrame, config: Any) -> dict[str, Measured]:
     S, L = names[0], names[-1]
     flips, noises = sorted(cfg["flip_rates"]), sorted(cfg["noise_rates"])
     numbers = size_comparison(runs[S], runs[L], flips, noises, cfg["n_boot"], LEVEL, cfg["seed"])
-    size = f"{L} vs {S}: two models that differ in family, data, tokenizer and chat tuning as well as size"
+    size = f"{L} vs {S}" + ("" if not size_confound(names) else " (two models, not two sizes: see confounded_by)")
     notes = {"larger_clean_accuracy_higher": f"clean accuracy, larger minus smaller; {size}",
              "larger_falls_more_label_noise": f"slope of accuracy vs p, larger minus smaller (negative: larger falls "
                                               f"more); {size}",
@@ -438,8 +513,46 @@ def claim_values(rows: pd.DataFrame, config: Any) -> dict[str, Measured]:
     for tag, name in (("smaller", S), ("larger", L)):
         notes[f"label_noise_hurts_{tag}"] = f"{name}: slope of accuracy vs p"
         notes[f"input_noise_hurts_{tag}"] = f"{name}: slope of accuracy vs q"
+    n_queries = len(runs[S].select("clean", 0.0))
     return {cid: Measured(float(value), tuple(float(v) for v in interval), notes[cid])
-            for cid, (value, interval) in numbers["claims"].items()}
+            for cid, (value, interval) in numbers["claims"].items() if n_queries >= CLAIMS[cid].min_n}
+
+
+def smaller_wins(rows: pd.DataFrame, config: Any) -> dict[str, dict[str, Any]]:
+    """The regime where the smaller model wins, in the run's own units: per noise ('label': flip rate p, 'input':
+    input-noise rate q), the rates (0: clean) at which the first model of `models` answers more queries correctly
+    than the last (point estimates on the run's queries, no interval), with the two models and whether they are
+    one family (`size_confound`). The run fact `smaller_model_wins` of the results JSON (`facts`)."""
+    cfg = base.settings(config)
+    runs = runs_from_rows(rows)
+    names = lm.model_names(cfg["models"])
+    small, large = runs[names[0]], runs[names[-1]]
+    confound = size_confound(names)
+    out = {}
+    for noise, unit, rates in (("label", "flip rate p", sorted(cfg["flip_rates"])),
+                               ("input", "input-noise rate q", sorted(cfg["noise_rates"]))):
+        acc_s, acc_l = (r.correct_matrix(noise, rates).mean(0) for r in (small, large))
+        out[noise] = {"unit": unit, "rates": [float(r) for r, a, b in zip(rates, acc_s, acc_l) if a > b],
+                      "of": [float(r) for r in rates], "smaller": names[0], "larger": names[-1],
+                      "one family": not confound}
+    return out
+
+
+def regime_text(wins: dict[str, dict[str, Any]]) -> list[str]:
+    """One line per noise kind: the rates at which the smaller model answers more queries correctly."""
+    lines = []
+    for noise, w in wins.items():
+        rates = ", ".join(f"{r:g}" for r in w["rates"]) or "none"
+        lines.append(f"{noise} noise: {w['smaller']} beats {w['larger']} at {w['unit']} = {rates} (of "
+                     f"{', '.join(f'{r:g}' for r in w['of'])})"
+                     + ("" if w["one family"] else "; two model families, not a size effect"))
+    return lines
+
+
+def facts(rows: pd.DataFrame, config: Any) -> dict[str, Any]:
+    """The run facts chapter 7 records beside its claims, from the rows alone (a recorded run gets them recomputed
+    by benchmarks/relabel_recorded.py): `smaller_model_wins`."""
+    return {"smaller_model_wins": smaller_wins(rows, config)}
 
 
 def run(config: Any, checkpoints: str | Path | None = None, *, progress: bool = False) -> pd.DataFrame:

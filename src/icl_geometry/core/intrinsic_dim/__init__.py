@@ -22,14 +22,16 @@ The package, one job per module (every name below is importable from `icl_geomet
 * `gride`: GRIDE at one scale and across scales (`gride`, `gride_scales`);
 * `linear`: PCA notions (`pca_spectrum`, `pca_dim`, `participation_ratio`);
 * `manifolds`: clouds of known dimension (`manifold`, `synthetic_validation`);
-* `compare`: two clouds and layer profiles (`id_difference`, `per_layer`, `layer_change_correlation`).
+* `compare`: two clouds and layer profiles (`id_difference`, `per_layer`, `layer_change_correlation`), with
+  grouped-jackknife intervals that recompute the neighbours (`deleted_estimates`, `layer_id_changes`).
 """
 
 from __future__ import annotations
 
-from icl_geometry.core.intrinsic_dim.compare import (IDDifference, LayerCorrelation, id_difference,
-                                                     layer_change_correlation, per_layer)
-from icl_geometry.core.intrinsic_dim.estimators import (MLE_AVERAGES, STATS, TWONN_METHODS, IDEstimate,
+from icl_geometry.core.intrinsic_dim.compare import (IDDifference, LayerCorrelation, LayerIDChanges, deleted_estimates,
+                                                     id_difference, layer_change_correlation, layer_id_changes,
+                                                     per_layer)
+from icl_geometry.core.intrinsic_dim.estimators import (INTERVALS, MLE_AVERAGES, STATS, TWONN_METHODS, IDEstimate,
                                                         PointStats, mle, mle_stats, twonn, twonn_clouds,
                                                         twonn_stats)
 from icl_geometry.core.intrinsic_dim.gride import ScaleProfile, gride, gride_scales
@@ -38,9 +40,10 @@ from icl_geometry.core.intrinsic_dim.manifolds import MANIFOLDS, manifold, synth
 from icl_geometry.core.intrinsic_dim.neighbours import DUPLICATES, Neighbours, as_points, knn, nearest_neighbours
 
 __all__ = [
-    "DUPLICATES", "MANIFOLDS", "TWONN_METHODS", "MLE_AVERAGES", "IDEstimate", "Neighbours", "ScaleProfile",
+    "DUPLICATES", "INTERVALS", "MANIFOLDS", "TWONN_METHODS", "MLE_AVERAGES", "IDEstimate", "Neighbours", "ScaleProfile",
     "as_points", "knn", "nearest_neighbours", "PointStats", "twonn_stats", "twonn", "twonn_clouds", "mle_stats",
     "mle", "STATS", "IDDifference", "id_difference", "per_layer", "gride", "gride_scales", "pca_spectrum",
-    "pca_dim", "participation_ratio", "manifold", "LayerCorrelation", "layer_change_correlation",
+    "pca_dim", "participation_ratio", "manifold", "LayerCorrelation", "layer_change_correlation", "LayerIDChanges",
+    "layer_id_changes", "deleted_estimates",
     "synthetic_validation",
 ]

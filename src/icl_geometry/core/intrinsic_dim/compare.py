@@ -1,5 +1,13 @@
-"""Comparing clouds: the ID difference of two clouds with a (paired) bootstrap interval, one estimate per
-layer, and the across-layer correlation of ID changes with another per-group quantity.
+"""Comparing clouds: the ID difference of two clouds with a (paired) grouped-jackknife interval, one estimate
+per layer, and the across-layer correlation of ID changes with another per-group quantity.
+
+Intervals here come from a grouped jackknife that recomputes the nearest neighbours without each deleted block
+of groups (prompts): a point's statistic depends on which other points are its neighbours, and those come from
+other prompts too, so resampling the per-point statistics with the neighbour graph frozen (the bootstrap used
+before) leaves out part of the estimate's variance and covered a 90% target only 69-87% of the time on clouds
+the size of chapter 3's (benchmarks/coverage_table.py). The jackknife's variance is biased upwards for any
+symmetric statistic of independent units (Efron-Stein), and its t interval covers at those sizes
+(tests/test_coverage.py).
 """
 
 from __future__ import annotations
@@ -9,57 +17,125 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from icl_geometry.core.checks import check_choice
-from icl_geometry.core.intrinsic_dim.estimators import STATS, check_ci, check_groups, mle, twonn
+from icl_geometry.core.checks import check_choice, check_int
+from icl_geometry.core.intrinsic_dim.estimators import STATS, check_groups, mle, mle_values, twonn, twonn_values
 from icl_geometry.core.intrinsic_dim.gride import gride
-from icl_geometry.core.stats import iter_cluster_resamples
+from icl_geometry.core.intrinsic_dim.neighbours import as_points, knn, nearest_neighbours
+from icl_geometry.core.stats import jackknife_blocks, jackknife_se, jackknife_t, t_bounds
+
+N_BLOCKS = 20  # blocks of groups (prompts) a jackknife deletes one at a time (fewer groups: one group per block)
+
+
+def _check_level(ci) -> float:
+    if not (isinstance(ci, float) and 0 < ci < 1):
+        raise ValueError(f"ci = {ci!r} is not allowed: expected a confidence level in (0, 1), e.g. 0.9")
+    return ci
+
+
+def _values(estimator: str, distances: np.ndarray, tol: float, kwargs: dict) -> np.ndarray:
+    """The per-point statistics `STATS[estimator]` computes, from each point's ascending neighbour distances."""
+    if estimator == "twonn":
+        return twonn_values(distances[:, :2], tol)[0]
+    return mle_values(distances[:, :kwargs.get("k", 20)], tol, kwargs.get("unbiased", False))[0]
+
+
+def deleted_estimates(X, estimator: str, groups: np.ndarray, blocks: list[np.ndarray],
+                      **kwargs) -> tuple[float, np.ndarray, str]:
+    """The cloud's ID estimate by `estimator` ('twonn' or 'mle': exactly `twonn` / `mle` of X with `kwargs`) and,
+    for each block of groups, the estimate of the cloud without those groups' points, their neighbours
+    recomputed among the points that remain.
+
+    `groups`: one integer group index per point of X (e.g. its prompt); `blocks`: arrays of group indices.
+    One exact search of k + (the most points a block deletes) neighbours serves the estimate and every
+    deletion: a remaining point's k nearest remaining neighbours are the first k of its list that were not
+    deleted. Duplicates are handled once, on the whole cloud (as the estimate does). Returns (estimate, one
+    estimate per block, the estimator's name)."""
+    k = 2 if estimator == "twonn" else check_int("k", kwargs.get("k", 20), 2)
+    g_all = np.asarray(groups)
+    n = len(g_all)
+    most = max(int(np.isin(g_all, block).sum()) for block in blocks)
+    K = min(n - 1, k + most)
+    search = {name: kwargs[name] for name in ("duplicates", "dup_tol", "chunk_mb") if name in kwargs}
+    nb = nearest_neighbours(X, K, min_points=3, **search)
+    if nb.n_duplicates and kwargs.get("duplicates", "merge") == "merge":
+        # merged copies: the estimate's own (k-neighbour) merge decides which copies stay, then the kept points
+        # are searched again for k + most neighbours
+        st = STATS[estimator](X, **kwargs)
+        nb = st.neighbours
+        Xt = as_points(X)
+        dist, idx = knn(Xt[torch.as_tensor(nb.kept, device=Xt.device)], min(len(nb.kept) - 1, K), **{
+            name: v for name, v in search.items() if name == "chunk_mb"})
+    else:
+        st = STATS[estimator](X, **kwargs, neighbours=nb)
+        dist, idx = nb.distances, nb.indices
+    full = float(st.pool(st.values))
+    g = g_all[nb.kept]  # the group of each kept point
+    reps = np.empty(len(blocks))
+    for b, block in enumerate(blocks):
+        dead = np.isin(g, block)
+        alive = ~dead
+        if alive.sum() <= k:
+            raise ValueError(f"jackknife: deleting a block leaves {int(alive.sum())} points, too few for k = {k}")
+        valid = ~dead[idx[alive]]  # which of each remaining point's candidates remain
+        first = np.argsort(~valid, axis=1, kind="stable")[:, :k]  # positions of its k nearest remaining ones
+        values = _values(estimator, np.take_along_axis(dist[alive], first, axis=1), nb.tol, kwargs)
+        reps[b] = st.pool(values)
+    return full, reps, st.method
 
 
 @dataclass(frozen=True)
 class IDDifference:
-    """estimate(B) - estimate(A), with a paired bootstrap interval when both clouds share group labels."""
+    """estimate(B) - estimate(A), with a grouped-jackknife t interval (paired when both clouds share group
+    labels), its standard error and the number of deleted blocks."""
 
     difference: float
     ci: tuple[float, float]
     a: float
     b: float
     method: str
+    se: float = float("nan")
+    n_blocks: int = 0
+
+
+def _group_index(groups, n: int) -> tuple[np.ndarray, np.ndarray]:
+    labels, inverse = np.unique(check_groups(groups, n), return_inverse=True)
+    return labels, inverse.ravel()
 
 
 def id_difference(X_a, X_b, *, method: str = "twonn", groups_a=None, groups_b=None, ci: float = 0.9,
-                  n_boot: int = 200, seed: int = 0, **kwargs) -> IDDifference:
-    """How much the ID of cloud B exceeds that of cloud A, with a bootstrap interval.
+                  n_blocks: int = N_BLOCKS, **kwargs) -> IDDifference:
+    """How much the ID of cloud B exceeds that of cloud A, with a grouped-jackknife t interval.
 
-    With `groups_a` and `groups_b` (e.g. the prompt of each token, the same prompts in both clouds), each
-    resample draws the same groups for A and B: a paired bootstrap. Without them, points are resampled
-    independently. Neighbours are fixed; only the per-point statistics are resampled.
+    With `groups_a` and `groups_b` (e.g. the prompt of each token, the same prompts in both clouds), the same
+    block of groups is deleted from A and from B (a paired jackknife; `n_blocks` blocks, t with blocks - 1
+    degrees of freedom). Without them, each cloud's points are deleted in `n_blocks` contiguous blocks of its
+    own (in the points' order) and the two standard errors combine (Welch's degrees of freedom). Either way the
+    neighbours are recomputed without the deleted points (`deleted_estimates`).
     """
     check_choice("method", method, tuple(STATS))
-    n_boot = check_ci(ci, n_boot)
-    sa, sb = STATS[method](X_a, **kwargs), STATS[method](X_b, **kwargs)
-    d_a, d_b = sa.pool(sa.values), sb.pool(sb.values)
+    ci = _check_level(ci)
     if (groups_a is None) != (groups_b is None):
-        raise ValueError("groups_a, groups_b: give both (a paired bootstrap) or neither")
+        raise ValueError("groups_a, groups_b: give both (a paired jackknife) or neither")
+    n_a, n_b = len(as_points(X_a, "X_a")), len(as_points(X_b, "X_b"))
     if groups_a is None:
-        resamples_b = iter_cluster_resamples(len(sb.values), n_boot, seed)
-        resamples_a = iter_cluster_resamples(len(sa.values), n_boot, seed + 1)
-        reps = [sb.pool(sb.values[i]) - sa.pool(sa.values[j]) for i, j in zip(resamples_b, resamples_a)]
-    else:
-        ga = check_groups(groups_a, sa.neighbours.n_points)[sa.rows]
-        gb = check_groups(groups_b, sb.neighbours.n_points)[sb.rows]
-        labels = np.union1d(ga, gb)
-        by_a = {g: np.flatnonzero(ga == g) for g in labels}
-        by_b = {g: np.flatnonzero(gb == g) for g in labels}
-        reps = []
-        for draw in iter_cluster_resamples(len(labels), n_boot, seed):  # the same groups for A and B
-            pick = labels[draw]
-            ia = np.concatenate([by_a[g] for g in pick])
-            ib = np.concatenate([by_b[g] for g in pick])
-            reps.append(sb.pool(sb.values[ib]) - sa.pool(sa.values[ia]))
-    reps = np.asarray(reps)
-    reps = reps[np.isfinite(reps)]
-    lo, hi = np.quantile(reps, [(1 - ci) / 2, (1 + ci) / 2])
-    return IDDifference(d_b - d_a, (float(lo), float(hi)), d_a, d_b, sa.method)
+        blocks_a, blocks_b = jackknife_blocks(n_a, n_blocks), jackknife_blocks(n_b, n_blocks)
+        d_a, reps_a, name = deleted_estimates(X_a, method, np.arange(n_a), blocks_a, **kwargs)
+        d_b, reps_b, _ = deleted_estimates(X_b, method, np.arange(n_b), blocks_b, **kwargs)
+        se_a, se_b = jackknife_se(reps_a), jackknife_se(reps_b)
+        se = float(np.hypot(se_a, se_b))
+        df = (se**4 / (se_a**4 / (len(blocks_a) - 1) + se_b**4 / (len(blocks_b) - 1)) if se > 0
+              else len(blocks_a) + len(blocks_b) - 2)
+        interval = t_bounds(d_b - d_a, se, df, ci)
+        return IDDifference(d_b - d_a, interval, d_a, d_b, name, se, len(blocks_a))
+    la, ia = _group_index(groups_a, n_a)
+    lb, ib = _group_index(groups_b, n_b)
+    labels = np.union1d(la, lb)
+    blocks = jackknife_blocks(len(labels), n_blocks)
+    d_a, reps_a, name = deleted_estimates(X_a, method, np.searchsorted(labels, la)[ia], blocks, **kwargs)
+    d_b, reps_b, _ = deleted_estimates(X_b, method, np.searchsorted(labels, lb)[ib], blocks, **kwargs)
+    reps = reps_b - reps_a
+    interval = jackknife_t(d_b - d_a, reps, ci)
+    return IDDifference(d_b - d_a, interval, d_a, d_b, name, jackknife_se(reps), len(blocks))
 
 
 def per_layer(clouds, method: str = "twonn", *, progress: bool = False, **kwargs):
@@ -101,35 +177,68 @@ def _spearman(x: np.ndarray, y: np.ndarray) -> float:
 
 
 @dataclass(frozen=True)
+class LayerIDChanges:
+    """Every layer's ID change (B - A) on the full sample and without each deleted block of groups: what
+    `layer_change_correlation` correlates with another quantity (computed once, reusable for several)."""
+
+    labels: np.ndarray  # the distinct group labels, sorted
+    blocks: list  # arrays of indices into `labels`, deleted one block at a time
+    change: np.ndarray  # (n_layers,)
+    replicates: np.ndarray  # (n_blocks, n_layers)
+
+
+def layer_id_changes(clouds_a, clouds_b, groups, *, method: str = "twonn", n_blocks: int = N_BLOCKS,
+                     **kwargs) -> LayerIDChanges:
+    """The ID change of every layer of two (n_layers, n_points, D) stacks whose points belong to `groups`, on
+    the full sample and without each block of groups (neighbours recomputed, `deleted_estimates`)."""
+    check_choice("method", method, tuple(STATS))
+    n_layers = len(clouds_a)
+    if len(clouds_b) != n_layers:
+        raise ValueError(f"clouds_a, clouds_b: expected the same number of layers, got {n_layers} and {len(clouds_b)}")
+    labels, index = _group_index(groups, len(groups))
+    blocks = jackknife_blocks(len(labels), n_blocks)
+    change, reps = np.empty(n_layers), np.empty((len(blocks), n_layers))
+    for layer in range(n_layers):
+        a, reps_a, _ = deleted_estimates(clouds_a[layer], method, index, blocks, **kwargs)
+        b, reps_b, _ = deleted_estimates(clouds_b[layer], method, index, blocks, **kwargs)
+        change[layer], reps[:, layer] = b - a, reps_b - reps_a
+    return LayerIDChanges(labels, blocks, change, reps)
+
+
+@dataclass(frozen=True)
 class LayerCorrelation:
     """Spearman's rho across layers between the change (B - A) of a geometric ID and of a per-group quantity,
-    with a percentile interval from a paired bootstrap over groups that recomputes every layer's changes."""
+    with a grouped-jackknife t interval over groups (Fisher scale) that recomputes every layer's changes, and
+    their neighbours, without each deleted block."""
 
     rho: float
     ci: tuple[float, float]
     id_change: np.ndarray  # (n_layers,) ID(B) - ID(A) on the full sample
     other_change: np.ndarray  # (n_layers,) mean over groups of other_b - other_a
-    replicates: np.ndarray  # rho of each resample (finite ones)
+    replicates: np.ndarray  # rho without each block of groups
 
 
 def layer_change_correlation(clouds_a, clouds_b, other_a, other_b, groups, *, method: str = "twonn",
-                             ci: float = 0.9, n_boot: int = 200, seed: int = 0, **kwargs) -> LayerCorrelation:
+                             ci: float = 0.9, n_blocks: int = N_BLOCKS, changes: LayerIDChanges | None = None,
+                             **kwargs) -> LayerCorrelation:
     """Across layers, does the change of the geometric ID follow the change of another quantity?
 
     clouds_a, clouds_b: (n_layers, n_points, D) stacks (conditions A and B, e.g. 0 and 10 shots) whose rows
     belong to the groups `groups` (one label per point, the same labelling in both, e.g. the prompt).
     other_a, other_b: (n_groups, n_layers) per-group values of the other quantity (e.g. an attention count
-    per prompt and layer), rows in the order of np.unique(groups).
+    per prompt and layer), rows in the order of np.unique(groups). `changes`: the clouds' `layer_id_changes`,
+    when already computed (several quantities against the same clouds).
 
     The layers of one model are not independent samples (neighbouring layers share most of their residual
-    stream), so a Fisher-z interval with n = n_layers is not honest. Here the random unit is the group: each
-    resample draws groups with replacement, the same draw for every layer and both conditions, re-pools each
-    layer's per-point ID statistics (neighbours fixed, as in `id_difference`) and re-averages the other
-    quantity, and recomputes rho over the whole layer profile. The interval is about *these* layers of
-    *this* model under resampling of prompts; it says nothing about layers as draws from a population.
+    stream), so a Fisher-z interval with n = n_layers is not honest. Here the random unit is the group: the
+    same block of groups is deleted from every layer and both conditions, each layer's ID is re-estimated
+    on the remaining points (neighbours recomputed, `deleted_estimates`) and the other quantity re-averaged,
+    and rho recomputed over the whole layer profile; the interval is the jackknife's t interval on Fisher's
+    z scale. It is about *these* layers of *this* model under resampling of prompts; it says nothing about
+    layers as draws from a population.
     """
     check_choice("method", method, tuple(STATS))
-    n_boot = check_ci(ci, n_boot)
+    ci = _check_level(ci)
     oa, ob = np.asarray(other_a, dtype=np.float64), np.asarray(other_b, dtype=np.float64)
     n_layers = len(clouds_a)
     if len(clouds_b) != n_layers or oa.shape != ob.shape or oa.ndim != 2 or oa.shape[1] != n_layers:
@@ -139,27 +248,13 @@ def layer_change_correlation(clouds_a, clouds_b, other_a, other_b, groups, *, me
     labels = np.unique(np.asarray(groups))
     if len(labels) != len(oa):
         raise ValueError(f"groups: {len(labels)} distinct labels but other_a has {len(oa)} rows")
-    stats_ab, members = [], []
-    for layer in range(n_layers):
-        pair = []
-        for cloud in (clouds_a[layer], clouds_b[layer]):
-            st = STATS[method](cloud, **kwargs)
-            g = check_groups(groups, st.neighbours.n_points)[st.rows]
-            pair.append((st, [np.flatnonzero(g == lab) for lab in labels]))
-        stats_ab.append(pair)
-
-    def profile(pick: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        d_id = np.empty(n_layers)
-        for layer, ((sa, ma), (sb, mb)) in enumerate(stats_ab):
-            ia = np.concatenate([ma[g] for g in pick])
-            ib = np.concatenate([mb[g] for g in pick])
-            d_id[layer] = sb.pool(sb.values[ib]) - sa.pool(sa.values[ia])
-        return d_id, (ob[pick] - oa[pick]).mean(0)
-
-    full = np.arange(len(labels))
-    id_change, other_change = profile(full)
-    rho = _spearman(id_change, other_change)
-    reps = np.array([_spearman(*profile(draw)) for draw in iter_cluster_resamples(len(labels), n_boot, seed)])
-    reps = reps[np.isfinite(reps)]
-    lo, hi = np.quantile(reps, [(1 - ci) / 2, (1 + ci) / 2])
-    return LayerCorrelation(rho, (float(lo), float(hi)), id_change, other_change, reps)
+    if changes is None:
+        changes = layer_id_changes(clouds_a, clouds_b, groups, method=method, n_blocks=n_blocks, **kwargs)
+    diff = ob - oa
+    other_change = diff.mean(0)
+    rho = _spearman(changes.change, other_change)
+    reps = np.array([_spearman(changes.replicates[j], np.delete(diff, block, axis=0).mean(0))
+                     for j, block in enumerate(changes.blocks)])
+    if not (np.isfinite(rho) and np.all(np.isfinite(reps))):
+        return LayerCorrelation(rho, (np.nan, np.nan), changes.change, other_change, reps)
+    return LayerCorrelation(rho, jackknife_t(rho, reps, ci, scale="fisher"), changes.change, other_change, reps)

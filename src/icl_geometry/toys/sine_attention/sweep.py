@@ -1,7 +1,7 @@
 """The toy's grid: one row per (seed, restart, context) of a trained heads setting (`evaluate`), every heads
 setting trained and evaluated (`sweep`: the data of the paper's Fig. 5), and the two ways two settings are
 compared through their fits (`compare_restarts` for independent fits, `compare_paired` for the same networks
-read at two contexts)."""
+read at two contexts), each with a t interval over seeds."""
 
 from __future__ import annotations
 
@@ -72,34 +72,37 @@ def sweep(heads: Iterable[int], config: ToyConfig | None = None, *, device: str 
     return rows, fits
 
 
-def _median_contrast(x: np.ndarray, y: np.ndarray, how: str) -> float:
-    """median(x) / median(y) (how="ratio") or median(x) - median(y) (how="difference")."""
-    return float(np.median(x) / np.median(y) if how == "ratio" else np.median(x) - np.median(y))
+HOW = ("ratio", "difference")
 
 
-def compare_restarts(a: Sequence[float], b: Sequence[float], how: str = "ratio", level: float = 0.9,
-                     n_boot: int = 2000, seed: int = 0) -> tuple[float, tuple[float, float]]:
-    """Compare two settings through independent fits (seeds or restarts), not through one fit each:
-    median(a) / median(b) (how="ratio", e.g. MSEs) or median(a) - median(b) (how="difference", e.g. pieces),
-    with a percentile bootstrap interval that resamples each setting's fits independently."""
-    if how not in ("ratio", "difference"):
+def _check(how: str) -> None:
+    if how not in HOW:
         raise ValueError(f"how = {how!r} is not allowed: expected 'ratio' or 'difference'")
+
+
+def compare_restarts(a: Sequence[float], b: Sequence[float], how: str = "ratio",
+                     level: float = 0.9) -> tuple[float, tuple[float, float]]:
+    """Compare two settings through independent fits (seeds or restarts), not through one fit each: the ratio
+    of geometric means a / b (how="ratio", e.g. MSEs, whose spread over seeds spans orders of magnitude) or
+    mean(a) - mean(b) (how="difference", e.g. pieces), with Welch's t interval (on the logs for a ratio).
+
+    A few seeds cannot carry a bootstrap: with 3 per setting a percentile bootstrap of medians covered a 90%
+    target 77-87% of the time; the t interval is exact for normal (log) values and its coverage under the toy's
+    own spread of fits is measured in tests/test_coverage.py."""
+    _check(how)
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     if a.ndim != 1 or b.ndim != 1 or len(a) < 2 or len(b) < 2:
         raise ValueError(f"a, b: expected two 1-d sequences of at least 2 restarts each, got {a.shape} and {b.shape}")
+    return stats.welch_interval(b, a, level=level, log=how == "ratio")
 
-    return stats.two_sample_bootstrap(a, b, lambda x, y: _median_contrast(x, y, how), n_boot, level, seed)
 
-
-def compare_paired(a: Sequence[float], b: Sequence[float], how: str = "ratio", level: float = 0.9,
-                   n_boot: int = 2000, seed: int = 0) -> tuple[float, tuple[float, float]]:
+def compare_paired(a: Sequence[float], b: Sequence[float], how: str = "ratio",
+                   level: float = 0.9) -> tuple[float, tuple[float, float]]:
     """Like `compare_restarts` for paired fits (a[i], b[i] from the same network, e.g. one network read at two
-    contexts): the pairs are resampled together (`stats.bootstrap_interval`)."""
-    if how not in ("ratio", "difference"):
-        raise ValueError(f"how = {how!r} is not allowed: expected 'ratio' or 'difference'")
+    contexts): the geometric mean over networks of a[i] / b[i] (how="ratio") or the mean of a[i] - b[i]
+    (how="difference"), with a Student-t interval over the networks (`stats.paired_t_interval`)."""
+    _check(how)
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     if a.shape != b.shape or a.ndim != 1 or len(a) < 2:
         raise ValueError(f"a, b: expected two 1-d sequences of the same length >= 2, got {a.shape} and {b.shape}")
-
-    return stats.bootstrap_interval(np.stack([a, b], axis=1), lambda x: _median_contrast(x[:, 0], x[:, 1], how),
-                                    n_boot=n_boot, level=level, seed=seed)
+    return stats.paired_t_interval(b, a, level=level, log=how == "ratio")
