@@ -151,11 +151,11 @@ def before(tc, case) -> tuple[str, Callable[[Any, int], tuple[float, float, floa
         how = "ratio" if case.design.startswith("log_mse") else "difference"
         return ("median, two-sample percentile bootstrap (2000)",
                 lambda d, b: _triple(old_compare_restarts(d[0], d[1], how)), 1.0 if how == "ratio" else 0.0)
-    if m == "stats.jackknife_interval(scale='log')" and ch == "02":
+    if m == "jackknife.jackknife_interval(scale='log')" and ch == "02":
         return ("stats.bootstrap_interval (ratio of means, 2000)",
                 lambda d, b: _triple(stats.bootstrap_interval(d, lambda a: float(a[:, 0].mean() / a[:, 1].mean()),
                                                            n_boot=2000, level=0.9)), case.truth)
-    if m == "stats.jackknife_interval(scale='fisher')" and ch == "02":
+    if m == "jackknife.jackknife_interval(scale='fisher')" and ch == "02":
         return ("stats.bootstrap_correlation(groups=networks, 2000)",
                 lambda d, b: _triple(stats.bootstrap_correlation(d[0], d[1], groups=d[2], n_boot=2000, level=0.9)),
                 case.truth)

@@ -34,7 +34,7 @@ import pandas as pd
 import pytest
 
 from icl_geometry.core import intrinsic_dim as idm
-from icl_geometry.core import stats
+from icl_geometry.core import jackknife, stats
 
 REPLICATES = 400
 LEVEL = 0.9
@@ -474,9 +474,9 @@ def _cases() -> list[Case]:
 
     # ---- chapter 2
     for heads, model in ((9, "smollm2-135m"), (4, "gemma3-270m")):
-        add(Case("stats.jackknife_interval(scale='log')", "02", "ci, full", f"{heads} heads ({model})",
+        add(Case("jackknife.jackknife_interval(scale='log')", "02", "ci, full", f"{heads} heads ({model})",
                  "Gamma per-head flatness: ratio of means 2.5", head_uniformity(heads),
-                 lambda d, b: _triple(stats.jackknife_interval(d, spearman_of, level=LEVEL, scale="log")),
+                 lambda d, b: _triple(jackknife.jackknife_interval(d, spearman_of, level=LEVEL, scale="log")),
                  HEADS_RATIO, claims="first_layer_attention_more_uniform"))
     for profile, n in (("ci", 15), ("full", 24), ("ci", 7), ("full", 9)):
         add(Case("stats.spearman_interval", "02", profile, f"{n} settings", "Gaussian copula: Spearman 0.9",
@@ -495,10 +495,10 @@ def _cases() -> list[Case]:
                  1.0 if how == "ratio" else 0.0,
                  claims="toy_*_heads, toy_separate_mse_ratio_context"))
     for profile, n_net, contexts in (("full", 30, (1, 2, 5, 10, 20, 50, 100)), ("min_n", 10, (1, 4, 16))):
-        add(Case("stats.jackknife_interval(scale='fisher')", "02", profile,
+        add(Case("jackknife.jackknife_interval(scale='fisher')", "02", profile,
                  f"{n_net} networks x {len(contexts)} contexts", "pieces: a random effect per network",
                  toy_grid_pieces(n_net, contexts),
-                 lambda d, b: _triple(stats.jackknife_interval(np.column_stack(d[:2]), spearman_columns, groups=d[2],
+                 lambda d, b: _triple(jackknife.jackknife_interval(np.column_stack(d[:2]), spearman_columns, groups=d[2],
                                                                level=LEVEL, scale="fisher")),
                  lambda c=contexts: toy_grid_truth(c),
                  claims="toy_spearman_pieces_vs_heads, toy_spearman_pieces_vs_context"))
@@ -568,9 +568,9 @@ def _cases() -> list[Case]:
              "item difficulty and shift, logistic outcome", varying_items(10),
              lambda d, b: _triple(stats.t_interval(stats.per_item_correlations(d[0], d[1], d[2]), LEVEL)),
              lambda: tr()["within"], claims="fig6_*_within_item* should call it (see NOT_YET)"))
-    add(Case("stats.jackknife_interval (logistic slope over items)", "04", "ci", "8 items x 10 prompts",
+    add(Case("jackknife.jackknife_interval (logistic slope over items)", "04", "ci", "8 items x 10 prompts",
              "item difficulty and shift, logistic outcome", items_design(8),
-             lambda d, b: _triple(stats.jackknife_interval(np.column_stack(d[:2]), logistic_slope, groups=d[2],
+             lambda d, b: _triple(jackknife.jackknife_interval(np.column_stack(d[:2]), logistic_slope, groups=d[2],
                                                            level=LEVEL)),
              lambda: tr()["slope"], test_replicates=200, claims="fig8_*_slope* should call it (see NOT_YET)"))
     add(Case("stats.independent_difference", "04", "full", "60 and 80 items",
@@ -652,7 +652,7 @@ NOT_YET: dict[tuple[str, str, str], str] = {
     ("stats.within_item_correlation", "04", "min_n"):
         "fig6_*_within_item* at MIN_WITHIN_ITEMS = 10 items: stats.t_interval over stats.per_item_correlations",
     ("stats.fit_logistic(n_boot)", "04", "ci"):
-        "fig8_*_slope* and final_*_slope_controlling_k_family (8 items): stats.jackknife_interval over items of the "
+        "fig8_*_slope* and final_*_slope_controlling_k_family (8 items): jackknife.jackknife_interval over items of the "
         "fit's slope (the cluster bootstrap covers 80% at 8 items and 84% at 30)",
 }
 

@@ -379,8 +379,8 @@ def test_id_difference_known_answer_and_identity():
 def test_deleted_estimates_equal_a_fresh_estimate_without_the_block(method, kw):
     """The jackknife's replicates are exact: the estimate of the cloud with a block of groups removed, its
     neighbours searched again, equals the estimator run on the remaining points."""
-    from icl_geometry.core.intrinsic_dim.compare import deleted_estimates
-    from icl_geometry.core.stats import jackknife_blocks
+    from icl_geometry.core.intrinsic_dim.deletions import deleted_estimates
+    from icl_geometry.core.jackknife import jackknife_blocks
 
     rng = np.random.default_rng(3)
     X = np.tanh(rng.standard_normal((240, 4)) @ rng.standard_normal((4, 30)))

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
-from icl_geometry.core import stats
+from icl_geometry.core import jackknife, stats
 
 
 @pytest.mark.parametrize("s, n, lo, hi", [(0, 10, 0.0, 0.2775), (5, 10, 0.2366, 0.7634), (10, 10, 0.7225, 1.0)])
@@ -309,29 +309,29 @@ def test_welch_interval_matches_scipy():
 def test_jackknife_of_a_mean_is_the_t_interval():
     """For the mean, leave-one-out replicates reproduce the usual standard error exactly."""
     x = np.array([3.0, 1.0, 4.0, 1.0, 5.0, 9.0])
-    value, (lo, hi) = stats.jackknife_interval(x, level=0.9)
+    value, (lo, hi) = jackknife.jackknife_interval(x, level=0.9)
     tvalue, (tlo, thi) = stats.t_interval(x, 0.9)
     assert (value, lo, hi) == pytest.approx((tvalue, tlo, thi))
-    blocks = stats.jackknife_blocks(10, 4)
+    blocks = jackknife.jackknife_blocks(10, 4)
     assert [len(b) for b in blocks] == [3, 3, 2, 2] and np.concatenate(blocks).tolist() == list(range(10))
-    assert len(stats.jackknife_blocks(3, 20)) == 3  # at most one group per block
+    assert len(jackknife.jackknife_blocks(3, 20)) == 3  # at most one group per block
 
 
 def test_jackknife_interval_deletes_whole_groups_and_its_scales():
     rng = np.random.default_rng(2)
     groups = np.repeat(np.arange(12), 5)
     x = np.repeat(rng.normal(size=12), 5) + 0.01 * rng.normal(size=60)
-    value, (lo, hi) = stats.jackknife_interval(x, groups=groups)
+    value, (lo, hi) = jackknife.jackknife_interval(x, groups=groups)
     per_group = x.reshape(12, 5).mean(1)
     _, (tlo, thi) = stats.t_interval(per_group)
     assert value == pytest.approx(x.mean()) and (lo, hi) == pytest.approx((tlo, thi), rel=1e-3)  # 12 groups
     pos = np.abs(x) + 1
-    ratio, (rlo, rhi) = stats.jackknife_interval(pos, scale="log")
+    ratio, (rlo, rhi) = jackknife.jackknife_interval(pos, scale="log")
     assert rlo < ratio < rhi and rlo > 0
-    r, (flo, fhi) = stats.jackknife_interval(np.column_stack([x, x + rng.normal(size=60)]),
+    r, (flo, fhi) = jackknife.jackknife_interval(np.column_stack([x, x + rng.normal(size=60)]),
                                              lambda a: float(np.corrcoef(a.T)[0, 1]), scale="fisher")
     assert -1 < flo < r < fhi < 1
     with pytest.raises(ValueError, match="scale"):
-        stats.jackknife_interval(x, scale="logit")
+        jackknife.jackknife_interval(x, scale="logit")
     with pytest.raises(ValueError, match="2 groups"):
-        stats.jackknife_interval(x, groups=np.zeros(60))
+        jackknife.jackknife_interval(x, groups=np.zeros(60))

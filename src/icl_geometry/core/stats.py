@@ -365,7 +365,7 @@ def t_interval(values: Sequence[float], level: float = 0.9) -> tuple[float, tupl
     return float(v.mean()), (float(v.mean() - half), float(v.mean() + half))
 
 
-def _check_level(name: str, level: float) -> None:
+def check_level(name: str, level: float) -> None:
     if not (isinstance(level, (int, float)) and 0 < level < 1):
         raise ValueError(f"{name}: level = {level!r} is not allowed: expected a number in (0, 1)")
 
@@ -398,7 +398,7 @@ def paired_t_interval(a: Sequence[float], b: Sequence[float], level: float = 0.9
     if a.shape != b.shape or a.ndim != 1 or len(a) < 2:
         raise ValueError(f"paired_t_interval: expected two 1-d samples of the same length >= 2, got {a.shape} and "
                          f"{b.shape}")
-    _check_level("paired_t_interval", level)
+    check_level("paired_t_interval", level)
     d = _log_or_raw(b, log, "paired_t_interval") - _log_or_raw(a, log, "paired_t_interval")
     lo, hi = t_bounds(float(d.mean()), float(d.std(ddof=1)) / math.sqrt(len(d)), len(d) - 1, level)
     if log:
@@ -418,7 +418,7 @@ def welch_interval(a: Sequence[float], b: Sequence[float], level: float = 0.9,
     if a.ndim != 1 or b.ndim != 1 or len(a) < 2 or len(b) < 2:
         raise ValueError(f"welch_interval: expected two 1-d samples of at least 2 values each, got {a.shape} and "
                          f"{b.shape}")
-    _check_level("welch_interval", level)
+    check_level("welch_interval", level)
     la, lb = _log_or_raw(a, log, "welch_interval"), _log_or_raw(b, log, "welch_interval")
     va, vb = la.var(ddof=1) / len(la), lb.var(ddof=1) / len(lb)
     centre = float(lb.mean() - la.mean())
@@ -428,75 +428,6 @@ def welch_interval(a: Sequence[float], b: Sequence[float], level: float = 0.9,
     if log:
         return float(np.exp(centre)), (float(np.exp(lo)), float(np.exp(hi)))
     return centre, (lo, hi)
-
-
-JACKKNIFE_SCALES = ("identity", "log", "fisher")
-
-
-def jackknife_blocks(n_groups: int, n_blocks: int | None = None) -> list[np.ndarray]:
-    """The groups 0..n_groups-1 split into min(n_blocks, n_groups) contiguous blocks of near-equal size (one
-    group per block when `n_blocks` is None): the units a grouped jackknife deletes one at a time."""
-    if n_groups < 2:
-        raise ValueError(f"jackknife: need at least 2 groups, got {n_groups}")
-    b = n_groups if n_blocks is None else int(n_blocks)
-    if b < 2:
-        raise ValueError(f"jackknife: n_blocks = {n_blocks!r} is not allowed: expected None or an integer >= 2")
-    return np.array_split(np.arange(n_groups), min(b, n_groups))
-
-
-def jackknife_se(replicates: Sequence[float]) -> float:
-    """The jackknife standard error of B leave-one-block-out replicates: sqrt((B - 1) / B sum (r_b - mean)^2)."""
-    r = np.asarray(replicates, dtype=float)
-    return math.sqrt((len(r) - 1) / len(r) * float(((r - r.mean()) ** 2).sum()))
-
-
-def jackknife_t(full: float, replicates: Sequence[float], level: float = 0.9,
-                scale: str = "identity") -> tuple[float, float]:
-    """The grouped jackknife's Student-t interval: full -/+ t_{B-1} x SE, SE^2 = (B - 1) / B sum_b
-    (theta_(-b) - mean)^2 over the B leave-one-block-out replicates, on the chosen `scale` ('log' for a
-    positive ratio, 'fisher' (arctanh) for a correlation) and mapped back.
-
-    Why a jackknife: the Efron-Stein inequality makes its variance estimate biased upwards for any symmetric
-    statistic of independent units (prompts, heads, networks), however the statistic mixes them, e.g. an
-    intrinsic dimension whose nearest neighbours cross prompts; so it cannot be too narrow on average the way
-    a bootstrap with a frozen neighbour graph was (tests/test_coverage.py)."""
-    check_choice("scale", scale, JACKKNIFE_SCALES)
-    _check_level("jackknife_t", level)
-    reps = np.asarray(replicates, dtype=float)
-    if reps.ndim != 1 or len(reps) < 2 or not np.all(np.isfinite(reps)) or not math.isfinite(full):
-        raise ValueError(f"jackknife_t: need a finite estimate and at least 2 finite replicates, got {full!r} and "
-                         f"{reps.tolist()[:5]}")
-    fwd, back = {"identity": (lambda v: v, lambda v: v),
-                 "log": (np.log, np.exp),
-                 "fisher": (lambda v: np.arctanh(np.clip(v, -1 + 1e-12, 1 - 1e-12)), np.tanh)}[scale]
-    if scale == "log" and (full <= 0 or np.any(reps <= 0)):
-        raise ValueError("jackknife_t: scale='log' needs a positive estimate and positive replicates")
-    z, zr = float(fwd(np.float64(full))), fwd(reps)
-    lo, hi = t_bounds(z, jackknife_se(zr), len(zr) - 1, level)
-    return float(back(lo)), float(back(hi))
-
-
-def jackknife_interval(values: Any, statistic: Any = None, groups: Sequence[Any] | None = None, level: float = 0.9,
-                       n_blocks: int | None = None, scale: str = "identity") -> tuple[float, tuple[float, float]]:
-    """A statistic of `values` (default: the mean over axis 0) and its grouped-jackknife t interval
-    (`jackknife_t`): whole `groups` (or rows) are deleted a block at a time, `n_blocks` blocks at most (None:
-    one group per block), and the statistic recomputed on the rest.
-
-    For few units (9 heads, 6 networks), where a percentile bootstrap is too narrow by about a factor
-    sqrt((n - 1) / n) and a normal quantile instead of Student's."""
-    x = np.asarray(values, dtype=float)
-    if x.ndim == 0 or len(x) < 2:
-        raise ValueError(f"jackknife_interval: need at least 2 values, got {x.shape}")
-    g = np.arange(len(x)) if groups is None else np.asarray(groups)
-    if len(g) != len(x):
-        raise ValueError(f"jackknife_interval: {len(x)} values but {len(g)} group labels")
-    _, inverse = np.unique(g, return_inverse=True)
-    inverse = inverse.ravel()
-    stat = statistic or (lambda v: float(v.mean()))
-    blocks = jackknife_blocks(int(inverse.max()) + 1, n_blocks)
-    reps = [stat(x[~np.isin(inverse, block)]) for block in blocks]
-    full = float(stat(x))
-    return full, jackknife_t(full, reps, level, scale)
 
 
 def se_interval(value: float, se: float, z: float = 2.0) -> tuple[float, float]:

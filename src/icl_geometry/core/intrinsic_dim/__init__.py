@@ -18,21 +18,23 @@ reported and the estimate stays finite.
 The package, one job per module (every name below is importable from `icl_geometry.core.intrinsic_dim`):
 
 * `neighbours`: the exact, chunked kNN search and duplicate handling (`knn`, `nearest_neighbours`);
-* `estimators`: TwoNN and MLE with their bootstrap intervals (`twonn`, `mle`, `twonn_stats`, `twonn_clouds`);
+* `pointstats`: the per-point statistics and poolings of TwoNN and MLE (`twonn_stats`, `mle_stats`, `STATS`);
+* `deletions`: estimates with blocks of groups deleted and the neighbours searched again (`deleted_estimates`);
+* `estimators`: TwoNN and MLE with a bootstrap or a grouped-jackknife interval (`twonn`, `mle`, `twonn_clouds`);
 * `gride`: GRIDE at one scale and across scales (`gride`, `gride_scales`);
 * `linear`: PCA notions (`pca_spectrum`, `pca_dim`, `participation_ratio`);
 * `manifolds`: clouds of known dimension (`manifold`, `synthetic_validation`);
 * `compare`: two clouds and layer profiles (`id_difference`, `per_layer`, `layer_change_correlation`), with
-  grouped-jackknife intervals that recompute the neighbours (`deleted_estimates`, `layer_id_changes`).
+  grouped-jackknife intervals that recompute the neighbours (`layer_id_changes`).
 """
 
 from __future__ import annotations
 
-from icl_geometry.core.intrinsic_dim.compare import (IDDifference, LayerCorrelation, LayerIDChanges, deleted_estimates,
-                                                     id_difference, layer_change_correlation, layer_id_changes,
-                                                     per_layer)
-from icl_geometry.core.intrinsic_dim.estimators import (INTERVALS, MLE_AVERAGES, STATS, TWONN_METHODS, IDEstimate,
-                                                        PointStats, mle, mle_stats, twonn, twonn_clouds,
+from icl_geometry.core.intrinsic_dim.compare import (IDDifference, LayerCorrelation, LayerIDChanges, id_difference,
+                                                     layer_change_correlation, layer_id_changes, per_layer)
+from icl_geometry.core.intrinsic_dim.deletions import deleted_estimates
+from icl_geometry.core.intrinsic_dim.estimators import INTERVALS, IDEstimate, mle, twonn, twonn_clouds
+from icl_geometry.core.intrinsic_dim.pointstats import (MLE_AVERAGES, STATS, TWONN_METHODS, PointStats, mle_stats,
                                                         twonn_stats)
 from icl_geometry.core.intrinsic_dim.gride import ScaleProfile, gride, gride_scales
 from icl_geometry.core.intrinsic_dim.linear import participation_ratio, pca_dim, pca_spectrum
