@@ -161,7 +161,7 @@ CONFIG = {"n_boot": 200, "seed": 0}
 
 
 def test_claim_values_on_a_table_with_known_answers():
-    values = cg.claim_values(_table(n_items=cg.MIN_LOGISTIC_ITEMS * 3 // 2), CONFIG)  # 2/3 in the choice base set
+    values = cg.claim_values(_table(n_items=cg.MIN_ITEMS * 3 // 2 + 1), CONFIG)  # 2/3 in the choice base set
     assert list(values) == [cid for cid in cg.CLAIMS if cid in values]  # recorded in the declared order
     assert set(values) == set(cg.CLAIMS)  # enough items (all vary within): every claim is judged
     for sfx in ("", "_choice"):
@@ -195,9 +195,9 @@ def test_below_min_items_a_claim_is_not_judged():
     values = cg.claim_values(_table(n_items=cg.MIN_ITEMS), CONFIG)  # 2/3 of the items in the choice base set
     assert "fig6_abs_final_rise_predicts_correct" in values and "first_layer_rise_any_context_abs" in values
     assert not [cid for cid in values if cid.endswith("_choice") and "_within_item" not in cid]
-    assert not [cid for cid in values if cid.startswith(("fig8_", "final_"))]  # logistic slopes need 100 items
+    assert [cid for cid in values if cid.startswith(("fig8_", "final_"))]  # the logistic slopes too (jackknife)
     assert all(cg.CLAIMS[cid].min_n >= cg.MIN_ITEMS for cid in cg.CLAIMS if "_within_item" not in cid)
-    assert cg.MIN_LOGISTIC_ITEMS > cg.MIN_ITEMS > cg.MIN_WITHIN_ITEMS
+    assert cg.MIN_ITEMS > cg.MIN_WITHIN_ITEMS
     assert cg.not_judged_why("fig6_abs_final_rise_predicts_correct").startswith("not judged at this size")
 
 

@@ -335,3 +335,20 @@ def test_jackknife_interval_deletes_whole_groups_and_its_scales():
         jackknife.jackknife_interval(x, scale="logit")
     with pytest.raises(ValueError, match="2 groups"):
         jackknife.jackknife_interval(x, groups=np.zeros(60))
+
+
+def test_logistic_slope_interval_is_the_fit_with_a_jackknife_over_items():
+    """The slope is `fit_logistic`'s (no resampling in the estimate); the interval is a t interval over items left
+    out in turn, and it contains a known slope on a large sample."""
+    from icl_geometry.core import jackknife
+
+    rng = np.random.default_rng(3)
+    items = np.repeat(np.arange(60), 10)
+    x = rng.normal(size=len(items)) + 0.3 * rng.normal(size=60)[items]
+    p = 1 / (1 + np.exp(-(0.2 + rng.normal(0, 0.5, 60)[items] + 1.0 * x)))
+    y = rng.random(len(items)) < p
+    slope, (lo, hi) = jackknife.logistic_slope_interval({"x": x}, y, items, 0.9)
+    assert slope == pytest.approx(stats.fit_logistic({"x": x}, y).coef[0])
+    assert lo < slope < hi and hi - lo < 1.0
+    wider = jackknife.logistic_slope_interval({"x": x}, y, items, 0.99)[1]
+    assert wider[0] < lo and wider[1] > hi

@@ -11,7 +11,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from icl_geometry.core.checks import check_choice
-from icl_geometry.core.stats import check_level, t_bounds
+from icl_geometry.core.stats import check_level, fit_logistic, t_bounds
 
 
 JACKKNIFE_SCALES = ("identity", "log", "fisher")
@@ -81,3 +81,18 @@ def jackknife_interval(values: Any, statistic: Any = None, groups: Sequence[Any]
     reps = [stat(x[~np.isin(inverse, block)]) for block in blocks]
     full = float(stat(x))
     return full, jackknife_t(full, reps, level, scale)
+
+
+def logistic_slope_interval(predictors: dict[str, Sequence[float]], correct: Sequence[bool], groups: Sequence[Any],
+                            level: float = 0.9) -> tuple[float, tuple[float, float]]:
+    """The logistic slope per SD of the first predictor (`stats.fit_logistic`, the others as covariates) and its
+    grouped-jackknife t interval, whole groups (items) deleted one at a time and the predictors standardised
+    again without them. A cluster bootstrap of the same slope, which keeps the full sample's standard deviation,
+    covered 80-84% at 8-100 items for a nominal 90% (tests/test_coverage.py)."""
+    names = tuple(predictors)
+    values = np.column_stack([np.asarray(correct, float), *[np.asarray(predictors[k], float) for k in names]])
+
+    def slope(v: np.ndarray) -> float:
+        return float(fit_logistic({k: v[:, i + 1] for i, k in enumerate(names)}, v[:, 0]).coef[0])
+
+    return jackknife_interval(values, slope, groups=groups, level=level)
