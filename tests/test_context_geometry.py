@@ -33,7 +33,7 @@ def test_context_contrast_and_delta_on_a_known_run():
     run = _fake_run()
     d = run.delta("id_abs")
     assert np.allclose(d[run.mask("random")], np.repeat(run.rows.k[run.mask("random")].to_numpy()[:, None], 3, 1))
-    mean, (lo, hi), n = cg.context_contrast(run.rows, d[:, -1], "shots", "random", n_boot=100)
+    mean, (lo, hi), n = cg.context_contrast(run.rows, d[:, -1], "shots", "random")
     assert n == 12 and mean == pytest.approx(2.0) and lo == pytest.approx(2.0) and hi == pytest.approx(2.0)
     with pytest.raises(ValueError, match="share no"):
         cg.context_contrast(run.rows, d[:, -1], "shots", "shuffled")

@@ -10,11 +10,11 @@ form; it is then the mean of the replicates' estimates (its error, a standard er
 small against an interval's half-width), used only where the estimand is the estimator's own expectation at that
 size (the intrinsic-dimension difference of two clouds whose ID has a finite-sample bias).
 
-Where a chapter's method did not cover, the chapter now uses another (chapter 2's toy: t intervals over seeds;
-chapter 3's clouds: a jackknife that recomputes the neighbours) or the claim is not judged below its `min_n`;
-methods of chapters owned elsewhere that do not cover at a size are listed in `NOT_YET` with the corrected core
-method their claims should call (tested here too). `benchmarks/coverage_table.py` prints the whole table, with
-the methods as they were before this file existed next to what the chapters use now.
+Where a chapter's method did not cover, the chapter now uses another (chapter 1: Welch and Student-t intervals
+over seeds and nets; chapter 2's toy: t intervals over seeds; chapter 3's clouds: a jackknife that recomputes the
+neighbours; chapter 4's logistic slopes: a jackknife over items) or the claim is not judged below its `min_n`
+(chapter 4: 30 base items, 15 that vary within). `benchmarks/coverage_table.py` prints the whole table, with the
+methods as they were before this file existed next to what the chapters use now.
 
 The cases are `@pytest.mark.slow` (they run in `make test`, about two to three minutes on two cores); the
 replicates are seeded, so a run is deterministic.
@@ -451,26 +451,15 @@ def _cases() -> list[Case]:
                  -0.9, n_boot=n_boot, in_test=False, claims="sine_spearman_regions_vs_mse"))
     lognormal_pair = (lambda n: lambda rng: (np.exp(math.log(0.01) + 0.5 * rng.standard_normal(n)),
                                              np.exp(0.5 * rng.standard_normal(n))))
-    for profile, n, n_boot in (("ci", 2, 200), ("full", 5, 2000)):
-        add(Case("stats.two_sample_bootstrap", "01", profile, f"{n} and {n} seeds",
-                 "lognormal MSEs (sd 0.5 in logs): ratio of medians 0.01", lognormal_pair(n),
-                 lambda d, b: _triple(stats.two_sample_bootstrap(
-                     d[0], d[1], lambda x, y: float(np.median(x) / np.median(y)), b, LEVEL)),
-                 0.01, n_boot=n_boot, test_n_boot=500, claims="sine_mse_ratio_wide_vs_narrow"))
+    for profile, n in (("ci", 2), ("full", 5)):
         add(Case("stats.welch_interval(log=True)", "01", profile, f"{n} and {n} seeds",
                  "lognormal MSEs (sd 0.5 in logs): ratio of medians 0.01", lognormal_pair(n),
                  lambda d, b: _triple(stats.welch_interval(d[1], d[0], LEVEL, log=True)),
-                 0.01, claims="sine_mse_ratio_wide_vs_narrow should call it (see NOT_YET)"))
-    for n_boot, profile in ((200, "ci"), (2000, "full")):
-        add(Case("stats.bootstrap_interval", "01", profile, "8 nets", "lognormal per-net ratios (sd 0.05 in logs)",
-                 lambda rng: 642 * np.exp(0.05 * rng.standard_normal(8)),
-                 lambda d, b: _triple(stats.bootstrap_interval(d, n_boot=b, level=LEVEL)),
-                 642 * math.exp(0.05**2 / 2), n_boot=n_boot, test_n_boot=500,
-                 claims="regions_ratio_dmax_vs_d1, regions_grow_with_d_spearman"))
+                 0.01, claims="sine_mse_ratio_wide_vs_narrow"))
     add(Case("stats.t_interval", "01", "ci, full", "8 nets", "lognormal per-net ratios (sd 0.05 in logs)",
              lambda rng: 642 * np.exp(0.05 * rng.standard_normal(8)),
              lambda d, b: _triple(stats.t_interval(d, LEVEL)),
-             642 * math.exp(0.05**2 / 2), claims="regions_ratio_dmax_vs_d1 should call it (see NOT_YET)"))
+             642 * math.exp(0.05**2 / 2), claims="regions_ratio_dmax_vs_d1, regions_grow_with_d_spearman"))
 
     # ---- chapter 2
     for heads, model in ((9, "smollm2-135m"), (4, "gemma3-270m")):
@@ -532,47 +521,33 @@ def _cases() -> list[Case]:
              lambda X, b: (lambda e: (e.estimate, *e.ci))(idm.twonn(X, ci=LEVEL, interval="jackknife")), None,
              replicates=200, in_test=False, claims="twonn_5d_subspace_in_r50 (a check; its interval is shown)"))
 
-    # ---- chapter 4
+    # ---- chapter 4: every claim is judged from MIN_ITEMS = 30 base items (within items: 15 that vary); the
+    # recorded full runs have 300 (their cases run in benchmarks/coverage_table.py)
     tr = items_truths
-    for profile, n, n_boot in (("ci", 8, 200), ("full", 300, 1000)):
+    for profile, n, n_boot in (("min_n", 30, 200), ("full", 300, 1000)):
         add(Case("stats.bootstrap_correlation(groups=items)", "04", profile, f"{n} items x 10 prompts",
                  "item difficulty and shift, logistic outcome", items_design(n),
                  lambda d, b: _triple(stats.bootstrap_correlation(d[0], d[1], d[2], n_boot=b, level=LEVEL)),
-                 lambda: tr()["spearman"], n_boot=n_boot, in_test=profile == "ci", test_replicates=200,
+                 lambda: tr()["spearman"], n_boot=n_boot, in_test=profile == "min_n", test_replicates=200,
                  claims="fig6_*_final_rise_predicts_correct*, fig6_twonn_final_rise_predicts_correct"))
         add(Case("stats.item_mean_interval", "04", profile, f"{n} items x 10 prompts",
                  "0/1 differences: examples minus random tokens, mean 0.1", item_differences(n),
-                 lambda d, b: (lambda r: (r[0], *r[1]))(stats.item_mean_interval(d[0], d[1], n_boot=b, level=LEVEL)),
-                 item_difference_truth, n_boot=n_boot, test_n_boot=500,
+                 lambda d, b: (lambda r: (r[0], *r[1]))(stats.item_mean_interval(d[0], d[1], level=LEVEL)),
+                 item_difference_truth, in_test=profile == "min_n",
                  claims="fig7_*_shots_minus_*, first_layer_rise_any_context_*"))
-    add(Case("stats.t_interval (over item means)", "04", "ci", "8 items x 10 prompts",
-             "0/1 differences: examples minus random tokens, mean 0.1", item_differences(8),
-             lambda d, b: _triple(stats.t_interval([d[0][d[1] == i].mean() for i in np.unique(d[1])], LEVEL)),
-             item_difference_truth, claims="fig7_*_shots_minus_* should call it (see NOT_YET)"))
-    for profile, n, n_boot in (("min_n", 10, 200), ("full", 100, 1000)):
+        add(Case("jackknife.logistic_slope_interval", "04", profile, f"{n} items x 10 prompts",
+                 "item difficulty and shift, logistic outcome", items_design(n),
+                 lambda d, b: _triple(jackknife.logistic_slope_interval({"x": d[0]}, d[1], d[2], LEVEL)),
+                 lambda: tr()["slope"], in_test=profile == "min_n", test_replicates=200,
+                 replicates=REPLICATES if profile == "min_n" else 100,
+                 claims="fig8_*_slope*, final_*_slope_controlling_k_family"))
+    for profile, n, n_boot in (("min_n", 15, 200), ("full", 100, 1000)):
         add(Case("stats.within_item_correlation", "04", profile, f"{n} items that vary x 10 prompts",
                  "item difficulty and shift, logistic outcome", varying_items(n),
                  lambda d, b: (lambda r: (r[0], *r[1]))(stats.within_item_correlation(d[0], d[1], d[2], n_boot=b,
                                                                                       level=LEVEL)),
                  lambda: tr()["within"], n_boot=n_boot, test_n_boot=200, test_replicates=200,
-                 claims="fig6_*_within_item*"))
-    for profile, n, n_boot in (("ci", 8, 200), ("full", 300, 1000)):
-        add(Case("stats.fit_logistic(n_boot)", "04", profile, f"{n} items x 10 prompts",
-                 "item difficulty and shift, logistic outcome", items_design(n),
-                 lambda d, b: (lambda f: (f.coef[0], *f.ci[0]))(stats.fit_logistic({"x": d[0]}, d[1], d[2], n_boot=b,
-                                                                                  level=LEVEL)),
-                 lambda: tr()["slope"], n_boot=n_boot, in_test=profile == "ci", test_replicates=200,
-                 replicates=REPLICATES if profile == "ci" else 100,
-                 claims="fig8_*_slope*, final_*_slope_controlling_k_family"))
-    add(Case("stats.t_interval (over per-item correlations)", "04", "min_n", "10 items that vary x 10 prompts",
-             "item difficulty and shift, logistic outcome", varying_items(10),
-             lambda d, b: _triple(stats.t_interval(stats.per_item_correlations(d[0], d[1], d[2]), LEVEL)),
-             lambda: tr()["within"], claims="fig6_*_within_item* should call it (see NOT_YET)"))
-    add(Case("jackknife.jackknife_interval (logistic slope over items)", "04", "ci", "8 items x 10 prompts",
-             "item difficulty and shift, logistic outcome", items_design(8),
-             lambda d, b: _triple(jackknife.jackknife_interval(np.column_stack(d[:2]), logistic_slope, groups=d[2],
-                                                           level=LEVEL)),
-             lambda: tr()["slope"], test_replicates=200, claims="fig8_*_slope* should call it (see NOT_YET)"))
+                 in_test=profile == "min_n", claims="fig6_*_within_item*"))
     add(Case("stats.independent_difference", "04", "full", "60 and 80 items",
              "per-item correlations: means 0.1 and 0.0", lambda rng: (np.tanh(rng.normal(0, 0.5, 60)),
                                                                      np.tanh(0.1 + rng.normal(0, 0.5, 80))),
@@ -636,25 +611,6 @@ def _cases() -> list[Case]:
 
 
 CASES = _cases()
-# Methods of chapters owned elsewhere that fall short at a profile's size (benchmarks/coverage_table.py measures
-# them), and what their claims should call instead (a case of its own above, tested here):
-# (method, chapter, profile) -> advice. They are left out of the test below until their chapter adopts the fix.
-NOT_YET: dict[tuple[str, str, str], str] = {
-    ("stats.two_sample_bootstrap", "01", "ci"):
-        "sine_mse_ratio_wide_vs_narrow (2 seeds per width): stats.welch_interval(narrow, wide, log=True), the ratio "
-        "of geometric means with Welch's interval on the logs",
-    ("stats.bootstrap_interval", "01", "ci"):
-        "regions_ratio_dmax_vs_d1 and regions_grow_with_d_spearman (a mean over 8 nets): stats.t_interval",
-    ("stats.bootstrap_interval", "01", "full"):
-        "regions_ratio_dmax_vs_d1 and regions_grow_with_d_spearman (a mean over 8 nets): stats.t_interval",
-    ("stats.item_mean_interval", "04", "ci"):
-        "fig7_*_shots_minus_* and first_layer_rise_any_context_* (8 items): stats.t_interval over the item means",
-    ("stats.within_item_correlation", "04", "min_n"):
-        "fig6_*_within_item* at MIN_WITHIN_ITEMS = 10 items: stats.t_interval over stats.per_item_correlations",
-    ("stats.fit_logistic(n_boot)", "04", "ci"):
-        "fig8_*_slope* and final_*_slope_controlling_k_family (8 items): jackknife.jackknife_interval over items of the "
-        "fit's slope (the cluster bootstrap covers 80% at 8 items and 84% at 30)",
-}
 
 
 def _id(case: Case) -> str:
@@ -673,7 +629,7 @@ def _one_thread():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("case", [c for c in CASES if c.in_test and (c.method, c.chapter, c.profile) not in NOT_YET],
+@pytest.mark.parametrize("case", [c for c in CASES if c.in_test],
                          ids=_id)
 def test_interval_covers_the_truth(case):
     cov = coverage(case, case.test_replicates or case.replicates, n_boot=case.test_n_boot or case.n_boot)

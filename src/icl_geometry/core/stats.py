@@ -286,10 +286,13 @@ def layer_correlations(delta: np.ndarray, correct: Sequence[bool], groups: Seque
     return pd.DataFrame(rows)
 
 
-def item_mean_interval(values: Sequence[float], groups: Sequence[Any], n_boot: int = 1000, level: float = 0.9,
-                       seed: int = 0) -> tuple[float, tuple[float, float], int]:
-    """Mean over items of each item's mean (items weigh equally, however many rows they have), with a
-    bootstrap interval over items. Returns (mean, interval, n_items); the interval is NaN for one item."""
+def item_mean_interval(values: Sequence[float], groups: Sequence[Any],
+                       level: float = 0.9) -> tuple[float, tuple[float, float], int]:
+    """Mean over items of each item's mean (items weigh equally, however many rows they have), with a Student-t
+    interval over the item means. Returns (mean, interval, n_items); the interval is NaN for one item.
+
+    Not a bootstrap over items: at 30 items of 0/1 differences a percentile bootstrap covered 84% for a nominal
+    90% (too narrow by about sqrt((n - 1) / n) and a normal quantile; tests/test_coverage.py)."""
     v = np.asarray(values, float)
     labels, inverse = np.unique(np.asarray(groups), return_inverse=True)
     if len(v) != len(inverse) or len(v) == 0:
@@ -297,7 +300,7 @@ def item_mean_interval(values: Sequence[float], groups: Sequence[Any], n_boot: i
     per_item = np.array([v[inverse == g].mean() for g in range(len(labels))])
     if len(per_item) < 2:
         return float(per_item.mean()), (math.nan, math.nan), len(per_item)
-    mean, ci = bootstrap_interval(per_item, n_boot=n_boot, level=level, seed=seed)
+    mean, ci = t_interval(per_item, level)
     return mean, ci, len(per_item)
 
 

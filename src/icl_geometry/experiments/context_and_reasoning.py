@@ -230,13 +230,13 @@ def table_deltas(table: Any) -> dict[str, np.ndarray]:
     return out
 
 
-def context_contrast(table: Any, values: np.ndarray, a: str, b: str, n_boot: int = 1000, level: float = 0.9,
-                     seed: int = 0, rows: np.ndarray | None = None) -> tuple[float, tuple[float, float], int]:
+def context_contrast(table: Any, values: np.ndarray, a: str, b: str, level: float = 0.9,
+                     rows: np.ndarray | None = None) -> tuple[float, tuple[float, float], int]:
     """Mean of values[context a] - values[context b] over the (item, k) pairs both have (in `table`, a run's
-    rows or a `rows_table`; optionally only `rows`), averaged within items first, with a bootstrap interval
-    over items. Returns (mean, interval, n_items)."""
+    rows or a `rows_table`; optionally only `rows`), averaged within items first, with a Student-t interval
+    over items (`stats.item_mean_interval`). Returns (mean, interval, n_items)."""
     diffs, items = _contrast_pairs(table, values, a, b, rows)
-    return item_mean_interval(diffs, items, n_boot=n_boot, level=level, seed=seed)
+    return item_mean_interval(diffs, items, level=level)
 
 
 def _contrast_pairs(table: Any, values: np.ndarray, a: str, b: str,
@@ -467,16 +467,16 @@ def claim_values(rows: pd.DataFrame, config: Any) -> dict[str, Measured]:
         for other in ("random", "shuffled"):
             if other in contexts:
                 only = table["choice_base"].to_numpy(bool) if scoring == "choice" else None
-                value, ci, n_items = context_contrast(table, y, "shots", other, rows=only, **boot)
+                value, ci, n_items = context_contrast(table, y, "shots", other, LEVEL, rows=only)
                 add(f"fig7_accuracy_shots_minus_{other}{sfx}", value, ci,
                     f"fraction correct, same item and k, {n_items} items, {how}", n_items)
     for key, m in READINGS.items():
-        value, ci, n_items = item_mean_interval(delta[m][:, 0], groups, **boot)
+        value, ci, n_items = item_mean_interval(delta[m][:, 0], groups, level=LEVEL)
         add(f"first_layer_rise_any_context_{key}", value, ci,
             f"eq. 8 {key} reading, layer 0, mean change over all context prompts, {n_items} items", n_items)
         for other in ("random", "shuffled"):
             if other in contexts:
-                value, ci, n_items = context_contrast(table, delta[m][:, last], "shots", other, **boot)
+                value, ci, n_items = context_contrast(table, delta[m][:, last], "shots", other, LEVEL)
                 add(f"fig7_{key}_final_rise_shots_minus_{other}", value, ci,
                     f"eq. 8 {key} reading, final layer, same item and k, {n_items} items", n_items)
     y = table["correct"].to_numpy(float)
