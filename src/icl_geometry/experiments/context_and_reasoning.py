@@ -21,6 +21,7 @@ import pandas as pd
 from icl_geometry import tasks
 from icl_geometry.core import jackknife, stats
 from icl_geometry.core.stats import item_mean_interval
+from icl_geometry.tasks.context_contrasts import check_answers_vary, context_contrast, contrast_pairs
 from icl_geometry.core.verdicts import ClaimSpec, Measured, judge
 from icl_geometry.experiments import base
 from icl_geometry.llm import lm
@@ -178,21 +179,6 @@ def run_experiment(loaded: Any, families: Sequence[str], n_candidates: int, shot
                       {"zero_shot_pass": state["zero_seconds"], "context_pass": sum(p[5] for p in parts)})
 
 
-def check_answers_vary(rows: Any) -> None:
-    """Stop with a clear message when a run cannot relate correctness to ID changes: no base items, or every
-    prompt with examples answered the same way (all wrong or all right), as small or two-option settings give."""
-    shots = rows[rows["context"] == "shots"] if len(rows) else rows
-    if len(shots) == 0:
-        raise ValueError("families / n_candidates: this run has no base items (no item answered wrongly at 0 shots "
-                         "outside the two-option families); add families or raise n_candidates")
-    n_right = int(shots["correct"].sum())
-    if n_right in (0, len(shots)):
-        how = "wrong" if n_right == 0 else "right"
-        raise ValueError(f"families / n_candidates: all {len(shots)} prompts with examples ({shots['item'].nunique()} "
-                         f"base items) were answered {how}, so nothing can be related to correctness; add families, "
-                         "raise n_candidates or use more shot counts")
-
-
 def parse_families(value: Any) -> tuple[str, ...]:
     """The chapter's `families` parameter: comma-separated question-answer families, validated."""
     return tasks.parse_families(value, "qa")
@@ -228,29 +214,6 @@ def table_deltas(table: Any) -> dict[str, np.ndarray]:
         cols = sorted((c for c in table.columns if c.startswith(f"d_{m}_")), key=lambda c: int(c.rsplit("_", 1)[1]))
         out[m] = table[cols].to_numpy(float)
     return out
-
-
-def context_contrast(table: Any, values: np.ndarray, a: str, b: str, level: float = 0.9,
-                     rows: np.ndarray | None = None) -> tuple[float, tuple[float, float], int]:
-    """Mean of values[context a] - values[context b] over the (item, k) pairs both have (in `table`, a run's
-    rows or a `rows_table`; optionally only `rows`), averaged within items first, with a Student-t interval
-    over items (`stats.item_mean_interval`). Returns (mean, interval, n_items)."""
-    diffs, items = _contrast_pairs(table, values, a, b, rows)
-    return item_mean_interval(diffs, items, level=level)
-
-
-def _contrast_pairs(table: Any, values: np.ndarray, a: str, b: str,
-                    rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """values[context a] - values[context b] for every (item, k) pair both contexts have, and the pair's item."""
-    sel = np.ones(len(table), bool) if rows is None else rows
-    key = list(zip(table["item"], table["k"]))
-    ctx = table["context"].to_numpy()
-    va = {kk: v for kk, v, c, s in zip(key, values, ctx, sel) if c == a and s}
-    vb = {kk: v for kk, v, c, s in zip(key, values, ctx, sel) if c == b and s}
-    both = sorted(set(va) & set(vb))
-    if not both:
-        raise ValueError(f"context contrast: contexts {a!r} and {b!r} share no (item, k) pair")
-    return np.array([float(va[p]) - float(vb[p]) for p in both]), np.array([i for i, _ in both])
 
 
 SIZE_MARGINS = {"within_item": 0.1, "fig8_slope": FIG8_FLAT_MARGIN, "accuracy_gain": 0.05}  # declared beforehand
@@ -306,7 +269,7 @@ def size_comparison(small: Any, large: Any, n_boot: int = 1000, level: float = 0
             per = []
             for t in (small, large):
                 sel = t["choice_base"].to_numpy(bool) if scoring == "choice" else None
-                diffs, items = _contrast_pairs(t, t[column].to_numpy(float), "shots", "random", sel)
+                diffs, items = contrast_pairs(t, t[column].to_numpy(float), "shots", "random", sel)
                 per.append(np.array([diffs[items == i].mean() for i in np.unique(items)]))
             value, ci = stats.independent_difference(per[0], per[1], **boot)
             add(f"size_accuracy_shots_minus_random{sfx}", value, ci, SIZE_MARGINS["accuracy_gain"],
@@ -315,12 +278,8 @@ def size_comparison(small: Any, large: Any, n_boot: int = 1000, level: float = 0
 
 
 LEVEL = 0.9  # every interval of chapter 4 is a 90% interval
-# Every claim resamples base items and is judged only on at least its `min_n` of them (fewer: left out, "not judged
-# at this size"). Measured coverage of the nominal 90% intervals (tests/test_coverage.py's designs, 400 replicates;
-# 200 for the logistic fits): the cluster bootstrap of a pooled Spearman rho covers 86-87% at 8-20 items and 89% at
-# 30; the bootstrap of item means 84.5% at 8 items, 86-88% at 15-20, 88% at 30. The logistic slopes per SD take a
-# grouped jackknife over items (`jackknife.logistic_slope_interval`): their cluster bootstrap, which keeps the full
-# sample's standard deviation, covered 80% at 8 items and 82-84% at 15-100.
+# Every claim resamples base items and is judged only from its `min_n` of them (fewer: "not judged at this size"),
+# where its interval covers (tests/test_coverage.py; the chapter's "Minimum size" gives the numbers).
 MIN_ITEMS = 30  # every claim but the within-item ones
 
 # The notebook sections that measure the claims (their headings, exactly).
@@ -329,12 +288,8 @@ SECTIONS = {"accuracy": "The base set, and one pass per question",
             "figures": "3. The paper's figures, and what they leave out",
             "fits": "Correlations and logistic fits",
             "twonn": "4. The geometric ID beside the attention count"}
-# One primary claim per paper statement (declared before the runs that judge it: the view closest to what the
-# paper shows): Fig. 6 - pooled rho, absolute reading (the paper's reading of eq. 8), greedy answers (the paper
-# grades free answers); Fig. 7 - examples minus random tokens (the control the paper singles out: "even negative
-# for random tokens"), for accuracy and for the final-layer ID; Fig. 8 - the first layer's slope within the
-# margin (the final-layer half of Fig. 8 is Fig. 6's association again, as a logistic slope on the same prompts,
-# so it is counted once, under Fig. 6); Sec. 3 - the first-layer rise, absolute reading (forced either way).
+# One primary claim per paper statement, declared before the runs that judge it (the notebook's table says why
+# each): Fig. 6, Fig. 7 (accuracy; final-layer ID), Fig. 8 (its first-layer half), Sec. 3 (forced either way).
 PRIMARY = {"fig6_abs_final_rise_predicts_correct", "fig7_accuracy_shots_minus_random",
            "fig7_abs_final_rise_shots_minus_random", "fig8_abs_first_layer_flat", "first_layer_rise_any_context_abs"}
 

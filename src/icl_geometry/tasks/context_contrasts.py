@@ -1,0 +1,48 @@
+"""A run's questions asked in several contexts (examples, random tokens or shuffled text of the same length, at k
+shots), compared prompt by prompt: the (item, k) pairs two contexts share, their differences, the mean over items
+with its interval; and the check that a run's answers vary at all.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from icl_geometry.core.stats import item_mean_interval
+
+
+def contrast_pairs(table: Any, values: np.ndarray, a: str, b: str,
+                   rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """values[context a] - values[context b] for every (item, k) pair both contexts have, and the pair's item."""
+    sel = np.ones(len(table), bool) if rows is None else rows
+    key = list(zip(table["item"], table["k"]))
+    ctx = table["context"].to_numpy()
+    va = {kk: v for kk, v, c, s in zip(key, values, ctx, sel) if c == a and s}
+    vb = {kk: v for kk, v, c, s in zip(key, values, ctx, sel) if c == b and s}
+    both = sorted(set(va) & set(vb))
+    if not both:
+        raise ValueError(f"context contrast: contexts {a!r} and {b!r} share no (item, k) pair")
+    return np.array([float(va[p]) - float(vb[p]) for p in both]), np.array([i for i, _ in both])
+
+
+def context_contrast(table: Any, values: np.ndarray, a: str, b: str, level: float = 0.9,
+                     rows: np.ndarray | None = None) -> tuple[float, tuple[float, float], int]:
+    """Mean of values[context a] - values[context b] over the (item, k) pairs both have (in `table`, a run's
+    rows or a `rows_table`; optionally only `rows`), averaged within items first, with a Student-t interval
+    over items (`stats.item_mean_interval`). Returns (mean, interval, n_items)."""
+    diffs, items = contrast_pairs(table, values, a, b, rows)
+    return item_mean_interval(diffs, items, level=level)
+def check_answers_vary(rows: Any) -> None:
+    """Stop with a clear message when a run cannot relate correctness to ID changes: no base items, or every
+    prompt with examples answered the same way (all wrong or all right), as small or two-option settings give."""
+    shots = rows[rows["context"] == "shots"] if len(rows) else rows
+    if len(shots) == 0:
+        raise ValueError("families / n_candidates: this run has no base items (no item answered wrongly at 0 shots "
+                         "outside the two-option families); add families or raise n_candidates")
+    n_right = int(shots["correct"].sum())
+    if n_right in (0, len(shots)):
+        how = "wrong" if n_right == 0 else "right"
+        raise ValueError(f"families / n_candidates: all {len(shots)} prompts with examples ({shots['item'].nunique()} "
+                         f"base items) were answered {how}, so nothing can be related to correctness; add families, "
+                         "raise n_candidates or use more shot counts")
