@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 import torch
 
+from icl_geometry.core.multiple_testing import bonferroni_z
 from icl_geometry.core.stats import t_interval
 from icl_geometry.core.verdicts import judge_claim
 from icl_geometry.experiments import base
@@ -172,11 +173,11 @@ def test_bonferroni_bound_excess_and_missing_parts():
     assert list(values) == [_id(("closed_form",)), _id(("excess", ex.FIXED))]
     closed = values[_id(("closed_form",))]
     assert closed.value == pytest.approx(3.0)
-    assert closed.tolerance == pytest.approx(ex.bonferroni_z(len(z)))  # this run's own bound, not the ci run's
+    assert closed.tolerance == pytest.approx(bonferroni_z(len(z)))  # this run's own bound, not the ci run's
     assert values[_id(("excess", ex.FIXED))].value == pytest.approx(0.009)
     assert values[_id(("excess", ex.FIXED))].note.endswith("[1, 2, 4]")
     z_all, z_crit = ex.closed_form_z(optimal)
-    assert np.allclose(z_all, z) and z_crit == ex.bonferroni_z(len(z))
+    assert np.allclose(z_all, z) and z_crit == bonferroni_z(len(z))
 
 
 def test_run_on_a_tiny_config_gives_rows_claim_values_accepts(tmp_path):

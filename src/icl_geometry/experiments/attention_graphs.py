@@ -23,10 +23,11 @@ import pandas as pd
 
 from icl_geometry.core import attention_graph as ag
 from icl_geometry.core import intrinsic_dim as idm
-from icl_geometry.core import stats
+from icl_geometry.core import jackknife, stats
 from icl_geometry.core.verdicts import ClaimSpec, Measured, judge_claim
 from icl_geometry.experiments import base
 from icl_geometry.toys import sine_attention as sa
+from icl_geometry.toys.sine_attention.grid import findings  # noqa: F401  (re-exported for the notebook)
 
 LEVEL = 0.9  # every interval of the chapter
 N_TRIALS = 20  # random causal layers of the Minkowski check
@@ -34,7 +35,6 @@ T_CTX, D_MODEL, D_KEY, D_VALUE, D_OUT = 32, 64, 16, 16, 64  # the controlled exp
 SWEEP_HEADS, SWEEP_KEYS = 2, 8  # heads of the temperature and top-k sweeps, keys of the temperature sweep
 RECONSTRUCTION_TOL = 1e-4  # relative error under which the heads rebuild a real block's output
 RESIDUAL_TOL = 1e-5  # LP residual (relative to the row's L1 norm) under which a real row is in the Minkowski sum
-TOY_INTS = ("heads", "context", "seed", "restart", "pieces", "distinct", "rank")
 
 # Smallest numbers of units a claim is judged on (fewer: "not judged at this size"), each the size at which the
 # claim's interval method covers a 90% target at least 85% of the time in tests/test_coverage.py.
@@ -334,65 +334,7 @@ def toy_grid_rows(rows: pd.DataFrame) -> pd.DataFrame:
     df = pd.DataFrame(rows)
     if base.PART in df.columns:
         df = base.part(df, "toy_grid")
-    return _toy_types(df)
-
-
-def _toy_types(df: pd.DataFrame) -> pd.DataFrame:
-    """A toy table's counts as integers and `kept` as booleans (a stacked table stores them as floats/objects)."""
-    return df.astype({c: int for c in TOY_INTS if c in df.columns}).astype({"kept": bool})
-
-
-def grid_ends(rows: Any) -> dict[str, int]:
-    """The fewest and most heads and the shortest and longest context of the rows."""
-    df = pd.DataFrame(rows)
-    return {"h_lo": int(df.heads.min()), "h_hi": int(df.heads.max()), "c_lo": int(df.context.min()),
-            "c_hi": int(df.context.max())}
-
-
-def findings(rows: Any, hidden: int = 8, d_head: int = 8) -> list[str]:
-    """The toy's results link by link (dimension, budget, fit), as sentences generated from the toy grid's rows
-    (kept fits, medians over seeds), so that the chapter's reading of a run - the ci run or a recorded one -
-    quotes that run's numbers and never typed-in ones."""
-    df = pd.DataFrame(rows)
-    k = df[df.kept.astype(bool)]
-    e = grid_ends(k)
-    h_lo, h_hi, c_lo, c_hi = e["h_lo"], e["h_hi"], e["c_lo"], e["c_hi"]
-    budget = sa.piece_budget(hidden, 2)
-
-    def med(h: int, c: int, col: str) -> float:
-        return float(k[(k.heads == h) & (k.context == c)][col].median())
-
-    def change(a: float, b: float, fmt: str) -> str:
-        word = "rises" if b > a else "falls" if b < a else "stays"
-        return f"{word} ({a:{fmt}} -> {b:{fmt}})"
-
-    lines = []
-    for h in dict.fromkeys((h_lo, h_hi)):
-        lines.append(f"Dimension, {h} head(s): from context {c_lo} to {c_hi} the median rank of the MLP input "
-                     f"{change(med(h, c_lo, 'rank'), med(h, c_hi, 'rank'), 'g')} (bound {sa.rank_bound(h, d_head, c_lo)} "
-                     f"-> {sa.rank_bound(h, d_head, c_hi)} with d_head {d_head}) and its effective dimension "
-                     f"{change(med(h, c_lo, 'eff_dim'), med(h, c_hi, 'eff_dim'), '.2f')}.")
-    longer = k[k.context > c_lo]
-    over = longer.pieces > budget
-    by_heads = ", ".join(f"{h} head(s): {int(g.sum())} of {len(g)}" for h, g in over.groupby(longer.heads))
-    lines.append(f"Budget: at context {c_lo} the input is planar, so no fit has more than {budget} pieces; the kept "
-                 f"fits there have a median of {med(h_lo, c_lo, 'pieces'):g} ({h_lo} head(s)) and "
-                 f"{med(h_hi, c_lo, 'pieces'):g} ({h_hi} heads). At longer contexts {int(over.sum())} of {len(longer)} "
-                 f"kept fits use more than {budget} pieces ({by_heads}); the most is {int(k.pieces.max())}.")
-    for h in dict.fromkeys((h_lo, h_hi)):
-        a, b = med(h, c_lo, "test_mse"), med(h, c_hi, "test_mse")
-        verb = "improves" if b < a else "worsens"
-        lines.append(f"Fit, {h} head(s): reading {c_hi} tokens instead of {c_lo} {verb} the same networks' median "
-                     f"test MSE ({a:.2g} -> {b:.2g}); median pieces {med(h, c_lo, 'pieces'):g} -> {med(h, c_hi, 'pieces'):g}.")
-    if h_hi != h_lo:
-        lines.append(f"Heads: at context {c_hi}, {h_hi} heads instead of {h_lo} take the median test MSE from "
-                     f"{med(h_lo, c_hi, 'test_mse'):.2g} to {med(h_hi, c_hi, 'test_mse'):.2g} and the median pieces from "
-                     f"{med(h_lo, c_hi, 'pieces'):g} to {med(h_hi, c_hi, 'pieces'):g}.")
-    if len(k) >= 4:
-        rho, (lo, hi) = stats.spearman_interval(k.pieces, k.test_mse)
-        lines.append(f"Pieces and fit: over the {len(k)} kept (network, context) cells, Spearman(pieces, test MSE) = "
-                     f"{rho:.2f} [{lo:.2f}, {hi:.2f}] (negative: more pieces, better fit).")
-    return lines
+    return sa.restore_types(df)
 
 
 # ----------------------------------------------------------------------------- claims from rows
@@ -405,57 +347,21 @@ def _parts(rows: pd.DataFrame) -> dict[str, pd.DataFrame]:
     return {name: base.part(rows, name) for name in dict.fromkeys(rows[base.PART])}
 
 
-def _spearman_columns(a: np.ndarray) -> float:
-    """Spearman's rho of the two columns of `a`."""
-    from scipy.stats import spearmanr
-
-    return float(spearmanr(a[:, 0], a[:, 1]).statistic)
-
-
 def toy_claim_values(rows: Any, level: float = LEVEL) -> dict[str, Measured]:
-    """The toy grid's claims (`TOY_TESTS`) from its rows, kept fits only (one per heads and seed).
-
-    Context claims read the same networks at two contexts, with the fewest heads: paired by seed, a Student-t
-    interval over seeds (`compare_paired`). Heads claims compare different networks: Welch's interval
-    (`compare_restarts`). The Spearman claims use a jackknife over whole networks (all contexts of one (heads,
-    seed) deleted together; Fisher scale). A claim that needs two heads settings (or two contexts) is left out
+    """The toy grid's claims (`TOY_TESTS`) from its rows, kept fits only (one per heads and seed), each the contrast
+    of the grid's ends (`sa.grid_contrast`). A claim that needs two heads settings (or two contexts) is left out
     when the grid has only one, and a claim with fewer units (seeds, networks) than its `min_n` is left out
     (not judged at this size)."""
-    df = _toy_types(pd.DataFrame(rows))
+    df = sa.restore_types(pd.DataFrame(rows))
     df = df[df.kept]
-    ends = grid_ends(df)
+    ends = sa.grid_ends(df)
     out = {}
-
-    def cell(h: int, c: int, col: str) -> np.ndarray:
-        return df[(df.heads == h) & (df.context == c)].sort_values("seed")[col].to_numpy(float)
-
     for cid, (col, knob, how, wording) in TOY_TESTS.items():
-        lo_key, hi_key = ("c_lo", "c_hi") if knob == "context" else ("h_lo", "h_hi")
-        if ends[lo_key] == ends[hi_key]:
-            continue
-        if how == "spearman":
-            networks = df.heads.astype(str) + "/" + df.seed.astype(str)
-            n_units = int(networks.nunique())
-            if n_units < CLAIMS[cid].min_n:
-                continue
-            value, interval = stats.jackknife_interval(df[[knob, col]].to_numpy(float), _spearman_columns,
-                                                       groups=networks.to_numpy(), level=level, scale="fisher")
-            note = (wording + f" ({len(df)} (network, context) cells, {n_units} networks; {level:.0%} jackknife t "
-                    "interval over networks, Fisher scale)")
-        elif knob == "context":
-            a, b = cell(ends["h_lo"], ends["c_hi"], col), cell(ends["h_lo"], ends["c_lo"], col)
-            if min(len(a), len(b)) < CLAIMS[cid].min_n:
-                continue
-            value, interval = sa.compare_paired(a, b, how, level=level)
-            note = wording.format(**ends) + f" ({len(a)} seeds, {level:.0%} Student-t interval over seeds, paired)"
-        else:
-            a, b = cell(ends["h_hi"], ends["c_hi"], col), cell(ends["h_lo"], ends["c_hi"], col)
-            if min(len(a), len(b)) < CLAIMS[cid].min_n:
-                continue
-            value, interval = sa.compare_restarts(a, b, how, level=level)
-            note = wording.format(**ends) + f" ({len(a)} and {len(b)} seeds, {level:.0%} Welch t interval" + (
-                " on the logs)" if how == "ratio" else ")")
-        out[cid] = Measured(float(value), (float(interval[0]), float(interval[1])), note)
+        got = sa.grid_contrast(df, col, knob, how, CLAIMS[cid].min_n, level)
+        if got is not None:
+            value, interval, measured = got
+            out[cid] = Measured(float(value), (float(interval[0]), float(interval[1])),
+                                wording.format(**ends) + measured)
     return out
 
 
@@ -470,7 +376,7 @@ def _graph_claims(p: dict[str, pd.DataFrame], s: dict[str, Any]) -> dict[str, Me
     if "uniformity" in p and len(p["uniformity"]) >= CLAIMS["first_layer_attention_more_uniform"].min_n:
         u = p["uniformity"]
         per_head = u[["first_layer", "last_layer"]].to_numpy(float)
-        value, interval = stats.jackknife_interval(per_head, _first_over_last, level=LEVEL, scale="log")
+        value, interval = jackknife.jackknife_interval(per_head, _first_over_last, level=LEVEL, scale="log")
         out["first_layer_attention_more_uniform"] = Measured(value, interval, (
             f"(effective degree / keys) of layer 0 over the last layer, mean over heads and rows; {s.get('model', '?')}, "
             f"one prompt; 90% jackknife t interval over the {len(u)} heads (log scale)"))
@@ -526,7 +432,7 @@ def claim_values(rows: pd.DataFrame, config: Any) -> dict[str, Measured]:
     if "toy_grid" in p:
         out.update(toy_claim_values(p["toy_grid"]))
     if "separate" in p:
-        sep = _toy_types(p["separate"])
+        sep = sa.restore_types(p["separate"])
         sep = sep[sep.kept]
         c_lo, c_hi, h = int(sep.context.min()), int(sep.context.max()), int(sep.heads.min())
         sep_lo, sep_hi = (sep[sep.context == c].sort_values("seed") for c in (c_lo, c_hi))

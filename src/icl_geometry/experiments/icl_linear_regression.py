@@ -15,22 +15,21 @@ from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
-from scipy.stats import norm
 
 from icl_geometry.core import stats
+from icl_geometry.core.multiple_testing import z_summary
 from icl_geometry.core.verdicts import ClaimSpec, Measured
 from icl_geometry.experiments import base
 from icl_geometry.toys import linear_icl as li
+from icl_geometry.toys.linear_icl import MARGIN, comparison_z, curve, layout, regime_text  # noqa: F401  (notebook)
 
 PARTS = ("closed_form", "training", "recipes", "sweep", "crossovers", "margins", "label_variance", "few_shot",
          "flip", "flip_trained")
-BASELINES = ("least squares", "Bayes ridge", "one GD step")  # the sweep's last three predictors, in this order
 RECIPES = {"query averaged, ZFB init": {}, "query sampled, ZFB init": {"query": "sample"},
            "query averaged, random init": {"init": "random"}}
 FLIP_RATES = np.linspace(0.0, 1.0, 11)
-FAMILY_WISE = 0.01  # the Bonferroni checks allow a 1% family-wise false alarm (two-sided)
 DIST, MASS = "||Gamma - Gamma*|| / ||Gamma*||", "fraction of ||Gamma||^2 on the top-r block"
-EVEN, MARGIN = "|u| + |b| (even part)", "margin x_0 - x_c"
+EVEN = "|u| + |b| (even part)"
 
 
 # ----------------------------------------------------------------------------- the steps
@@ -58,6 +57,11 @@ class Setting:
     sig_mid: float
     tau_mid: float
     n_few: int
+
+    @property
+    def grids(self) -> dict[str, np.ndarray]:
+        """Each noise kind's grid of noise levels."""
+        return {"label": self.sigmas, "input": self.taus}
 
 
 def prepare(config: Any) -> Setting:
@@ -134,18 +138,6 @@ def recipe_table(recipes: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out).set_index("recipe")
 
 
-def layout(M: int, D: int) -> tuple[dict[str, int], list[tuple[int, int]], list[tuple[int, int]]]:
-    """`noise_sweeps`' predictors are M trained ranks, Gamma*_0..D from M, then the baselines: (the baselines' indices,
-    the pairs with paired SEs (adjacent trained ranks, smallest vs largest, adjacent optima), Gamma*_0 vs each rank)."""
-    pairs = [(a, a + 1) for a in range(M - 1)] + [(0, M - 1)] + [(M + r - 1, M + r) for r in range(1, D + 1)]
-    return {name: M + D + 1 + i for i, name in enumerate(BASELINES)}, pairs, [(M, k) for k in range(M)]
-
-
-def curve(kind: str, arr: np.ndarray) -> np.ndarray:
-    """A sweep's array along one noise axis: (P, L, 1) for label noise, (P, 1, I) for input noise."""
-    return arr[..., 0] if kind == "label" else arr[..., 0, :]
-
-
 def noise_sweeps(st: Setting, model: li.LinearSelfAttention) -> dict[str, li.Sweep]:
     """Every predictor (trained ranks, Gamma*_0..d, baselines) on the same test prompts at every label-noise
     level, then at every input-noise level, with the paired SEs of `layout`'s pairs."""
@@ -157,57 +149,18 @@ def noise_sweeps(st: Setting, model: li.LinearSelfAttention) -> dict[str, li.Swe
 
 
 def sweep_rows(st: Setting, sweeps: dict[str, li.Sweep]) -> pd.DataFrame:
-    """One row per (noise kind, predictor, noise level): loss, SE, and the paired SEs against the next smaller
-    rank of its kind, against predicting 0 (trained ranks) and against the smallest trained rank (the largest)."""
-    M = len(st.ranks)
-    names = {i: name for name, i in layout(M, st.d)[0].items()}
-    rows = []
-    for kind, sw in sweeps.items():
-        grid, loss, se = (st.sigmas if kind == "label" else st.taus), curve(kind, sw.loss), curve(kind, sw.se)
-        for p in range(len(loss)):
-            model = "trained" if p < M else names.get(p, "Gamma*")
-            rank = st.ranks[p] if p < M else (p - M if model == "Gamma*" else np.nan)
-            pair = {"SE vs previous": None if p in (0, M) or p > M + st.d else (p - 1, p),
-                    "SE vs 0": (M, p) if p < M else None, "SE vs smallest": (0, p) if 0 < p == M - 1 else None}
-            for j, level in enumerate(grid):
-                rows.append({"noise": kind, "predictor": p, "model": model, "rank": rank, "noise std": level,
-                             "loss": loss[p, j], "SE": se[p, j],
-                             **{c: np.nan if ij is None else curve(kind, sw.pair_se[ij])[j] for c, ij in pair.items()}})
-    return pd.DataFrame(rows)
+    """One row per (noise kind, predictor, noise level): loss, SE and paired SEs (`li.sweep_table`)."""
+    return li.sweep_table(st.ranks, st.d, st.grids, sweeps)
 
 
 def crossover_table(st: Setting, sweeps: dict[str, li.Sweep]) -> pd.DataFrame:
-    """Every crossing of a larger and a smaller model (trained pairs, and each direction of the optima),
-    predicted and measured, with its delta-method SE, relative error and z."""
-    M, rows = len(st.ranks), []
-    for kind, sw in sweeps.items():
-        grid, loss = (st.sigmas if kind == "label" else st.taus), curve(kind, sw.loss)
-        for i, j in layout(M, st.d)[1]:
-            trained = j < M
-            rs, rl = (st.ranks[i], st.ranks[j]) if trained else (i - M, j - M)
-            pred = li.crossover(st.lam, st.N, rs, rl, kind)
-            meas, se = li.measured_crossover(grid, loss[i], loss[j], curve(kind, sw.pair_se[(i, j)]))
-            rows.append({"noise": kind, "models": "trained" if trained else "Gamma*", "small r": rs, "large r": rl,
-                         "predicted": pred, "measured": meas, "SE": se, "rel. error": abs(meas - pred) / pred,
-                         "z": (meas - pred) / se})
-    return pd.DataFrame(rows)
+    """Every crossing of a larger and a smaller model, predicted and measured (`li.crossover_table`)."""
+    return li.crossover_table(st.lam, st.N, st.ranks, st.grids, sweeps)
 
 
 def margin_table(st: Setting, sweeps: dict[str, li.Sweep]) -> pd.DataFrame:
-    """For each pair of adjacent trained ranks: x_c (the larger starts losing), x_0 (the smaller becomes worse
-    than predicting 0), measured and predicted, and the margin x_0 - x_c with its SE bound se(x_0) + se(x_c)."""
-    M, rows = len(st.ranks), []
-    for kind, sw in sweeps.items():
-        grid, loss = (st.sigmas if kind == "label" else st.taus), curve(kind, sw.loss)
-        for a in range(M - 1):
-            rs, rl = st.ranks[a], st.ranks[a + 1]
-            margin, margin_se, xc, x0, xc_se = li.crossover_margin(grid, loss[M], loss[a], loss[a + 1], curve(
-                kind, sw.pair_se[(M, a)]), curve(kind, sw.pair_se[(a, a + 1)]))
-            rows.append({"noise": kind, "small r": rs, "large r": rl, "x_c measured": xc, "x_c SE": xc_se,
-                         "x_c predicted": li.crossover(st.lam, st.N, rs, rl, kind), "x_0 measured": x0,
-                         "x_0 predicted": li.crossover(st.lam, st.N, 0, rs, kind), MARGIN: margin,
-                         "margin SE": margin_se})
-    return pd.DataFrame(rows)
+    """Per adjacent trained pair: x_c, x_0 and the margin x_0 - x_c with its SE bound (`li.margin_table`)."""
+    return li.margin_table(st.lam, st.N, st.ranks, st.grids, sweeps)
 
 
 def label_variance(st: Setting) -> pd.DataFrame:
@@ -232,11 +185,9 @@ def few_shot(st: Setting) -> tuple[pd.DataFrame, dict[int, tuple[np.ndarray, np.
         cf = np.stack([li.optimal_loss(st.lam, n_ctx, r, noise_few) for r in range(st.d + 1)])
         mc, se = sw.loss[..., 0], sw.se[..., 0]
         curves[n_ctx] = (mc, se, cf)
-        pse = {r: sw.pair_se[(r - 1, r)][:, 0] if r else np.full(len(noise_few), np.nan) for r in range(st.d + 1)}
-        rows += [{"N": n_ctx, "rank": r, "label noise": noise_few[s], "closed form": cf[r, s], "Monte Carlo": mc[r, s],
-                  "SE": se[r, s], "z": (mc[r, s] - cf[r, s]) / se[r, s], "SE vs previous": pse[r][s],
-                  "z vs previous": float(((mc[r, s] - mc[r - 1, s]) - (cf[r, s] - cf[r - 1, s])) / pse[r][s])
-                  if r else np.nan} for r in range(st.d + 1) for s in range(len(noise_few))]
+        pse = [sw.pair_se[(r - 1, r)][:, 0] for r in range(1, st.d + 1)]
+        rows += [{"N": n_ctx, **row} for row in li.comparison_rows(range(st.d + 1), "label noise", noise_few, cf, mc,
+                                                                   se, pse)]
     return pd.DataFrame(rows), curves
 
 
@@ -248,10 +199,7 @@ def flipped_labels(st: Setting, gam: np.ndarray) -> tuple[pd.DataFrame, pd.DataF
     stack_r = [0, *st.ranks]
     fl, fl_se, fl_dse = li.flip_sweep(st.opt_all[stack_r], sampler, st.n_test, FLIP_RATES, seed=st.seed + 19)
     fl_cf = np.stack([li.flip_optimal_loss(st.lam, st.N, r, FLIP_RATES) for r in stack_r])
-    rows = [{"rank": r, "flip rate": p, "closed form": fl_cf[k, f], "Monte Carlo": fl[k, f], "SE": fl_se[k, f],
-             "z": (fl[k, f] - fl_cf[k, f]) / fl_se[k, f], "SE vs previous": fl_dse[k - 1, f] if k else np.nan,
-             "z vs previous": ((fl[k, f] - fl[k - 1, f]) - (fl_cf[k, f] - fl_cf[k - 1, f])) / fl_dse[k - 1, f]
-             if k else np.nan} for k, r in enumerate(stack_r) for f, p in enumerate(FLIP_RATES)]
+    rows = li.comparison_rows(stack_r, "flip rate", FLIP_RATES, fl_cf, fl, fl_se, fl_dse)
     trained = []
     for a in range(len(st.ranks) - 1):
         rs, rl = st.ranks[a], st.ranks[a + 1]
@@ -303,22 +251,6 @@ def run(config: Any, checkpoint: str | Path | None = None, *, progress: bool = F
 
 
 # ----------------------------------------------------------------------------- claims
-
-def bonferroni_z(n: int, family_wise: float = FAMILY_WISE) -> float:
-    """The |z| bound of n two-sided comparisons at a family-wise false-alarm rate (Bonferroni)."""
-    return float(norm.ppf(1 - family_wise / 2 / n))
-
-
-def comparison_z(frame: pd.DataFrame) -> np.ndarray:
-    """Every z of a `few_shot` or `flipped_labels` table: each loss, then each difference to the rank before."""
-    return np.r_[frame["z"].to_numpy(float), frame.loc[frame["rank"] > 0, "z vs previous"].to_numpy(float)]
-
-
-def z_summary(z: Any) -> tuple[float, int, float]:
-    """(max |z|, number of comparisons, its Bonferroni bound) of a set of z values."""
-    z = np.abs(np.asarray(z, dtype=float))
-    return float(z.max()), len(z), bonferroni_z(len(z))
-
 
 def _z_claim(z: Any, note: str) -> Measured:
     """A closed-form check: max |z| against the Bonferroni bound of its comparisons (`{n}` in `note`: their number)."""
@@ -541,44 +473,11 @@ def claim_values(rows: pd.DataFrame, config: Any) -> dict[str, Measured]:
 
 # ----------------------------------------------------------------------------- the regime where the smaller wins
 
-UNITS = {"label": "standard deviation of y", "input": "RMS standard deviation of an input coordinate"}
-
-
-def _unit(kind: str, lam: np.ndarray) -> float:
-    """The data's own scale of a noise kind: sd(y) = sqrt(tr Lambda) (Var(y) = tr Lambda, the Var(y) check confirms
-    it by Monte Carlo) for label noise; sqrt(tr Lambda / d), the RMS standard deviation of an input coordinate, for
-    input noise."""
-    return float(np.sqrt(lam.sum()) if kind == "label" else np.sqrt(lam.sum() / len(lam)))
-
-
-def _finite(v: float) -> float | None:
-    return float(v) if np.isfinite(v) else None
-
-
 def smaller_wins(margins: pd.DataFrame, config: Any) -> dict[str, dict[str, Any]]:
-    """Where the smaller model wins, per noise kind, in the data's own units (`UNITS`): the noise range in which the
-    best trained model is neither the largest rank nor worse than predicting 0. From the first measured crossing of
-    adjacent trained ranks (min of x_c over the pairs) to where the smallest rank becomes worse than predicting 0
-    (its x_0), measured on the run's test prompts (`margin_table`), beside the closed form for the trained ranks and
-    for every rank 1..d (the span of the per-direction thresholds). A bound the grid does not reach is None."""
+    """Where the smaller model wins, in the data's units, from `margin_table`'s rows (`li.smaller_wins`)."""
     s = base.settings(config)
-    lam, N, ranks = li.make_spectrum(s["spectrum"], int(s["d"]), s["decay"]), int(s["N"]), [int(r) for r in s["ranks"]]
-    out = {}
-    for kind in ("label", "input"):
-        unit = _unit(kind, lam)
-        sub = margins[margins["noise"] == kind] if len(margins) else margins
-        xc = sub["x_c measured"].to_numpy(float) if len(sub) else np.array([np.nan])
-        lo = float(np.nanmin(xc)) if np.isfinite(xc).any() else np.nan
-        smallest = sub[sub["small r"] == ranks[0]] if len(sub) else sub
-        hi = float(smallest["x_0 measured"].iloc[0]) if len(smallest) else np.nan
-        pred = li.smaller_model_regime(lam, N, ranks, kind)
-        every = li.smaller_model_regime(lam, N, range(1, len(lam) + 1), kind)
-        out[kind] = {"unit": UNITS[kind], "unit value": unit,
-                     "measured": [_finite(lo / unit), _finite(hi / unit)],
-                     "predicted": [pred[0] / unit, pred[1] / unit],
-                     "every rank (closed form)": [every[0] / unit, every[1] / unit],
-                     "ranks": ranks}
-    return out
+    lam = li.make_spectrum(s["spectrum"], int(s["d"]), s["decay"])
+    return li.smaller_wins(margins, lam, int(s["N"]), [int(r) for r in s["ranks"]])
 
 
 def regime(rows: pd.DataFrame, config: Any) -> dict[str, dict[str, Any]]:
@@ -586,15 +485,3 @@ def regime(rows: pd.DataFrame, config: Any) -> dict[str, dict[str, Any]]:
     have = set(rows[base.PART].unique()) if base.PART in rows.columns else set()
     margins = _part(rows, "margins", "x_c measured", "x_0 measured") if "margins" in have else pd.DataFrame()
     return smaller_wins(margins, config)
-
-
-def regime_text(wins: dict[str, dict[str, Any]], sig: int = 2) -> list[str]:
-    """One line per noise kind: the measured regime, the closed form's and the span over every rank."""
-    def pair(v: list) -> str:
-        if None in v:
-            return "not reached on the grid"
-        return " to ".join(format(float(f"{x:.{sig}g}"), "g") for x in v)
-
-    return [f"{kind} noise: the smaller model wins for a noise std of {pair(w['measured'])} times the {w['unit']} "
-            f"(closed form {pair(w['predicted'])}; with every rank 1..d: {pair(w['every rank (closed form)'])})"
-            for kind, w in wins.items()]

@@ -27,14 +27,14 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 import torch
-from scipy.stats import norm
 
-from icl_geometry.core.stats import t_interval
+from icl_geometry.core.multiple_testing import bonferroni_z
 from icl_geometry.core.verdicts import ClaimSpec, Measured
 from icl_geometry.experiments import base
 from icl_geometry.toys import sparse_parity as sp
 from icl_geometry.toys import sparse_parity_eval as ev
 from icl_geometry.toys import sparse_parity_model as spm
+from icl_geometry.toys import sparse_parity_regime as spr
 
 # The three model families: first-layer features, attention, and the config knob giving the batch size.
 FAMILIES: dict[str, dict[str, str]] = {
@@ -47,14 +47,7 @@ LINEAR = (FIXED, LEARNED)
 NOISES = ("label", "input")
 EXCESS_BOUND = 0.02  # a trained linear model "reaches" the optimum within 2% of its loss
 CROSSOVER_MARGIN = 0.05  # crossovers: measured - predicted within +-0.05 in the flip rate
-FAMILY_WISE = 0.01  # closed form vs Monte Carlo: 1% family-wise false alarms (Bonferroni)
 CI_COMPARISONS = 2 * 5 * 21  # the ci run's closed-form comparisons: 2 noise kinds x 5 sizes x 21 rates
-
-
-def bonferroni_z(n_comparisons: int, family_wise: float = FAMILY_WISE) -> float:
-    """The |z| a two-sided test must exceed for `n_comparisons` tests to raise a false alarm with probability
-    at most `family_wise` (Bonferroni)."""
-    return float(norm.ppf(1 - family_wise / 2 / n_comparisons))
 
 
 # ----------------------------------------------------------------------------- claims
@@ -171,11 +164,6 @@ class Setting:
     def M(self) -> int:
         """How many model sizes."""
         return len(self.heads)
-
-    def per_seed(self, arr: Any) -> np.ndarray:
-        """A family's (seeds x sizes, ...) array as (seeds, sizes, ...)."""
-        arr = np.asarray(arr)
-        return arr.reshape(self.seeds, self.M, *arr.shape[1:])
 
 
 def setting(config: Any) -> Setting:
@@ -389,31 +377,16 @@ def crossover_table(rows: pd.DataFrame, config: Any) -> pd.DataFrame:
 
 def accuracy_crossovers(rows: pd.DataFrame, config: Any, level: float = 0.9) -> pd.DataFrame:
     """Per family and noise kind, the flip rate at which the largest model's accuracy first falls below the
-    smallest's (linear interpolation on the grid below 1/2), per seed and as a mean over seeds with a 90% interval:
-    the seeds' Student-t half-width and the test prompts' Monte Carlo half-width (delta method on the accuracy
-    difference, SE sqrt(se_small^2 + se_large^2), averaged over seeds) in quadrature, as for the loss crossovers.
-    A seed whose curves do not cross below 1/2 counts at 1/2: there every model is at chance and the curves meet
-    (for label flips, beyond it the larger model follows the flipped labels more: the models are odd in the labels)."""
+    smallest's on the grid below 1/2 (`ev.accuracy_crossover`): per seed, and the mean over seeds with an interval."""
     S = setting(config)
     sw = base.part(rows, "sweeps")
-    z = float(norm.ppf(0.5 + level / 2))
     out = []
     for name in _families(sw):
         for kind in NOISES:
             keep = S.grid[kind] < 0.5
-            rates = S.grid[kind][keep]
             acc, se = (_cube(sw, S, name, col, kind)[..., keep] for col in ("acc", "acc_se"))
-            per_seed, ses = [], []
-            for s in range(S.seeds):  # the first rate where acc(smallest) - acc(largest) turns >= 0
-                x, e = ev.measured_crossover(rates, acc[s, -1], acc[s, 0], np.hypot(se[s, 0], se[s, -1]))
-                per_seed.append(x if np.isfinite(x) else 0.5)
-                ses.append(e if np.isfinite(x) else 0.0)
-            mean, (lo, hi) = t_interval(per_seed, level) if S.seeds >= 2 else (per_seed[0], (np.nan, np.nan))
-            half = float(np.hypot((hi - lo) / 2, z * np.mean(ses)))
             out.append({"family": name, "noise": kind, "small m": S.heads[0], "large m": S.heads[-1],
-                        "measured": mean, "low": mean - half, "high": mean + half,
-                        "seeds crossing": f"{sum(x < 0.5 for x in per_seed)}/{S.seeds}",
-                        "per seed": [round(float(x), 6) for x in per_seed]})
+                        **ev.accuracy_crossover(S.grid[kind][keep], acc, se, level)})
     return pd.DataFrame(out)
 
 
@@ -489,60 +462,30 @@ def _odd(sw: pd.DataFrame, S: Setting) -> dict[tuple[str, ...], Measured]:
 
 # ----------------------------------------------------------------------------- the regime where the smaller wins
 
-UNITS = {"label": "fraction of the context labels flipped", "input": "probability of flipping each context bit"}
-
-
-def _finite(v: float) -> float | None:
-    return float(v) if np.isfinite(v) else None
-
-
 def regime(rows: pd.DataFrame, config: Any) -> dict[str, dict[str, Any]]:
     """Where the smaller model wins, per noise kind, in flip rates (the data's own units): the range in which the
-    best model is neither the largest size nor worse than predicting 0 (loss 1), from the first loss crossover of
-    adjacent sizes to the rate at which the smallest size's loss rises to 1. Measured per family on the run's test
-    prompts (mean over seeds; `crossover_table`), beside the closed form for the trained sizes and for every size
-    1..K (the span of the per-subset thresholds); and, in accuracy, from the rate at which the largest model's
-    accuracy falls below the smallest's (`accuracy_crossovers`) up to 1/2. The run fact `smaller_model_wins`."""
+    best model is neither the largest size nor worse than predicting 0 (loss 1). Measured per family from the run's
+    loss curves (`crossover_table`, `spr.loss_regime`), beside the closed form (`spr.closed_form_regime`); and, in
+    accuracy, from the largest model's accuracy crossover (`accuracy_crossovers`) up to 1/2. The run fact
+    `smaller_model_wins`."""
     S = setting(config)
     sw = base.part(rows, "sweeps")
     cross, acc = crossover_table(rows, config), accuracy_crossovers(rows, config)
-    thresholds = {"label": sp.label_threshold(S.pi, S.N), "input": sp.input_threshold(S.pi, S.N, S.k)}
     out = {}
     for kind in NOISES:
         keep = S.grid[kind] <= 0.5
-        pred = predicted_crossovers(S)[kind]
-        entry = {"unit": UNITS[kind], "heads": list(S.heads),
-                 "predicted": [min(pred.values()), sp.crossover(S.pi, S.N, 0, S.heads[0], kind, S.k)],
-                 "every size (closed form)": [float(thresholds[kind].min()), float(thresholds[kind][0])],
-                 "measured": {}, "accuracy": {}}
+        entry = spr.closed_form_regime(S.pi, S.N, S.k, S.heads, kind)
         for name in _families(sw):
             sub = cross[(cross["family"] == name) & (cross["noise"] == kind)]["measured"].to_numpy(float)
             loss = _cube(sw, S, name, "loss", kind)[:, 0, keep]  # the smallest size, (seeds, rates)
-            useless = [ev.measured_crossover(S.grid[kind][keep], np.ones(keep.sum()), loss[s]) for s in range(S.seeds)]
-            lo = float(np.nanmin(sub)) if np.isfinite(sub).any() else np.nan
-            hi = float(np.nanmean(useless)) if np.isfinite(useless).any() else np.nan
-            entry["measured"][name] = [_finite(lo), _finite(hi)]
+            entry["measured"][name] = spr.loss_regime(sub, S.grid[kind][keep], loss)
             a = acc[(acc["family"] == name) & (acc["noise"] == kind)]["measured"]
-            entry["accuracy"][name] = [_finite(float(a.iloc[0])) if len(a) else None, 0.5]
+            entry["accuracy"][name] = [spr.finite(float(a.iloc[0])) if len(a) else None, 0.5]
         out[kind] = entry
     return out
 
 
 def regime_text(wins: dict[str, dict[str, Any]], family: str = PRIMARY, sig: int = 2) -> list[str]:
-    """One line per noise kind for one family: the measured loss regime, the closed form's, the span over every
-    size, and where the largest model's accuracy is below the smallest's."""
-    def pair(v: Sequence) -> str:
-        if None in v:
-            return "not reached on the grid"
-        return " to ".join(format(float(f"{x:.{sig}g}"), "g") for x in v)
-
-    lines = []
-    for kind, w in wins.items():
-        if family not in w["measured"]:
-            continue
-        acc = w["accuracy"][family]
-        in_acc = ("never below 1/2" if acc[0] is None or acc[0] >= 0.5 - ACCURACY_NULL else f"{pair(acc)}")
-        lines.append(f"{kind} flips ({family}): in loss the smaller model wins at rates {pair(w['measured'][family])} "
-                     f"(closed form {pair(w['predicted'])}; with every size 1..K: "
-                     f"{pair(w['every size (closed form)'])}); in accuracy the largest is below the smallest: {in_acc}")
-    return lines
+    """One line per noise kind for one family (`spr.regime_text`; accuracy crossovers within `ACCURACY_NULL` of 1/2
+    read as never)."""
+    return spr.regime_text(wins, family, ACCURACY_NULL, sig)

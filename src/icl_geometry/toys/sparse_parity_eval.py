@@ -207,3 +207,25 @@ def subset_values(A: Any, subsets: Sequence[Sequence[int]], weights: Any, N: int
             B[:, mask_of(s)] = 0
             out[t, i] = float(bilinear_loss(B, subsets, weights, N, lf, inf)) - base
     return out
+
+
+def accuracy_crossover(rates: Sequence[float], acc: Any, se: Any, level: float = 0.9) -> dict[str, Any]:
+    """The first rate at which the largest size's accuracy (`acc` (seeds, M, L) along `rates`, SEs `se`) falls to
+    the smallest's (linear interpolation), per seed and as a mean over seeds with an interval: the seeds' Student-t
+    half-width and the test prompts' Monte Carlo half-width (delta method on the accuracy difference, SE
+    sqrt(se_small^2 + se_large^2), averaged over seeds) in quadrature, as for the loss crossovers. A seed whose
+    curves do not cross counts at 1/2: there every model is at chance and the curves meet (for label flips, beyond
+    it the larger model follows the flipped labels more: the models are odd in the labels)."""
+    from scipy import stats as st
+
+    z = float(st.norm.ppf(0.5 + level / 2))
+    per_seed, ses = [], []
+    for s in range(len(acc)):  # the first rate where acc(smallest) - acc(largest) turns >= 0
+        x, e = measured_crossover(rates, acc[s, -1], acc[s, 0], np.hypot(se[s, 0], se[s, -1]))
+        per_seed.append(x if np.isfinite(x) else 0.5)
+        ses.append(e if np.isfinite(x) else 0.0)
+    mean, (lo, hi) = t_interval(per_seed, level) if len(acc) >= 2 else (per_seed[0], (np.nan, np.nan))
+    half = float(np.hypot((hi - lo) / 2, z * np.mean(ses)))
+    return {"measured": mean, "low": mean - half, "high": mean + half,
+            "seeds crossing": f"{sum(x < 0.5 for x in per_seed)}/{len(acc)}",
+            "per seed": [round(float(x), 6) for x in per_seed]}

@@ -1,5 +1,6 @@
 """Monte Carlo measurement in `toys.linear_icl`: the baselines (least squares, ridge, one GD step), noise sweeps
-over the same prompts (common random numbers), flipped-label sweeps, and the crossings read off measured curves."""
+over the same prompts (common random numbers), flipped-label sweeps, the crossings read off measured curves, and
+tables of the closed form against Monte Carlo."""
 
 from __future__ import annotations
 
@@ -291,3 +292,20 @@ def crossover_margin(noise: Array, loss_zero: Array, loss_small: Array, loss_lar
     xc, sc = measured_crossover(noise, loss_small, loss_large, se_large_small)
     x0, s0 = measured_crossover(noise, loss_zero, loss_small, se_small_zero)
     return x0 - xc, s0 + sc, xc, x0, sc
+
+
+# ----------------------------------------------------------------------------- closed form against Monte Carlo
+
+def comparison_rows(ranks: Sequence[int], level: str, levels: Sequence[float], cf: np.ndarray, mc: np.ndarray,
+                    se: np.ndarray, pair_se: Sequence[np.ndarray]) -> list[dict[str, Any]]:
+    """Closed form `cf` against Monte Carlo `mc` (SE `se`), arrays (ranks, levels): one row per (rank, level) with
+    its z, and the z of the difference to the rank before (paired SE `pair_se[k - 1]` for the k-th rank)."""
+    return [{"rank": r, level: levels[s], "closed form": cf[k, s], "Monte Carlo": mc[k, s], "SE": se[k, s],
+             "z": (mc[k, s] - cf[k, s]) / se[k, s], "SE vs previous": pair_se[k - 1][s] if k else np.nan,
+             "z vs previous": ((mc[k, s] - mc[k - 1, s]) - (cf[k, s] - cf[k - 1, s])) / pair_se[k - 1][s]
+             if k else np.nan} for k, r in enumerate(ranks) for s in range(len(levels))]
+
+
+def comparison_z(frame: Any) -> np.ndarray:
+    """Every z of a `comparison_rows` table: each loss, then each difference to the rank before."""
+    return np.r_[frame["z"].to_numpy(float), frame.loc[frame["rank"] > 0, "z vs previous"].to_numpy(float)]

@@ -78,10 +78,13 @@ can re-enter a region, so distinct <= pieces). The dimension of the MLP input is
 
 The package: `model` (configuration, task, embedding, network), `training` (the stacked training loop, the kept
 restart, round-off sensitivity), `measures` (errors, the MLP input's dimension, exact regions along t) and
-`sweep` (rows per fit, the heads grid, contrasts of two settings through their fits). The chapter's claims on
+`sweep` (rows per fit, the heads grid, contrasts of two settings through their fits) and `grid` (the grid's rows
+read back: types, ends, the contrast of its ends on a column, findings as sentences). The chapter's claims on
 these rows are declared and computed in `icl_geometry.experiments.attention_graphs`.
 """
 
+from icl_geometry.toys.sine_attention.grid import (INT_FIELDS, findings, grid_contrast, grid_ends, restore_types,
+                                                   spearman_columns)
 from icl_geometry.toys.sine_attention.measures import (EVAL_ELEMENTS, RegionCount, activation_patterns,
                                                        count_regions, effective_dim, fine_grid, fit_error,
                                                        linear_probe_error, mlp_input_rank, mlp_inputs, one_thread,
@@ -95,10 +98,11 @@ from icl_geometry.toys.sine_attention.sweep import ROW_FIELDS, compare_paired, c
 from icl_geometry.toys.sine_attention.training import STACK_ELEMENTS, FitResult, nudge_sensitivity, train
 
 __all__ = [
-    "ANCHORS", "DEVICES", "EVAL_ELEMENTS", "FLOAT_DTYPES", "HOLDOUT", "MIXTURES", "ROW_FIELDS", "SPLITS",
+    "ANCHORS", "DEVICES", "EVAL_ELEMENTS", "FLOAT_DTYPES", "HOLDOUT", "INT_FIELDS", "MIXTURES", "ROW_FIELDS", "SPLITS",
     "STACK_ELEMENTS", "FitResult", "RegionCount", "SineAttentionToy", "ToyConfig", "activation_patterns",
     "clock_frequencies", "clocks", "compare_paired", "compare_restarts", "config_dict", "count_regions",
     "effective_dim", "embed", "evaluate", "fine_grid", "fit_error", "linear_probe_error", "mha_last",
     "mlp_input_rank", "mlp_inputs", "nudge_sensitivity", "one_thread", "piece_budget", "position_code", "predict",
     "rank_bound", "seeds_and_restarts", "split_times", "sweep", "target", "time_grid", "train",
+    "findings", "grid_contrast", "grid_ends", "restore_types", "spearman_columns",
 ]

@@ -1,0 +1,121 @@
+"""The toy grid's rows read back (chapter 2): their types restored, the grid's ends, the contrast of its ends on
+a column (the toy claims' measurements) and its findings as sentences quoting the run's own numbers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from icl_geometry.core import stats
+from icl_geometry.core.jackknife import jackknife_interval
+from icl_geometry.toys.sine_attention.model import piece_budget, rank_bound
+from icl_geometry.toys.sine_attention.sweep import compare_paired, compare_restarts
+
+INT_FIELDS = ("heads", "context", "seed", "restart", "pieces", "distinct", "rank")  # the counts of `ROW_FIELDS`
+
+
+def restore_types(df: pd.DataFrame) -> pd.DataFrame:
+    """A toy table's counts as integers and `kept` as booleans (a stacked table stores them as floats/objects)."""
+    return df.astype({c: int for c in INT_FIELDS if c in df.columns}).astype({"kept": bool})
+
+
+def grid_ends(rows: Any) -> dict[str, int]:
+    """The fewest and most heads and the shortest and longest context of the rows."""
+    df = pd.DataFrame(rows)
+    return {"h_lo": int(df.heads.min()), "h_hi": int(df.heads.max()), "c_lo": int(df.context.min()),
+            "c_hi": int(df.context.max())}
+
+
+def spearman_columns(a: np.ndarray) -> float:
+    """Spearman's rho of the two columns of `a`."""
+    from scipy.stats import spearmanr
+
+    return float(spearmanr(a[:, 0], a[:, 1]).statistic)
+
+
+def grid_contrast(kept: pd.DataFrame, col: str, knob: str, how: str, min_n: int,
+                  level: float = 0.9) -> tuple[float, tuple[float, float], str] | None:
+    """Column `col` of the kept fits (one per heads and seed) at the grid's two ends of `knob`: (value, interval, how
+    it was measured), or None when the grid has one value of `knob` or fewer than `min_n` units.
+
+    Context (same networks at the shortest and longest context, fewest heads): paired by seed, a Student-t interval
+    over seeds (`compare_paired`). Heads (fewest and most at the longest context, different networks): Welch's
+    interval (`compare_restarts`). how="spearman": Spearman(knob, col) over the grid with a jackknife over whole
+    networks (all contexts of one (heads, seed) deleted together; Fisher scale)."""
+    ends = grid_ends(kept)
+    lo_key, hi_key = ("c_lo", "c_hi") if knob == "context" else ("h_lo", "h_hi")
+    if ends[lo_key] == ends[hi_key]:
+        return None
+
+    def cell(h: int, c: int) -> np.ndarray:
+        return kept[(kept.heads == h) & (kept.context == c)].sort_values("seed")[col].to_numpy(float)
+
+    if how == "spearman":
+        networks = kept.heads.astype(str) + "/" + kept.seed.astype(str)
+        n_units = int(networks.nunique())
+        if n_units < min_n:
+            return None
+        value, interval = jackknife_interval(kept[[knob, col]].to_numpy(float), spearman_columns,
+                                             groups=networks.to_numpy(), level=level, scale="fisher")
+        return value, interval, (f" ({len(kept)} (network, context) cells, {n_units} networks; {level:.0%} jackknife "
+                                 "t interval over networks, Fisher scale)")
+    if knob == "context":
+        a, b = cell(ends["h_lo"], ends["c_hi"]), cell(ends["h_lo"], ends["c_lo"])
+        if min(len(a), len(b)) < min_n:
+            return None
+        value, interval = compare_paired(a, b, how, level=level)
+        return value, interval, f" ({len(a)} seeds, {level:.0%} Student-t interval over seeds, paired)"
+    a, b = cell(ends["h_hi"], ends["c_hi"]), cell(ends["h_lo"], ends["c_hi"])
+    if min(len(a), len(b)) < min_n:
+        return None
+    value, interval = compare_restarts(a, b, how, level=level)
+    return value, interval, f" ({len(a)} and {len(b)} seeds, {level:.0%} Welch t interval" + (
+        " on the logs)" if how == "ratio" else ")")
+
+
+def findings(rows: Any, hidden: int = 8, d_head: int = 8) -> list[str]:
+    """The toy's results link by link (dimension, budget, fit), as sentences generated from the toy grid's rows
+    (kept fits, medians over seeds), so that the chapter's reading of a run - the ci run or a recorded one -
+    quotes that run's numbers and never typed-in ones."""
+    df = pd.DataFrame(rows)
+    k = df[df.kept.astype(bool)]
+    e = grid_ends(k)
+    h_lo, h_hi, c_lo, c_hi = e["h_lo"], e["h_hi"], e["c_lo"], e["c_hi"]
+    budget = piece_budget(hidden, 2)
+
+    def med(h: int, c: int, col: str) -> float:
+        return float(k[(k.heads == h) & (k.context == c)][col].median())
+
+    def change(a: float, b: float, fmt: str) -> str:
+        word = "rises" if b > a else "falls" if b < a else "stays"
+        return f"{word} ({a:{fmt}} -> {b:{fmt}})"
+
+    lines = []
+    for h in dict.fromkeys((h_lo, h_hi)):
+        lines.append(f"Dimension, {h} head(s): from context {c_lo} to {c_hi} the median rank of the MLP input "
+                     f"{change(med(h, c_lo, 'rank'), med(h, c_hi, 'rank'), 'g')} (bound {rank_bound(h, d_head, c_lo)} "
+                     f"-> {rank_bound(h, d_head, c_hi)} with d_head {d_head}) and its effective dimension "
+                     f"{change(med(h, c_lo, 'eff_dim'), med(h, c_hi, 'eff_dim'), '.2f')}.")
+    longer = k[k.context > c_lo]
+    over = longer.pieces > budget
+    by_heads = ", ".join(f"{h} head(s): {int(g.sum())} of {len(g)}" for h, g in over.groupby(longer.heads))
+    lines.append(f"Budget: at context {c_lo} the input is planar, so no fit has more than {budget} pieces; the kept "
+                 f"fits there have a median of {med(h_lo, c_lo, 'pieces'):g} ({h_lo} head(s)) and "
+                 f"{med(h_hi, c_lo, 'pieces'):g} ({h_hi} heads). At longer contexts {int(over.sum())} of {len(longer)} "
+                 f"kept fits use more than {budget} pieces ({by_heads}); the most is {int(k.pieces.max())}.")
+    for h in dict.fromkeys((h_lo, h_hi)):
+        a, b = med(h, c_lo, "test_mse"), med(h, c_hi, "test_mse")
+        verb = "improves" if b < a else "worsens"
+        lines.append(f"Fit, {h} head(s): reading {c_hi} tokens instead of {c_lo} {verb} the same networks' median "
+                     f"test MSE ({a:.2g} -> {b:.2g}); median pieces {med(h, c_lo, 'pieces'):g} -> {med(h, c_hi, 'pieces'):g}.")
+    if h_hi != h_lo:
+        lines.append(f"Heads: at context {c_hi}, {h_hi} heads instead of {h_lo} take the median test MSE from "
+                     f"{med(h_lo, c_hi, 'test_mse'):.2g} to {med(h_hi, c_hi, 'test_mse'):.2g} and the median pieces from "
+                     f"{med(h_lo, c_hi, 'pieces'):g} to {med(h_hi, c_hi, 'pieces'):g}.")
+    if len(k) >= 4:
+        rho, (lo, hi) = stats.spearman_interval(k.pieces, k.test_mse)
+        lines.append(f"Pieces and fit: over the {len(k)} kept (network, context) cells, Spearman(pieces, test MSE) = "
+                     f"{rho:.2f} [{lo:.2f}, {hi:.2f}] (negative: more pieces, better fit).")
+    return lines
