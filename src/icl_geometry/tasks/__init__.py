@@ -6,6 +6,7 @@ and controls, the noise put on demonstrations, and scoring without a judge model
 - `prompts`: k-shot prompts (chat turns or plain text), random-token and shuffled controls, classification prompts.
 - `noise`: flipped labels and replaced inputs on demonstrations.
 - `noise_measures`: a model's answers under noisy demonstrations, statistics over queries (chapter 7).
+- `context_contrasts`: one question asked in several contexts, compared prompt by prompt (chapter 4).
 - `scoring`: answer extraction, admissible choices, label log-probabilities, token groups.
 - `evaluation`: a model answering a family (greedy and packed passes, constrained choice, clean accuracy).
 
