@@ -1,9 +1,11 @@
-"""The golden test: the restructuring of issue 24 (one shape for every chapter) changes no committed number.
+"""The golden test: a restructuring changes no committed number.
 
 Every claim's value and interval (to 1e-9), verdict and kind in `book/results/` and `book/recorded/`, every
 column of every rows file, the text of every `# NBVAL_CHECK_OUTPUT` cell and every figure of the chapters
-must equal `tests/golden/golden.json`, written from the book before the restructuring. A claim renamed on
-purpose is listed in `tests/golden/renamed.json` (old id -> new id); its old id in the golden snapshot and in
+must equal `tests/golden/golden.json`. The snapshot is rewritten (`python tests/golden/snapshot.py`) only in a
+commit that changes numbers on purpose and says why: it was written before issue 24's restructuring (which
+passed against it), and again after issue 25 (intervals that cover, claim roles and minimum sizes, chapters 5
+and 6's re-expressed claims). A claim renamed on purpose is listed in `tests/golden/renamed.json` (old id -> new id); its old id in the golden snapshot and in
 the checked text reads as the new one (the checked text is then compared with runs of spaces collapsed and
 lines unindented, since a table's column widths follow its longest id). Reads committed files only: fast tier.
 """

@@ -165,6 +165,11 @@ class Setting:
         """How many model sizes."""
         return len(self.heads)
 
+    def per_seed(self, arr: Any) -> np.ndarray:
+        """A family's (seeds x sizes, ...) array as (seeds, sizes, ...) (the notebook's tables and figures)."""
+        arr = np.asarray(arr)
+        return arr.reshape(self.seeds, self.M, *arr.shape[1:])
+
 
 def setting(config: Any) -> Setting:
     """The setting of a run, from a resolved Config or a results JSON's `config` (same subsets: seeded)."""
