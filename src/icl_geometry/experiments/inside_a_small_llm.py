@@ -97,13 +97,10 @@ def _column(table: pd.DataFrame, context: str, k: int, column: str) -> np.ndarra
     return sel[column].to_numpy(float)
 
 
-def claim_values(rows: pd.DataFrame, config: Any) -> dict[str, Measured]:
-    """The chapter's three claims: accuracy at max(shots) minus at 0 shots, random tokens minus 0 shots, and the
-    first layer's absolute edge count at max(shots) minus at 0 shots (paired bootstrap over items, 95%).
-
-    Each is judged only on at least its `min_n` items (`MIN_ITEMS`): below that a percentile bootstrap of a
-    paired mean is too narrow to be read as a 95% interval, and the claim is left out ("not judged at this
-    size")."""
+def measured(rows: pd.DataFrame, config: Any) -> tuple[dict[str, Measured], dict[str, int]]:
+    """The chapter's three numbers, whatever the run's size, and the items each rests on: accuracy at max(shots)
+    minus at 0 shots, random tokens minus 0 shots, and the first layer's absolute edge count at max(shots) minus
+    at 0 shots (paired bootstrap over items, 95%). The notebook shows them; `claim_values` judges them."""
     cfg = base.settings(config)
     k_max, seed = max(cfg["shots"]), cfg["seed"]
     ans = base.part(rows, "answers")
@@ -126,6 +123,14 @@ def claim_values(rows: pd.DataFrame, config: Any) -> dict[str, Measured]:
         "first_layer_id_rises_with_context": Measured(first, first_ci, (
             f"mean change of the last token's summed edge count at layer 0, {k_max} shots vs 0")),
     }
+    return out, units
+
+
+def claim_values(rows: pd.DataFrame, config: Any) -> dict[str, Measured]:
+    """The claims of `measured`, each judged only on at least its `min_n` items (`MIN_ITEMS`): below that a
+    percentile bootstrap of a paired mean is too narrow to be read as a 95% interval, and the claim is left out
+    ("not judged at this size")."""
+    out, units = measured(rows, config)
     return {cid: m for cid, m in out.items() if units[cid] >= CLAIMS[cid].min_n}
 
 
