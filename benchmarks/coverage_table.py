@@ -8,6 +8,7 @@ clouds, chapter 4's full logistic fits) and keeps the old implementations below 
 
     .venv/bin/python benchmarks/coverage_table.py                 # every case, each with its own replicates
     .venv/bin/python benchmarks/coverage_table.py --only 02 03    # some chapters (their rows are updated)
+    .venv/bin/python benchmarks/coverage_table.py --only 03 --in-test-only   # without the slow full-size cases
 
 Writes benchmarks/results/coverage.json: one row per (method, chapter, profile sizes, design) with the
 replicates, the coverage before and after, the nominal level and the floor (nominal - 5 points). A run of some
@@ -203,6 +204,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--replicates", type=int, default=None, help="replicates per case (default: each case's own)")
     ap.add_argument("--only", nargs="*", default=None, help="chapters to run (e.g. 02 03)")
+    ap.add_argument("--in-test-only", action="store_true",
+                    help="only the cases make test runs (skips the slow full-size ones; their rows are kept)")
     args = ap.parse_args(argv)
     import torch
 
@@ -211,7 +214,7 @@ def main(argv=None) -> int:
     rows = []
     t_all = time.perf_counter()
     for case in tc.CASES:
-        if args.only and case.chapter not in args.only:
+        if (args.only and case.chapter not in args.only) or (args.in_test_only and not case.in_test):
             continue
         reps = args.replicates or case.replicates
         t0 = time.perf_counter()
