@@ -28,7 +28,6 @@ import torch
 from _common import machine_info, write_results
 
 from icl_geometry.core import attention_graph as ag
-from icl_geometry.experiments import context_and_reasoning as cg
 from icl_geometry.llm import engine, lm
 from icl_geometry import tasks
 

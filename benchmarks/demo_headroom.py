@@ -19,7 +19,6 @@ from icl_geometry import tasks
 from icl_geometry.llm import lm
 
 from icl_geometry.core import stats
-from icl_geometry.experiments import noisy_demonstrations as nd
 
 SHOTS = (0, 4, 8, 16)
 N_POOL = 16  # 8 per class: enough for k = 16 balanced demonstrations

@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 from _common import machine_info, write_results
 
-from icl_geometry.experiments import context_and_reasoning as cg
 from icl_geometry.llm import lm
 from icl_geometry.core import stats
 from icl_geometry import tasks
