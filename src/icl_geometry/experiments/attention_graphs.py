@@ -159,13 +159,15 @@ CLAIMS: dict[str, ClaimSpec] = {
 # longest context, different networks), ratio of geometric means or difference of means (or a Spearman over the
 # kept fits), and the note's wording.
 TOY_TESTS: dict[str, tuple[str, str, str, str]] = {  # claim id: (column, knob, how, note)
-    "toy_mse_ratio_context": ("test_mse", "context", "ratio", "{h_lo} head(s): geometric mean over seeds of test MSE at "
+    "toy_mse_ratio_context": ("test_mse", "context", "ratio",
+                              "{h_lo} head(s): geometric mean over seeds of test MSE at "
                               "context {c_hi} / at context {c_lo} (same networks)"),
     "toy_mse_ratio_heads": ("test_mse", "heads", "ratio",
                             "context {c_hi}: geometric mean test MSE with {h_hi} heads / with {h_lo}"),
     "toy_pieces_gain_context": ("pieces", "context", "difference",
                                 "{h_lo} head(s): mean pieces at context {c_hi} minus {c_lo} (same networks)"),
-    "toy_pieces_gain_heads": ("pieces", "heads", "difference", "context {c_hi}: mean pieces, {h_hi} heads minus {h_lo}"),
+    "toy_pieces_gain_heads": ("pieces", "heads", "difference",
+                              "context {c_hi}: mean pieces, {h_hi} heads minus {h_lo}"),
     "toy_distinct_gain_heads": ("distinct", "heads", "difference",
                                 "context {c_hi}: mean distinct regions visited, {h_hi} heads minus {h_lo}"),
     "toy_dim_gain_context": ("eff_dim", "context", "difference", "{h_lo} head(s): mean effective dimension "
@@ -283,7 +285,8 @@ def real_layer_checks(loaded: Any, prompt: str, eps: float) -> tuple[dict[int, A
     layers = [0, loaded.n_layers - 1]  # each check solves an LP per row
     ios = {layer: ab.block_io(loaded, prompt, layer) for layer in layers}
     table = ab.minkowski_table(ios, (0.0, eps))  # a query 1/4 in, halfway and last
-    rebuilt = pd.DataFrame({"layer": layers, "reconstruction_error": [ab.reconstruction_error(io) for io in ios.values()]})
+    errors = [ab.reconstruction_error(io) for io in ios.values()]
+    rebuilt = pd.DataFrame({"layer": layers, "reconstruction_error": errors})
     return ios, table, rebuilt
 
 
@@ -378,7 +381,8 @@ def _graph_claims(p: dict[str, pd.DataFrame], s: dict[str, Any]) -> dict[str, Me
         per_head = u[["first_layer", "last_layer"]].to_numpy(float)
         value, interval = jackknife.jackknife_interval(per_head, _first_over_last, level=LEVEL, scale="log")
         out["first_layer_attention_more_uniform"] = Measured(value, interval, (
-            f"(effective degree / keys) of layer 0 over the last layer, mean over heads and rows; {s.get('model', '?')}, "
+            f"(effective degree / keys) of layer 0 over the last layer, mean over heads and rows; "
+            f"{s.get('model', '?')}, "
             f"one prompt; 90% jackknife t interval over the {len(u)} heads (log scale)"))
     if "minkowski" in p:
         mink = p["minkowski"]
@@ -388,7 +392,8 @@ def _graph_claims(p: dict[str, pd.DataFrame], s: dict[str, Any]) -> dict[str, Me
         out["generic_dimension_equals_tight_bound"] = Measured(float((mink["dimension"] == mink["tight bound"]).mean()))
     if "fixed_support" in p:
         fixed = p["fixed_support"]
-        out["fixed_support_rank_minus_tight_bound"] = Measured(float((fixed["rank"] - fixed["tight bound"]).abs().max()))
+        gap = (fixed["rank"] - fixed["tight bound"]).abs().max()
+        out["fixed_support_rank_minus_tight_bound"] = Measured(float(gap))
         out["fixed_support_twonn_over_bound_max"] = Measured(float((fixed["TwoNN"] / fixed["theorem bound"]).max()))
         if len(fixed) >= CLAIMS["fixed_support_spearman_twonn_vs_bound"].min_n:
             rho, ci = stats.spearman_interval(fixed["theorem bound"], fixed["TwoNN"], level=LEVEL)

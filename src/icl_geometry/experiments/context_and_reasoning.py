@@ -72,7 +72,8 @@ def _interleave(groups: list[list[int]]) -> list[int]:
 def run_experiment(loaded: Any, families: Sequence[str], n_candidates: int, shots: Sequence[int],
                    perturbed_shots: Sequence[int] = (), n_base: int | None = None,
                    contexts: Sequence[str] = tasks.CONTEXTS, seed: int = 0, n_pool: int = 50, eps: float = 0.1,
-                   batch_size: int = 32, batch_tokens: int = 4096, max_new_tokens: int = 16, chat_style: str = "multi_turn",
+                   batch_size: int = 32, batch_tokens: int = 4096, max_new_tokens: int = 16,
+                   chat_style: str = "multi_turn",
                    mlp_layers: Sequence[int] = (0, -1), progress: bool = False, checkpoint: Path | str | None = None,
                    items_per_pass: int | None = None) -> ContextRun:
     """Paper A's section-3 experiment on `loaded`.
@@ -190,7 +191,8 @@ READINGS = {"abs": "id_abs", "rel": "id_rel"}  # the two readings of eq. 8 (clai
 SCORINGS = {"greedy": "correct", "choice": "choice_correct"}  # greedy extraction, constrained choice
 FIG8_FLAT_MARGIN = 0.25  # |logistic slope per SD| below this is 'no effect' at the first layer, declared beforehand
 MIN_WITHIN_ITEMS = 15  # a within-item claim is judged only on at least this many items that vary within: its
-#                        bootstrap over items covers 80% at 10 such items, 87% at 15 (nominal 90%; tests/test_coverage.py)
+#                        bootstrap over items covers 80% at 10 such items, 87% at 15 (nominal 90%;
+#                        tests/test_coverage.py)
 
 
 def rows_table(run: ContextRun) -> pd.DataFrame:

@@ -93,7 +93,8 @@ def run_experiment(loaded: Any, families: Sequence[str], n_items: int, n_pool: i
     """Trace every (query, condition) prompt once (batches by `engine.batches`, shortest first), keeping per
     prompt only the label log-probabilities and the last token's attention summaries and MLP inputs.
 
-    With `checkpoint` (a file, `base.Checkpoint`) the kept arrays are saved every `checkpoint_every` seconds and at the end;
+    With `checkpoint` (a file, `base.Checkpoint`) the kept arrays are saved every `checkpoint_every` seconds and
+    at the end;
     a later call with the same model, prompts and eps resumes from them (batches already done are skipped),
     so an interrupted long run loses at most a minute. Results are the same with or without resuming;
     `seconds` adds up the time of every call that worked on the run.
@@ -119,7 +120,8 @@ def run_experiment(loaded: Any, families: Sequence[str], n_items: int, n_pool: i
     last_save = time.perf_counter()
     for group in engine.progress_bar(todo, progress, f"tracing {loaded.name}"):
         traces = engine.trace_batch(loaded, [texts[i] for i in group], batch_size=len(group), last_logits_only=True)
-        state["logprobs"][group] = tasks.label_logprobs(loaded, [prompts[i] for i in group], [tr.logits for tr in traces])
+        logits = [tr.logits for tr in traces]
+        state["logprobs"][group] = tasks.label_logprobs(loaded, [prompts[i] for i in group], logits)
         for i, tr in zip(group, traces):
             rows_att = tr.attention_rows[:, :, -1].numpy()  # (layers, heads, T): the last token's rows
             state["attention_mass"][i] = attention_mass(rows_att, tasks.token_groups(loaded, prompts[i]))
@@ -205,7 +207,7 @@ def twonn_profile(run: NoisyRun, cond: Sequence[tuple[str, float]], layers: Sequ
     return pd.DataFrame(out)
 
 
-# ============================================================================= the chapter's claims, and runs kept as rows
+# ================================================================ the chapter's claims, and runs kept as rows
 
 LEVEL = 0.9  # every interval of chapter 7 is a 90% interval
 

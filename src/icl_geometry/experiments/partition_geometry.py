@@ -41,7 +41,8 @@ GENERAL_SEEDS = 10
 N_NETS = 8  # random nets the growth-with-d claims average over
 LEVEL = 0.9
 # The fewest units a judged claim needs (below: left out, "not judged at this size"); see each claim's `min_n`.
-MIN_SEEDS = 2  # seeds per width for Fig. 2's wide-vs-narrow ratio (a Welch t interval on log MSE: exact for normal logs)
+# seeds per width for Fig. 2's wide-vs-narrow ratio (a Welch t interval on log MSE: exact for normal logs)
+MIN_SEEDS = 2
 MIN_FITS = 10  # sine fits for the Spearman correlation over fits (a percentile bootstrap over fits)
 MIN_NETS = 5  # random nets for Fig. 3's growth with d (a Student-t interval over nets)
 

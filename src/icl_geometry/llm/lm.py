@@ -233,7 +233,8 @@ def load(name_or_path: str = DEFAULT_MODEL, device: str = "auto", dtype: torch.d
         tokenizer = AutoTokenizer.from_pretrained(source)
         model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, attn_implementation="eager", **placement)
     except OSError as err:
-        raise _not_found(name_or_path, f"transformers could not find or download it ({err.__class__.__name__})") from err
+        why = f"transformers could not find or download it ({err.__class__.__name__})"
+        raise _not_found(name_or_path, why) from err
     if device_map is None:
         model.to(device)
     model.eval()
@@ -288,7 +289,8 @@ def describe(name_or_path: str) -> dict[str, Any]:
         cfg = AutoConfig.from_pretrained(source, **kwargs)
         tok = AutoTokenizer.from_pretrained(source, **kwargs)
     except OSError as err:
-        raise _not_found(name_or_path, f"transformers could not find or download it ({err.__class__.__name__})") from err
+        why = f"transformers could not find or download it ({err.__class__.__name__})"
+        raise _not_found(name_or_path, why) from err
     arch = (cfg.architectures or [type(cfg).__name__])[0]
     return _architecture(cfg, name_or_path, arch, getattr(tok, "chat_template", None) is not None)
 

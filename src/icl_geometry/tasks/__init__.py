@@ -13,7 +13,8 @@ and controls, the noise put on demonstrations, and scoring without a judge model
 The names below are the package's public face: `from icl_geometry import tasks` then `tasks.split(...)`.
 """
 
-from icl_geometry.tasks.classification import BASE_FAMILIES, CLASSIFICATION_FAMILIES, GROUPS, UNRELATED, DemoFamily, Example
+from icl_geometry.tasks.classification import (BASE_FAMILIES, CLASSIFICATION_FAMILIES, GROUPS, UNRELATED,
+                                               DemoFamily, Example)
 from icl_geometry.tasks.evaluation import (Evaluation, answer, answer_prefix, choice_scores, clean_accuracy, evaluate,
                                            few_shot_prompts, prompts_for, question_marker, trace_all)
 from icl_geometry.tasks.noise import corrupt, n_corrupted

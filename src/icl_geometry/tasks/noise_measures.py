@@ -22,7 +22,9 @@ class NoisyRun:
     n_heads: int
     k: int
     eps: float
-    rows: Any  # DataFrame: family, item, text (the query), true_label, noise, rate, pred, correct, follows_flipped, margin, n_tokens
+    # DataFrame: family, item, text (the query), true_label, noise, rate, pred, correct, follows_flipped,
+    # margin, n_tokens
+    rows: Any
     logprobs: np.ndarray  # (n_rows, 2) label words' log-probabilities
     attention_mass: np.ndarray  # (n_rows, n_layers, 3): head-mean mass of the last token on label / input / other
     id_sum: np.ndarray  # (n_rows, n_layers) eq. 8 summed over heads
@@ -119,7 +121,8 @@ def following_rate(run: NoisyRun, rate: float = 1.0, n_boot: int = 1000, level: 
 
 
 def distraction_correlation(runs: Sequence[NoisyRun], noise: str, rate: float, n_boot: int = 1000,
-                            level: float = 0.9, seed: int = 0, reading: str = "sum") -> tuple[float, tuple[float, float], list[float]]:
+                            level: float = 0.9, seed: int = 0, reading: str = "sum",
+                            ) -> tuple[float, tuple[float, float], list[float]]:
     """Does the geometry change predict distraction? Per model, Spearman's rho over queries between the change
     of eq. 8 (averaged over layers) from clean to noisy and the drop of the true label's margin (log-prob of
     the true label minus the other's); returns the mean rho over models, its bootstrap interval (queries

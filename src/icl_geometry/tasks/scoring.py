@@ -187,7 +187,8 @@ def choices(item: Item, n: int = 4) -> tuple[str, ...]:
                 raise ValueError(f"n = {n} is not allowed for a letter answer: expected at most {len(letters)}.")
             width = 3
             while True:
-                near = [letters[i] for i in range(gold - width, gold + width + 1) if 0 <= i < len(letters) and i != gold]
+                near = [letters[i] for i in range(gold - width, gold + width + 1)
+                        if 0 <= i < len(letters) and i != gold]
                 if len(near) >= n - 1:
                     break
                 width += 1

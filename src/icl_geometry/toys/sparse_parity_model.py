@@ -64,7 +64,7 @@ class ParityFamily(nn.Module):
         def gauss(*shape: int, scale: float) -> nn.Parameter:
             return nn.Parameter(torch.randn(*shape, generator=g, dtype=dtype) * scale)
 
-        M, H, Hmax = self.n_members, len(member), max(self.heads)
+        M, Hmax = self.n_members, max(self.heads)
         slot = [s for _ in range(self.n_seeds) for m in self.heads for s in range(m)]
         self.register_buffer("slot", torch.tensor(slot))  # head h is slot[h] of member[h]'s heads
         if features == "learned":

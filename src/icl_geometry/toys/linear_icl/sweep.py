@@ -72,7 +72,8 @@ def ridge(X: torch.Tensor, y: torch.Tensor, xq: torch.Tensor, penalty: float) ->
 
 
 def optimal_gd_step(Lambda: Array, N: int) -> float:
-    """The best step size eta for one GD step from w = 0 (Gamma = eta I) on clean prompts: tr(Lambda^2) / tr(Lambda H)."""
+    """The best step size eta for one GD step from w = 0 (Gamma = eta I) on clean prompts:
+    tr(Lambda^2) / tr(Lambda H)."""
     L = Lambda.detach().cpu().numpy() if is_torch(Lambda) else np.asarray(Lambda, dtype=np.float64)
     check_cov(L)
     return float(np.trace(L @ L) / np.trace(L @ h_moment(L, N)))

@@ -45,7 +45,8 @@ steps. Our choices, each made so that one link of that chain can be seen and can
   times inside the series, so the toy is asked to interpolate. Of the `restarts` of a seed, the one with the
   lowest validation MSE (mean over contexts) is kept; every reported MSE is the test MSE of a kept fit at one
   context. `seeds` seeds give independent kept fits per heads setting; claims compare settings through them
-  (medians, 90% bootstrap over seeds; `experiments.attention_graphs.claim_values`), paired by seed where the same networks are read at
+  (medians, 90% bootstrap over seeds; `experiments.attention_graphs.claim_values`), paired by seed where the
+  same networks are read at
   two contexts. Training on every fourth bin also makes a step 4x cheaper, which is what lets the paper's
   10 x 7 grid run with seeds and restarts on a CPU.
 * Reproducibility across machines. A fit must not depend on round-off, which differs between CPUs (vector

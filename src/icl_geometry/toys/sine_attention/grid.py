@@ -109,10 +109,12 @@ def findings(rows: Any, hidden: int = 8, d_head: int = 8) -> list[str]:
         a, b = med(h, c_lo, "test_mse"), med(h, c_hi, "test_mse")
         verb = "improves" if b < a else "worsens"
         lines.append(f"Fit, {h} head(s): reading {c_hi} tokens instead of {c_lo} {verb} the same networks' median "
-                     f"test MSE ({a:.2g} -> {b:.2g}); median pieces {med(h, c_lo, 'pieces'):g} -> {med(h, c_hi, 'pieces'):g}.")
+                     f"test MSE ({a:.2g} -> {b:.2g}); median pieces {med(h, c_lo, 'pieces'):g} -> "
+                     f"{med(h, c_hi, 'pieces'):g}.")
     if h_hi != h_lo:
         lines.append(f"Heads: at context {c_hi}, {h_hi} heads instead of {h_lo} take the median test MSE from "
-                     f"{med(h_lo, c_hi, 'test_mse'):.2g} to {med(h_hi, c_hi, 'test_mse'):.2g} and the median pieces from "
+                     f"{med(h_lo, c_hi, 'test_mse'):.2g} to {med(h_hi, c_hi, 'test_mse'):.2g} "
+                     "and the median pieces from "
                      f"{med(h_lo, c_hi, 'pieces'):g} to {med(h_hi, c_hi, 'pieces'):g}.")
     if len(k) >= 4:
         rho, (lo, hi) = stats.spearman_interval(k.pieces, k.test_mse)

@@ -51,13 +51,15 @@ def predict(model: SineAttentionToy, t: torch.Tensor | str | None = None, contex
 
 
 @torch.no_grad()
-def fit_error(model: SineAttentionToy, t: torch.Tensor | str | None = None, context: int | None = None) -> dict[str, float]:
+def fit_error(model: SineAttentionToy, t: torch.Tensor | str | None = None,
+              context: int | None = None) -> dict[str, float]:
     """Mean squared error, largest absolute error, and fraction of variance unexplained of the fit at times t
     (default: the training bins; "val" / "test": the held-out times) reading `context` tokens."""
     t = _times(model, t)
     err = model(t, context) - target(t)
     mse = float(torch.mean(err.double() ** 2))
-    return {"mse": mse, "max_abs": float(err.abs().max()), "fvu": mse / float(torch.var(target(t).double(), unbiased=False))}
+    var = float(torch.var(target(t).double(), unbiased=False))
+    return {"mse": mse, "max_abs": float(err.abs().max()), "fvu": mse / var}
 
 
 def _float64(model: SineAttentionToy) -> SineAttentionToy:
@@ -80,7 +82,8 @@ def mlp_inputs(model: SineAttentionToy, t: torch.Tensor | str | None = None, con
 
 
 @torch.no_grad()
-def linear_probe_error(model: SineAttentionToy, t: torch.Tensor | str | None = None, context: int | None = None) -> float:
+def linear_probe_error(model: SineAttentionToy, t: torch.Tensor | str | None = None,
+                       context: int | None = None) -> float:
     """MSE of the best affine read-out of sin(t) from the MLP input: how much the attention block already fits
     before the MLP's regions are used (0.5 = nothing, the variance of sin)."""
     z = torch.from_numpy(mlp_inputs(model, t, context))
@@ -109,7 +112,8 @@ def effective_dim(z: np.ndarray) -> float:
     return float(s2.sum() ** 2 / (s2 ** 2).sum()) if s2.sum() > 0 else 0.0
 
 
-def activation_patterns(model: SineAttentionToy, t: torch.Tensor | str | None = None, context: int | None = None) -> np.ndarray:
+def activation_patterns(model: SineAttentionToy, t: torch.Tensor | str | None = None,
+                        context: int | None = None) -> np.ndarray:
     """(len(t), hidden) booleans: which hidden ReLU neurons are on at the MLP input of each time."""
     return partition.activation_patterns(model.mlp, mlp_inputs(model, t, context))
 

@@ -42,7 +42,8 @@ class ToyConfig:
     seed: int = 0  # the first seed; seed s of `seeds` is seed + s
     dtype: str = "float64"
     anchors: str = "between"  # where each hidden neuron's initial hyperplane crosses the curve: between bins or on one
-    mixture: str = "all"  # "all": every step's loss is the mean over all contexts; "cycle": step i uses context i mod len
+    # "all": every step's loss is the mean over all contexts; "cycle": step i uses context i mod len
+    mixture: str = "all"
 
     def __post_init__(self) -> None:
         ints = {"heads": (1, 1_000), "d_head": (1, 1_024), "hidden": (1, 100_000), "n_bins": (8, 10_000_000),
@@ -116,7 +117,8 @@ def time_grid(n_bins: int = 1000, periods: float = 5.0, dtype: torch.dtype = tor
 HOLDOUT = 4  # bins j with j % 4 == 0 train the toy, j % 4 == 2 validate it, j % 4 in (1, 3) test it
 
 
-def split_times(split: str, n_bins: int = 1000, periods: float = 5.0, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+def split_times(split: str, n_bins: int = 1000, periods: float = 5.0,
+                dtype: torch.dtype = torch.float64) -> torch.Tensor:
     """The times of one split of the series' n_bins bins: "train" (every 4th bin, from the first), "val" (the
     bins halfway between two training bins) or "test" (the rest: the bins next to a training bin). Held-out
     bins lie between training bins: the toy is asked to interpolate, not to extrapolate."""
@@ -189,7 +191,8 @@ def mha_last(W_q: torch.Tensor, W_k: torch.Tensor, W_v: torch.Tensor, W_o: torch
     beta = (q * W_k[:, None, :, 1]).sum(-1)
     pos_k = torch.einsum("pd,rhdk->rhkp", pos, W_k[:, :, 2:])
     P = torch.einsum("rihk,rhkp->rihp", q_tab, pos_k).reshape(R, 3, H * C)
-    scores = (u @ P).view(R, n, H, C) + alpha[..., None] * sin[None, :, None, :] + beta[..., None] * cos[None, :, None, :]
+    scores = (u @ P).view(R, n, H, C) + alpha[..., None] * sin[None, :, None, :] \
+        + beta[..., None] * cos[None, :, None, :]
     w = torch.softmax(scores, dim=-1)
     vo_sin = torch.einsum("rhk,rhke->rhe", W_v[:, :, 0], W_o)  # (R, H, D)
     vo_cos = torch.einsum("rhk,rhke->rhe", W_v[:, :, 1], W_o)
@@ -245,7 +248,8 @@ class SineAttentionToy(nn.Module):
     def _context(self, context: int | None) -> int:
         c = self.config.max_context if context is None else context
         if not is_int(c) or not 1 <= c <= self.config.max_context:
-            raise ValueError(f"context = {context!r} is not allowed: expected an integer in [1, {self.config.max_context}]")
+            raise ValueError(f"context = {context!r} is not allowed: expected an integer in "
+                             f"[1, {self.config.max_context}]")
         return int(c)
 
     def tokens(self, t: torch.Tensor, context: int | None = None) -> torch.Tensor:
