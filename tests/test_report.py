@@ -248,12 +248,18 @@ def test_model_column_for_toys():
 
 def test_glance_box_reads_the_chapter_verdicts(tmp_path):
     rows = [r for r in _book(tmp_path) if r["chapter"] == "04"]
-    box = report.glance("Does context help?", rows)
+    from icl_geometry.bookkit.glance import glance
+
+    box = glance("Does context help?", rows)
     assert box.startswith(":::{admonition} At a glance") and box.endswith(":::")
     assert "Does context help?" in box and "gemma3-270m, smollm2-135m" in box
-    assert "empirical replications: 2 claims: 1 reproduced, 1 inconclusive" in box
-    assert "3 views of the papers' claims shown but not counted, 1 claims of our own and 1 sanity checks" in box
-    assert "trained from scratch" in report.glance("Toy?", [])
+    assert "2 empirical replications" in box and box.count("- **reproduced**") == 1
+    assert box.count("- **inconclusive**") == 1
+    assert "**Our own claims** (not counted): 1" in box
+    assert "3 supporting views of the papers' claims and 1 checks that cannot fail" in box
+    toy = glance("Toy?", [], answer="Yes, mostly.")
+    assert "trained from scratch" in toy and "**Answer.** Yes, mostly." in toy
+    assert " 0 " not in toy and "Our own claims" not in toy  # no zero counts
 
 
 def test_every_chapter_names_a_paper_the_report_knows():

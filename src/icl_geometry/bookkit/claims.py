@@ -171,16 +171,28 @@ class ClaimBook:
         return pd.DataFrame(rows, columns=["claim", "kind", "value", "expected", "verdict"])[columns]
 
 
-    def found(self, digits: int = 2):
-        """The "what we found" table every chapter ends with: claim, the paper's statement, the measured
-        value and its interval (`digits` significant figures), and the verdict."""
+    def found(self, digits: int = 2, frame: bool = False):
+        """The "what we found" table every chapter ends with: claim, kind, the paper's statement, the measured
+        value and its interval (`digits` significant figures), and the verdict.
+
+        Returns a `tables.Table` (a wrapping HTML table in the book; the statement column widest, the verdict
+        never clipped); its DataFrame is `.df` (column access such as `.verdict` reaches it too), or pass
+        `frame=True` for the DataFrame itself."""
         import pandas as pd
+
+        from icl_geometry.bookkit import tables
 
         rows = [{"claim": c.claim_id, "kind": c.kind or "", "paper": c.paper, "measured": f"{c.value:.{digits}g}",
                  "interval": "" if c.low is None else f"[{c.low:.{digits}g}, {c.high:.{digits}g}]",
                  "verdict": c.verdict + (f" (forced: {c.forced_by})" if c.forced_by else "")}
                 for c in self.claims.values()]
-        return pd.DataFrame(rows, columns=["claim", "kind", "paper", "measured", "interval", "verdict"])
+        df = pd.DataFrame(rows, columns=["claim", "kind", "paper", "measured", "interval", "verdict"])
+        if frame:
+            return df
+        return tables.show(df, widths=FOUND_WIDTHS)
+
+
+FOUND_WIDTHS = {"claim": 3.0, "kind": 1.3, "paper": 6.0, "measured": 1.7, "interval": 2.6, "verdict": 2.8}
 
 
 def report_table(directory: Path | None = None):

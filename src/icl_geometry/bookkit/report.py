@@ -477,23 +477,3 @@ def render(rows: list[dict[str, Any]], notebooks: Path | None = None) -> str:
                           f"{r['model'] or TOY}, {r['units']:,} rows)") for r in runs.values()) + ".", ""]
             lines += _detail(mine, notebooks, holm_keys)
     return "\n".join(lines)
-
-
-def glance(title: str, rows: list[dict[str, Any]], models: Iterable[str] = ()) -> str:
-    """The "at a glance" box a chapter page opens with (MyST): its question, models and counted paper claims."""
-    models = sorted({m for m in models if m} | {m for r in rows for m in r.get("models", ())})
-    views = claim_views(rows)
-    t = tallies(views)
-    verdicts = "; ".join(f"{TALLIES[b].split(' (')[0].lower()}: {_tally_text(x, chance=False)}"
-                         for b, x in t.items()) or "no claim of the papers counted here"
-    n = Counter(v.kind if v.kind != "paper" else "shown" for v in views if not v.counted)
-    profiles = sorted({r["profile"] for r in rows if r.get("profile")})
-    lines = [":::{admonition} At a glance", ":class: tip", "", f"**Question.** {title}", "",
-             f"**Models.** {', '.join(models) if models else 'small models trained from scratch in this chapter'}.",
-             "", f"**The papers' claims** ({', '.join(profiles) or 'no'} runs; each claim judged by its "
-             f"largest-scale run): {verdicts}."]
-    if n:
-        lines += ["", f"Also {n['shown']} views of the papers' claims shown but not counted, {n['ours']} claims of our "
-                  f"own and {n['check']} sanity checks."]
-    lines += ["", "Every verdict, with its value and interval: the {doc}`replication report <report>`.", ":::"]
-    return "\n".join(lines)

@@ -4,7 +4,7 @@
     icl-geometry run 00 --profile ci --device auto -p model=gemma3-270m -p shots=[0,4]
     icl-geometry run all --profile full --device cuda
     icl-geometry build --notebooks runs/ci
-    icl-geometry course [--execute]
+    icl-geometry course [--execute] [--html]
 
 `run` executes `book/NN_*.ipynb` with papermill into `runs/<profile>/` (or back into `book/` with
 `--inplace`, which is how the committed `ci` outputs are refreshed). Parameter names are checked
@@ -30,12 +30,8 @@ from icl_geometry.bookkit.specs import all_specs, get_spec
 from icl_geometry.bookkit.paths import RESULTS_ENV, repo_root
 from icl_geometry.bookkit.specs.schema import PROFILES
 from icl_geometry.llm.lm import DEVICES
-from icl_geometry.bookkit.report import counts_line, glance, load_rows, render
+from icl_geometry.bookkit.staging import fold_cells, present_notebook, stage_book  # noqa: F401 (re-exported)
 from icl_geometry.bookkit.widgets import STATIC_ENV
-
-BOOK_FILES = ("_config.yml", "_toc.yml", "references.bib")
-BOOK_STATIC = "_static"  # the book's CSS (copied into the staged tree; see _config.yml)
-REPORT_COUNTS = "<!-- report-counts -->"  # in book/intro.md: replaced by the report's counts at build time
 
 
 class ChapterFailed(RuntimeError):
@@ -91,6 +87,7 @@ def run_chapter(chapter: str, profile: str = "ci", device: str = "auto", seed: i
     results = os.environ.get(RESULTS_ENV) or str(target.parent / "results")
     saved = os.environ.get(RESULTS_ENV)
     os.environ[RESULTS_ENV] = results  # the kernel inherits it
+    t0 = time.perf_counter()
     try:
         pm.execute_notebook(str(source), str(target), parameters={"profile": profile, "device": device,
                                                                  "seed": seed, **params},
@@ -104,7 +101,17 @@ def run_chapter(chapter: str, profile: str = "ci", device: str = "auto", seed: i
             os.environ.pop(RESULTS_ENV)
         else:
             os.environ[RESULTS_ENV] = saved
+    stamp_results(Path(results) / f"{spec.number}.json", time.perf_counter() - t0, device)
     return target
+
+
+def stamp_results(path: Path, wall_s: float, device: str = "auto") -> None:
+    """Add the run's wall time and machine to its results JSON (the run-times page reads them)."""
+    if not path.exists():
+        return
+    data = json.loads(path.read_text())
+    data.update(wall_s=round(wall_s, 1), machine=machine_summary(device))
+    path.write_text(json.dumps(data, indent=2, default=str))
 
 
 def recorded_name(chapter: str, profile: str, params: dict[str, Any]) -> str:
@@ -177,163 +184,14 @@ def package_commit() -> str:
     return head + ("+changes" if dirty else "")
 
 
-def stage_book(notebooks: Path, stage: Path) -> Path:
-    """Assemble a jupyter-book source tree: config, toc, prose pages, and the executed notebooks."""
-    root = repo_root()
-    if stage.exists():
-        shutil.rmtree(stage)
-    (stage / "book").mkdir(parents=True)
-    for name in BOOK_FILES:
-        shutil.copy2(root / name, stage / name)
-    shutil.copytree(root / BOOK_STATIC, stage / BOOK_STATIC)  # CSS; jupyter-book includes every .css in it
-    for page in (root / "book").iterdir():
-        if page.suffix in (".md", ".png", ".svg") or page.is_dir() and page.name in ("images", "figures"):
-            (shutil.copytree if page.is_dir() else shutil.copy2)(page, stage / "book" / page.name)
-    # The report, the landing page's counts and each chapter's "at a glance" box read the results of the run
-    # being rendered (beside its notebooks; book/results for the committed chapters) and the recorded runs.
-    results = notebooks / "results" if (notebooks / "results").is_dir() else root / "book" / "results"
-    rows = load_rows(results, root / "book" / "recorded")
-    (stage / "book" / "report.md").write_text(render(rows, notebooks))  # links to the sections rendered
-    intro = stage / "book" / "intro.md"
-    intro.write_text(intro.read_text().replace(REPORT_COUNTS, counts_line(rows)))
-    for spec in all_specs().values():
-        nb = notebooks / spec.notebook
-        if not nb.exists():
-            raise FileNotFoundError(f"No executed notebook for chapter {spec.number} in {notebooks}: "
-                                    f"run `icl-geometry run {spec.number}` first")
-        box = glance(spec.title, [r for r in rows if r["chapter"] == spec.number])
-        present_notebook(nb, stage / "book" / spec.notebook, box)
-    return stage
-
-
-# ---- Readable pages: which cells the rendered book folds (tags added to the staged copies only) ----------------
-#
-# The committed notebooks stay as they are; `stage_book` tags its copies for jupyter-book:
-#   - the papermill `injected-parameters` cell is removed (the set-up cell prints the resolved parameters);
-#   - the `parameters` cell is folded (`hide-input`: the knobs stay one click away);
-#   - the set-up cell (the first code cell after `parameters`, which resolves and validates the parameters
-#     and imports what the chapter uses) is folded; its printed parameters stay visible;
-#   - a cell whose code is only imports is folded;
-#   - a cell whose first line is the comment `# hide-input` is folded;
-#   - a plotting cell is folded: it creates a matplotlib figure (plt.subplots / plt.figure / plt.subplot_mosaic)
-#     and calls nothing from the package except `plotting` (reading an UPPER_CASE constant is fine), records no
-#     claim, defines no function or class (explorers stay visible) and is not an nbval-checked cell.
-# Every cell that calls the package's computations stays visible.
-# A cell the author already tagged (hide-input, remove-input, remove-cell, show-input, ...) is left alone.
-
-FOLD_TAG = "hide-input"
-FOLD_MARK = "# hide-input"
-AUTHOR_TAGS = {"hide-input", "remove-input", "remove-cell", "hide-cell", "show-input", "full-width", "margin"}
-FIGURE_CALLS = {"subplots", "figure", "subplot_mosaic"}
-
-
-def _package_aliases(nb: Any) -> set[str]:
-    """Names a notebook binds to modules of icl_geometry (`from icl_geometry import lm`, `... as cg`)."""
-    names: set[str] = set()
-    for cell in nb.cells:
-        if cell.cell_type != "code":
-            continue
-        try:
-            tree = ast.parse(cell.source)
-        except SyntaxError:
-            continue
-        for node in ast.walk(tree):
-            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("icl_geometry"):
-                names.update(a.asname or a.name for a in node.names)
-            elif isinstance(node, ast.Import):
-                names.update(a.asname or a.name.split(".")[0] for a in node.names
-                             if a.name.startswith("icl_geometry"))
-    return names
-
-
-def _only_imports(tree: ast.Module) -> bool:
-    return bool(tree.body) and all(isinstance(n, (ast.Import, ast.ImportFrom)) for n in tree.body)
-
-
-def _is_plotting(tree: ast.Module, source: str, package: set[str]) -> bool:
-    if "NBVAL" in source or not tree.body:
-        return False
-    makes_figure = False
-    for node in ast.walk(tree):
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            return False
-        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
-            owner, attr = node.value.id, node.attr
-            if owner in package and owner != "plotting" and not attr.isupper():
-                return False  # a computation of the package (constants such as tasks.CONTEXTS are fine)
-            if owner == "book":
-                return False  # records a claim
-            if owner == "plt" and attr in FIGURE_CALLS:
-                makes_figure = True
-        if isinstance(node, ast.Name) and node.id in package and node.id != "plotting" \
-                and isinstance(node.ctx, ast.Load) and not _is_attribute_owner(tree, node):
-            return False  # a package object used directly
-    return makes_figure
-
-
-def _is_attribute_owner(tree: ast.Module, name: ast.Name) -> bool:
-    return any(isinstance(n, ast.Attribute) and n.value is name for n in ast.walk(tree))
-
-
-def fold_cells(nb: Any) -> list[tuple[int, str, str]]:
-    """Tag a notebook's cells for the rendered book (in place); return (cell index, tag, reason) for each change."""
-    changes: list[tuple[int, str, str]] = []
-    package = _package_aliases(nb)
-    after_parameters = False
-    for i, cell in enumerate(nb.cells):
-        if cell.cell_type != "code":
-            continue
-        tags = list(cell.metadata.get("tags", []))
-        reason, tag = None, FOLD_TAG
-        if "injected-parameters" in tags:
-            reason, tag = "papermill's injected parameters", "remove-cell"
-        elif AUTHOR_TAGS & set(tags):
-            reason, after_parameters = None, False  # the author decided (for the set-up cell too)
-        elif "parameters" in tags:
-            reason = "parameters"
-            after_parameters = True
-        elif after_parameters:
-            reason = "set-up (resolves the parameters)"
-            after_parameters = False
-        else:
-            first = cell.source.lstrip().splitlines()[0].strip() if cell.source.strip() else ""
-            try:
-                tree = ast.parse(cell.source)
-            except SyntaxError:  # IPython magics: leave visible
-                tree = None
-            if first.lower() == FOLD_MARK:
-                reason = "marked # hide-input"
-            elif tree is not None and _only_imports(tree):
-                reason = "imports only"
-            elif tree is not None and _is_plotting(tree, cell.source, package):
-                reason = "plotting only"
-        if reason is not None and tag not in tags:
-            cell.metadata["tags"] = tags + [tag]
-            changes.append((i, tag, reason))
-    return changes
-
-
-def present_notebook(source: Path, target: Path, glance_box: str = "") -> list[tuple[int, str, str]]:
-    """Copy an executed notebook into the staged book with its cells tagged by `fold_cells`, and the
-    "at a glance" box (MyST markdown) right after its title cell."""
-    import nbformat
-
-    nb = nbformat.read(str(source), as_version=4)
-    changes = fold_cells(nb)
-    if glance_box:
-        first = next((i for i, c in enumerate(nb.cells) if c.cell_type == "markdown"), -1)
-        nb.cells.insert(first + 1, nbformat.v4.new_markdown_cell(glance_box))
-    nbformat.write(nb, str(target))
-    return changes
-
-
-def build_book(notebooks: Path, strict: bool = False, log: Path | None = None) -> Path:
-    """Render the HTML book into `_build/html` from executed notebooks (execution is off in _config.yml).
+def build_book(notebooks: Path, strict: bool = False, log: Path | None = None, out: Path | None = None) -> Path:
+    """Render the HTML book into `out` (default `_build/html`) from executed notebooks (execution is off in
+    _config.yml); the sources are staged beside it (`<out>.stage`, default `_build/.stage`).
 
     With `log`, jupyter-book's output (Sphinx warnings included) goes to that file instead of the terminal.
     """
     root = repo_root()
-    stage = stage_book(notebooks, root / "_build" / ".stage")
+    stage = stage_book(notebooks, out.with_name(out.name + ".stage") if out else root / "_build" / ".stage")
     jb = Path(sys.executable).with_name("jupyter-book")
     cmd = [str(jb), "build", str(stage), "--path-output", str(stage), "--builder", "html"]
     if strict:
@@ -342,12 +200,12 @@ def build_book(notebooks: Path, strict: bool = False, log: Path | None = None) -
         subprocess.run(cmd, check=True)
     else:
         log.parent.mkdir(parents=True, exist_ok=True)
-        with open(log, "w") as out:
-            done = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT)
+        with open(log, "w") as stream:
+            done = subprocess.run(cmd, stdout=stream, stderr=subprocess.STDOUT)
         if done.returncode:
             tail = "\n".join(log.read_text().splitlines()[-40:])
             raise subprocess.CalledProcessError(done.returncode, cmd, output=tail)
-    html = root / "_build" / "html"
+    html = out or root / "_build" / "html"
     if html.exists():
         shutil.rmtree(html)
     shutil.copytree(stage / "_build" / "html", html)
@@ -396,6 +254,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     course.add_argument("--profile", default="ci", help="with --execute: one of "
                         f"{list(PROFILES)} (default ci)")
     course.add_argument("--device", default="auto", help=f"with --execute: one of {list(DEVICES)} (default auto)")
+    course.add_argument("--html", action="store_true",
+                        help="also render the student copies (no solutions) as a book into <out>/_build/html")
     args = parser.parse_args(argv)
 
     try:
@@ -428,10 +288,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 notebooks = out / "_executed"
                 for number in all_specs():
                     run_chapter(number, profile=args.profile, device=args.device, out_dir=notebooks)
-            report = make_course(notebooks, out)
+            report = make_course(notebooks, out, html=args.html)
             for student, instructor in zip(report.student, report.instructor):
                 n = sum(r.chapter == student.name[:2] for r in report.removed)
-                print(f"{student}  ({n} solutions replaced by '# Your answer' cells)   {instructor}")
+                print(f"{student}  ({n} solutions replaced by answer cells)   {instructor}")
+            print(f"instructor notes: {report.readme}" + (f"\nstudent book: {report.html}" if report.html else ""))
     except (ValueError, FileNotFoundError, ChapterFailed) as err:
         print(f"icl-geometry: error: {err}", file=sys.stderr)
         return 2 if isinstance(err, ValueError) else 1
