@@ -19,9 +19,10 @@ import math
 import numbers
 from typing import Any, Mapping
 
-# Characters of the book's output `<pre>` (monospace, 0.875 em) that fit the text column at 1280 px in
-# headless Chromium: 96 measured (tests/test_rendered_book.py re-measures it); a margin below that.
-TEXT_WIDTH = 88
+# Characters of the book's output `<pre>` that fit the text column at 1280 px: measured in headless Chromium,
+# 656 px inside a chapter's output <pre> at 8.43 px per character (14 px monospace) = 77.8 characters
+# (tests/test_rendered_book.py re-measures it on every chapter page); a margin below that.
+TEXT_WIDTH = 76
 GAP = "  "  # between text columns
 MIN_COL = 6  # narrowest a wrapped text column gets (characters)
 
