@@ -66,7 +66,8 @@ def stage_book(notebooks: Path, stage: Path) -> Path:
         if not nb.exists():
             raise FileNotFoundError(f"No executed notebook for chapter {spec.number} in {notebooks}: "
                                     f"run `icl-geometry run {spec.number}` first")
-        box = glance(spec.title, [r for r in rows if r["chapter"] == spec.number], answer=spec.answer)
+        box = glance(spec.question or spec.title, [r for r in rows if r["chapter"] == spec.number],
+                     answer=spec.answer)
         present_notebook(nb, stage / "book" / spec.notebook, box)
     return stage
 

@@ -4,6 +4,16 @@ from icl_geometry.tasks import families
 SPEC = ChapterSpec(
     number="00",
     paper="A",
+    question=(
+        'What does a small pretrained LLM compute inside, and do a few solved examples in the prompt help '
+        'it answer?'
+    ),
+    answer=(
+        'The MLP inputs and attention weights of every layer can be read off one forward pass, but in the '
+        'ci run a few examples raise accuracy only inconclusively and random tokens give no gain, '
+        "while the paper's first-layer rise of ID_eps comes out reversed, as the count's ceiling forces "
+        '(shown, not counted).'
+    ),
     slug="inside_a_small_llm",
     title="Inside a small LLM",
     uses_model=True,

@@ -3,6 +3,16 @@ from icl_geometry.bookkit.specs.schema import ChapterSpec, Param
 SPEC = ChapterSpec(
     number="02",
     paper="A",
+    question=(
+        "Does denser attention (a longer context, more heads) raise the dimension of the MLP's input, and "
+        'so its regions and its fit?'
+    ),
+    answer=(
+        "Theorem 2.1's Minkowski-sum bound holds exactly and first-layer attention is near-uniform as the "
+        'paper observes (reproduced), but in the trained attention + MLP toy a longer context gives no '
+        'clear gain in fit, regions or input dimension (three counted claims inconclusive in the full '
+        'run).'
+    ),
     slug="attention_graphs",
     title="Attention as a graph: density, the Minkowski-sum bound, and the attention + MLP toy",
     uses_model=True,

@@ -4,6 +4,15 @@ from icl_geometry.tasks import families
 SPEC = ChapterSpec(
     number="03",
     paper="A",
+    question=(
+        "Is the paper's intrinsic dimension (eq. 8, a count of attention weights) a dimension, and do "
+        'more shots raise it at the final layer?'
+    ),
+    answer=(
+        'Eq. 8 counts attention weights above a threshold rather than estimating a geometric dimension, '
+        'and on SmolLM2-135M more shots do not clearly raise it at the final layer (the counted claim is '
+        'inconclusive in the ci run), while the first-layer count falls, as its ceiling forces.'
+    ),
     slug="intrinsic_dimension",
     title="Intrinsic dimension: estimators you can trust, next to the paper's attention count",
     uses_model=True,

@@ -27,6 +27,15 @@ def _noise_grids(values: Mapping[str, Any]) -> None:
 SPEC = ChapterSpec(
     number="05",
     paper="B",
+    question=(
+        'In in-context linear regression, why is a higher-rank (larger) linear attention more easily '
+        'distracted by noisy demonstrations?'
+    ),
+    answer=(
+        'Because a higher-rank model also uses the weak eigen-directions that noise overwhelms first: the '
+        'closed form and training agree, and all three counted claims are reproduced (larger ranks lose '
+        'first under label and under input noise; smaller ranks keep the top eigen-directions).'
+    ),
     slug="icl_linear_regression",
     title="In-context linear regression: why a higher-rank attention is more easily distracted",
     uses_model=False,

@@ -35,6 +35,16 @@ def _rates_start_clean(values: Mapping[str, Any]) -> None:
 SPEC = ChapterSpec(
     number="07",
     paper="B",
+    question=(
+        'Is the larger of two real LLMs more easily distracted by noisy demonstrations, as paper B '
+        'predicts?'
+    ),
+    answer=(
+        'Partly: Gemma3-270M loses more accuracy than SmolLM2-135M under label noise and follows flipped '
+        'labels more, but it is no better on clean demonstrations and the input-noise difference is '
+        'inconclusive; none of this is counted, since the two models differ in family and training as '
+        'well as in size.'
+    ),
     slug="noisy_demonstrations",
     title="Real LLMs under noisy demonstrations: is the larger model more easily distracted?",
     uses_model=True,
@@ -45,12 +55,14 @@ SPEC = ChapterSpec(
                                "(the `model` parameter is not used by this chapter)"),
         Param("families", ci="sentiment,category,continent",
               full="sentiment,category,continent,magnitude,sentiment_foobar,category_foobar,continent_foobar",
-              kind="str", help="comma-separated classification families (classification families of icl_geometry.tasks)"),
+              kind="str",
+              help="comma-separated classification families (classification families of icl_geometry.tasks)"),
         Param("k", ci=8, full=16, kind="int", low=1, high=64, help="demonstrations per prompt"),
         Param("n_items", ci=10, full=24, kind="int", low=4, high=1000, help="clean queries per family (balanced)"),
         Param("n_pool", ci=12, full=16, kind="int", low=2, high=1000,
               help="demonstration pool per family (no input in common with the queries)"),
-        Param("flip_rates", ci=(0.0, 0.25, 0.5, 0.75, 1.0), full=(0.0, 0.25, 0.5, 0.75, 1.0), kind="floats", low=0.0, high=1.0,
+        Param("flip_rates", ci=(0.0, 0.25, 0.5, 0.75, 1.0), full=(0.0, 0.25, 0.5, 0.75, 1.0), kind="floats",
+              low=0.0, high=1.0,
               help="fractions p of demonstration labels flipped (p = 1: Wei et al.'s flipped labels)"),
         Param("noise_rates", ci=(0.0, 0.25, 0.5, 0.75, 1.0), full=(0.0, 0.25, 0.5, 0.75, 1.0), kind="floats", low=0.0,
               high=1.0, help="fractions q of demonstration inputs replaced by random text of the same token length"),

@@ -106,7 +106,8 @@ class ChapterSpec:
     uses_model: bool = False
     default_model: str = DEFAULT_MODEL
     paper: str = ""  # which paper the chapter replicates: "A" or "B" (the report groups claims by it)
-    answer: str = ""  # the chapter's answer to its question in one sentence (the "at a glance" box)
+    question: str = ""  # the question the chapter asks ("at a glance" box; the title when empty)
+    answer: str = ""  # its answer in one sentence, consistent with the verdicts (the "at a glance" box)
     # Checks that involve several knobs: each takes the validated values and raises ValueError naming them.
     checks: tuple[Callable[[Mapping[str, Any]], None], ...] = ()
 
