@@ -1,9 +1,11 @@
 """Statistics behind every verdict: intervals, bootstraps, correlations, logistic fits.
 
-Pure numpy/scipy; from the package it imports only the input checks (`core.checks`). Observations that
-share an item (the k-shot prompts of one question, the layers of one prompt) are not independent, so every
-bootstrap here (and in `core.intrinsic_dim`) draws whole groups with replacement through one function,
-`cluster_resamples` (no groups: each row is its own; `iter_cluster_resamples` yields the same draws lazily).
+Pure numpy/scipy; from the package it imports only the input checks (`core.checks`) and the one cluster
+resampler (`core.resampling`). Observations that share an item (the k-shot prompts of one question, the layers
+of one prompt) are not independent, so every bootstrap here (and in `core.intrinsic_dim`) draws whole groups
+with replacement through one function, `cluster_resamples` (no groups: each row is its own;
+`iter_cluster_resamples` yields the same draws lazily; `within=` draws queries inside drawn families), which
+lives in `core.resampling` and is re-exported here.
 """
 
 from __future__ import annotations
@@ -11,40 +13,14 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
 from icl_geometry.core.checks import check_choice
+from icl_geometry.core.resampling import cluster_resamples, iter_cluster_resamples  # noqa: F401  (re-exported)
 
 CORRELATIONS = ("spearman", "pearson")
-
-
-def cluster_resamples(groups: Sequence[Any] | int, n_boot: int, seed: int = 0) -> list[np.ndarray]:
-    """Row indices of `n_boot` resamples that draw whole groups with replacement.
-
-    `groups`: one label per row, or an int n for n independent rows (each row its own group)."""
-    return list(iter_cluster_resamples(groups, n_boot, seed))
-
-
-def iter_cluster_resamples(groups: Sequence[Any] | int, n_boot: int, seed: int = 0) -> Iterator[np.ndarray]:
-    """`cluster_resamples` one resample at a time (the same draws; memory for one resample, not n_boot).
-
-    Each resample is one call rng.integers(0, n_groups, n_groups) of numpy's default generator seeded with
-    `seed`, the drawn groups' rows concatenated (each group's rows in increasing order). Without labels
-    (an int n) every group is one row, so a resample is the drawn row indices themselves."""
-    groups = np.arange(groups) if isinstance(groups, (int, np.integer)) else np.asarray(groups)
-    labels, inverse = np.unique(groups, return_inverse=True)
-    inverse = inverse.ravel()
-    order = np.argsort(inverse, kind="stable")  # rows grouped by label, increasing within each group
-    rng = np.random.default_rng(seed)
-    if 0 < len(labels) == len(inverse):  # every group a single row: index instead of concatenating n pieces
-        for _ in range(n_boot):
-            yield order[rng.integers(0, len(labels), len(labels))]
-        return
-    members = np.split(order, np.cumsum(np.bincount(inverse))[:-1])
-    for _ in range(n_boot):
-        yield np.concatenate([members[g] for g in rng.integers(0, len(labels), len(labels))])
 
 
 def bootstrap_interval(values: Any, statistic: Any = None, n_boot: int = 2000, level: float = 0.95,
