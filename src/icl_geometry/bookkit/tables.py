@@ -182,6 +182,9 @@ def text(df: Any, width: int = TEXT_WIDTH, index: bool = False) -> str:
              for i, c in enumerate(columns)]
     room = width - len(GAP) * (len(columns) - 1)
     widths = _allot(natural, floor, room)
+    if sum(widths) > room:  # too many columns for their floors: wrap short values too (never exceed `width`)
+        widths = _allot(widths, [min(w, MIN_COL) for w in widths], room)
+        widths = _allot(widths, [1] * len(widths), room)
 
     def block(cells: list[str]) -> list[str]:
         wrapped = [_wrap(cell, w) for cell, w in zip(cells, widths)]
