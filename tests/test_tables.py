@@ -42,7 +42,7 @@ def test_text_is_left_aligned_and_keeps_short_verdicts_whole():
     lines = out.splitlines()
     assert lines[0].startswith("claim") and "verdict" in lines[0]
     assert "inconclusive" in out and "not reproduced" in out and "(forced)" in out  # verdicts never cut
-    assert "fig6_abs_final_rise_" in out  # a long id breaks after an underscore
+    assert "fig6_abs_final_" in out  # a long id breaks after an underscore
     header_at = lines[0].index("kind")
     assert lines[1][header_at:].startswith("paper")  # left-aligned under its header
 

@@ -25,6 +25,7 @@ from typing import Any, Mapping
 TEXT_WIDTH = 76
 GAP = "  "  # between text columns
 MIN_COL = 6  # narrowest a wrapped text column gets (characters)
+SHORT = 16  # values up to this long (verdicts, numbers, intervals) are kept on one line where the width allows
 
 
 class Table:
@@ -154,11 +155,13 @@ def _wrap(text: str, width: int) -> list[str]:
 
 
 def _allot(natural: list[int], floor: list[int], room: int) -> list[int]:
-    """Column widths summing to at most `room`: each column its natural width if all fit, else the widest
-    columns shrink first (never below their `floor`), deterministically."""
+    """Column widths summing to at most `room`: each column its natural width if all fit, else columns shrink
+    one character at a time, the widest relative to the square root of its natural width first (never below
+    its `floor`), deterministically."""
     widths = list(natural)
-    while sum(widths) > room:
-        widest = max(range(len(widths)), key=lambda i: (widths[i] - floor[i] > 0, widths[i], -i))
+    while sum(widths) > room:  # shrink the column widest relative to its need (long text keeps more room)
+        widest = max(range(len(widths)), key=lambda i: (widths[i] - floor[i] > 0,
+                                                        widths[i] / max(natural[i], 1) ** 0.5, -i))
         if widths[widest] <= floor[widest]:
             break  # cannot shrink further: the table is wider than the room (too many columns)
         widths[widest] -= 1
@@ -176,9 +179,11 @@ def text(df: Any, width: int = TEXT_WIDTH, index: bool = False) -> str:
     if not columns:
         return ""
     natural = [max([len(c)] + [len(r[i]) for r in rows]) for i, c in enumerate(columns)]
-    # a column may shrink to its header's longest word or its longest short word, and at least MIN_COL
+    # a column may shrink to its header's longest word or its longest short value (a verdict: the part before
+    # a parenthesis, "not reproduced (forced: ...)"), and at least MIN_COL
     floor = [min(natural[i], max(MIN_COL, max((len(w) for w in c.split()), default=1),
-                                 max((len(r[i]) for r in rows if len(r[i]) <= 14), default=0)))
+                                 max((len(v) for r in rows for v in (r[i], r[i].split(" (")[0]) if len(v) <= SHORT),
+                                     default=0)))
              for i, c in enumerate(columns)]
     room = width - len(GAP) * (len(columns) - 1)
     widths = _allot(natural, floor, room)
