@@ -5,7 +5,10 @@ For every page: no JavaScript error, every image loaded, every formula typeset b
 (no raw `\\(`, `\\[` or `$$` in the visible text), no request leaving the machine, nothing wider than the
 page at 1280 px. Every internal link (table of contents, citations, cross-references) resolves to an
 existing file and anchor. On the replication report, every table fits the text column at 1280 px (nothing wider
-than its container, no sideways scrolling) and every deep link reaches a section of its chapter. A screenshot of each page goes to `_build/screens/` (the whole page, plus the
+than its container, no sideways scrolling) and every deep link reaches a section of its chapter. On every chapter page (issue 29): every table wraps inside the text
+column (no element wider than its container, nothing scrolling sideways), every code block and output `<pre>` sits
+inside it, an output `<pre>` holds `tables.TEXT_WIDTH` characters, every figure has a numbered caption ("Figure
+N.M") and alt text that is not a file name; every {numref}, {ref}, {term}, {doc} and {prf:ref} target resolves. A screenshot of each page goes to `_build/screens/` (the whole page, plus the
 first screen as `<page>-top.png`), with `_build/screens/pages.json` recording what each page showed.
 
 Needs Chromium and its driver from the OS packages (`apt-get install chromium chromium-driver`; `.ci/run`
@@ -451,3 +454,111 @@ def test_report_deep_links_reach_the_sections(built_book):
     linked = {f"{Path(all_specs()[v.chapter].notebook).stem}.html" for v in report.claim_views(rows)
               if report.section_link(Path(all_specs()[v.chapter].notebook).stem, v.section, ROOT / "book")}
     assert linked <= {Path(urlsplit(h).path).name for h in deep}, sorted(linked)
+
+
+# ---- chapter pages as a reader needs them (issue 29): tables and code inside the column, numbered figures ------
+
+CHAPTERS = [f"book/{Path(s.notebook).stem}.html" for s in all_specs().values()]
+HASHED = re.compile(r"^(?:[0-9a-f]{16,}|.*\.(?:png|svg|jpe?g))$", re.I)
+
+CHAPTER_FIT = r"""
+const article = document.querySelector(".bd-article") || document.body;
+const box = article.getBoundingClientRect();
+const name = (el) => el.tagName.toLowerCase() + (el.className && typeof el.className === "string" ?
+  "." + el.className.trim().split(/\s+/).join(".") : "") + " '" + (el.textContent || "").trim().slice(0, 50) + "'";
+const outside = (r, p) => r.width > 0 && (r.right > p.right + 1 || r.left < p.left - 1);
+const out = {tables: 0, pres: 0, figures: 0, images: 0, wider: [], scrolling: [], pre_scrolling: 0,
+             unnumbered: [], bad_alt: [], chars: null};
+for (const table of article.querySelectorAll("table")) {
+  out.tables += 1;
+  if (outside(table.getBoundingClientRect(), box)) out.wider.push("table wider than the column: " + name(table));
+  for (let el = table; el && el !== article; el = el.parentElement)   // tables wrap: nothing scrolls sideways
+    if (el.scrollWidth > el.clientWidth + 1 && el.clientWidth > 0)
+      out.scrolling.push(name(el) + ": " + el.scrollWidth + " > " + el.clientWidth);
+  for (const el of table.querySelectorAll("*")) {
+    if (outside(el.getBoundingClientRect(), el.parentElement.getBoundingClientRect()))
+      out.wider.push(name(el) + " sticks out of its cell");
+  }
+}
+for (const pre of article.querySelectorAll("pre")) {          // code blocks and printed output
+  out.pres += 1;
+  if (!pre.getClientRects().length) continue;                  // inside a closed dropdown
+  const r = pre.getBoundingClientRect();
+  if (outside(r, box)) out.wider.push("pre wider than the column: " + name(pre));
+  if (outside(r, pre.parentElement.getBoundingClientRect())) out.wider.push("pre wider than its box: " + name(pre));
+  if (pre.scrollWidth > pre.clientWidth + 1) out.pre_scrolling += 1;   // recorded: code may scroll inside
+}
+const pre = article.querySelector("div.cell_output pre");
+if (pre) {   // how many characters of an output <pre> fit the column (tables.TEXT_WIDTH must stay below)
+  const s = document.createElement("span"); s.textContent = "x".repeat(200); pre.appendChild(s);
+  const cw = s.getBoundingClientRect().width / 200; s.remove();
+  const st = getComputedStyle(pre);
+  out.chars = (pre.clientWidth - parseFloat(st.paddingLeft) - parseFloat(st.paddingRight)) / cw;
+}
+for (const img of article.querySelectorAll("img")) {
+  out.images += 1;
+  const fig = img.closest("figure");
+  const number = fig && fig.querySelector("figcaption .caption-number");
+  if (!number || !/^Figure \d+(\.\d+)?/.test(number.textContent.trim()))
+    out.unnumbered.push(img.getAttribute("src").split("/").pop().slice(0, 20));
+  else out.figures += 1;
+  out.bad_alt.push([img.getAttribute("src").split("/").pop().slice(0, 20), (img.getAttribute("alt") || "").trim()]);
+}
+return out;
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("page", CHAPTERS)
+def test_chapter_page_fits_and_numbers_its_figures(built_book, browser, page):
+    """At 1280 px every table of a chapter wraps inside the text column (nothing wider than its container,
+    nothing scrolling sideways), every code block and output <pre> sits inside it, an output <pre> holds
+    `tables.TEXT_WIDTH` characters, and every figure has a numbered caption ("Figure N.M") and alt text that
+    is not a file name."""
+    from icl_geometry.bookkit import tables
+
+    html, _ = built_book
+    browser.set_window_size(WIDTH, HEIGHT)
+    browser.get((html / page).as_uri())
+    deadline = time.time() + 30
+    while browser.execute_script("return document.readyState !== 'complete'") and time.time() < deadline:
+        time.sleep(0.1)
+    browser.execute_async_script(WAIT_FOR_IMAGES)
+    facts = browser.execute_script(CHAPTER_FIT)
+    bad_alt = [src for src, alt in facts.pop("bad_alt") if not alt or HASHED.match(alt)]
+    record = SCREENS / "chapters.json"
+    SCREENS.mkdir(parents=True, exist_ok=True)
+    seen = json.loads(record.read_text()) if record.exists() else {}
+    seen[page] = {**facts, "bad_alt": bad_alt}
+    record.write_text(json.dumps(seen, indent=1, sort_keys=True))
+    problems = []
+    if facts["wider"] or facts["scrolling"]:
+        problems.append("wider than the column or scrolling sideways:\n  "
+                        + "\n  ".join((facts["wider"] + facts["scrolling"])[:12]))
+    if facts["chars"] is not None and facts["chars"] < tables.TEXT_WIDTH:
+        problems.append(f"an output <pre> holds {facts['chars']:.1f} characters < tables.TEXT_WIDTH")
+    if facts["unnumbered"]:
+        problems.append(f"{len(facts['unnumbered'])} of {facts['images']} figures without a numbered caption: "
+                        f"{facts['unnumbered'][:6]}")
+    if bad_alt:
+        problems.append(f"{len(bad_alt)} figures without alt text (or a file name as alt): {bad_alt[:6]}")
+    assert not problems, f"{page}:\n" + "\n".join(problems)
+
+
+@pytest.mark.slow
+def test_cross_references_resolve(built_book):
+    """Every {numref}, {ref}, {term}, {doc} and {prf:ref} target resolves: Sphinx warns about none, and no page
+    shows a cross-reference left as plain text (an `xref` outside a link)."""
+    from bs4 import BeautifulSoup
+
+    html, log = built_book
+    keys = ("undefined label", "term not in glossary", "unknown document", "Failed to create a cross reference",
+            "numfig is disabled", "no number is assigned", "reference target not found", "prf:ref")
+    bad = [line for line in log.splitlines() if "WARNING" in line and any(k in line for k in keys)]
+    unresolved = []
+    for page in _site_pages(html):
+        soup = BeautifulSoup(page.read_text(), "html.parser")
+        for el in soup.select(".bd-article .xref, .bd-article .std-numref, .bd-article .std-term"):
+            if el.find_parent("a") is None:
+                unresolved.append(f"{page.relative_to(html)}: {el.get_text()[:60]!r}")
+    assert not bad and not unresolved, "\n".join(bad + unresolved[:30])
