@@ -47,10 +47,11 @@ replicate: PROFILE = full
 replicate: DEVICE = cuda
 replicate: book
 
-## Teaching copies in course/: student/ (solutions replaced by `# Your answer` cells) and instructor/, widgets
-## live, outputs of the committed ci run kept. EXECUTE=1 executes every chapter first (PROFILE on DEVICE).
+## Teaching copies in course/: student/ (solutions replaced by answer cells) and instructor/, plain Markdown,
+## widgets live, outputs of the committed ci run kept, and README.md for instructors. EXECUTE=1 executes every
+## chapter first (PROFILE on DEVICE); HTML=1 also renders the student book (no solutions) into course/_build/html.
 course: venv
-	$(BIN)/icl-geometry course $(if $(EXECUTE),--execute --profile $(PROFILE) --device $(DEVICE))
+	$(BIN)/icl-geometry course $(if $(EXECUTE),--execute --profile $(PROFILE) --device $(DEVICE)) $(if $(HTML),--html)
 
 ## Re-execute the committed chapters (ci outputs stored in book/, checked by nbval).
 refresh: venv

@@ -288,7 +288,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 notebooks = out / "_executed"
                 for number in all_specs():
                     run_chapter(number, profile=args.profile, device=args.device, out_dir=notebooks)
-            report = make_course(notebooks, out, html=args.html)
+            build = (lambda sources, html: build_book(sources, out=html)) if args.html else None
+            report = make_course(notebooks, out, build=build)
             for student, instructor in zip(report.student, report.instructor):
                 n = sum(r.chapter == student.name[:2] for r in report.removed)
                 print(f"{student}  ({n} solutions replaced by answer cells)   {instructor}")
