@@ -253,10 +253,11 @@ def test_glance_box_reads_the_chapter_verdicts(tmp_path):
     box = glance("Does context help?", rows)
     assert box.startswith(":::{admonition} At a glance") and box.endswith(":::")
     assert "Does context help?" in box and "gemma3-270m, smollm2-135m" in box
-    assert "2 empirical replications" in box and box.count("- **reproduced**") == 1
-    assert box.count("- **inconclusive**") == 1
+    assert "2 empirical replications" in box and box.count("- **reproduced**:") == 1
+    assert box.count("- **inconclusive**:") == 1
     assert "**Our own claims** (not counted): 1" in box
-    assert "3 supporting views of the papers' claims and 1 checks that cannot fail" in box
+    assert "- **not reproduced** (forced)" in box and "- **reproduced** (confounded)" in box  # primary, not counted
+    assert "1 supporting view of the papers' claims and 1 check that cannot fail" in box
     toy = glance("Toy?", [], answer="Yes, mostly.")
     assert "trained from scratch" in toy and "**Answer.** Yes, mostly." in toy
     assert " 0 " not in toy and "Our own claims" not in toy  # no zero counts

@@ -21,6 +21,12 @@ def _md(text: str) -> str:
     return " ".join(str(text).split()).replace("|", "\\|")
 
 
+def _line(v: Any, why: str = "") -> str:
+    verdict = v.judge["verdict"] if v.judge else NOT_JUDGED
+    where = f"{_md(v.source)}: " if v.source else ""
+    return f"- **{verdict}**{f' ({why})' if why else ''}: {where}{_md(v.statement or v.claim_id)}"
+
+
 def glance(title: str, rows: list[dict[str, Any]], models: Iterable[str] = (), answer: str = "") -> str:
     """The box (MyST): question, answer, models, the counted paper claims one per line with their verdict,
     then our own claims and what else is shown (only the counts that are not zero)."""
@@ -38,22 +44,26 @@ def glance(title: str, rows: list[dict[str, Any]], models: Iterable[str] = (), a
         kinds = " and ".join(f"{n} {TALLIES[b].split(' (')[0].lower()}" for b, n in bases.items())
         lines += [f"**The papers' claims counted here** ({kinds}; each judged by its largest-scale run"
                   f"{': ' + ', '.join(profiles) if profiles else ''}):", ""]
-        for v in counted:
-            verdict = v.judge["verdict"] if v.judge else NOT_JUDGED
-            where = f"{_md(v.source)}: " if v.source else ""
-            lines.append(f"- **{verdict}**: {where}{_md(v.statement or v.claim_id)}")
-        lines.append("")
-    else:
-        lines += ["**The papers' claims counted here:** none (this chapter's measurements of the papers are "
-                  "supporting views or built to come out as they do).", ""]
+        lines += [_line(v) for v in counted] + [""]
+    # the papers' primary claims this chapter shows but cannot count (forced or confounded by design)
+    held = [v for v in views if v.kind == "paper" and v.role == "primary" and not v.counted and v.declared]
+    if held:
+        head = "Also measured" if counted else "The papers' claims measured here"
+        lines += [f"**{head}, not counted** (the outcome is forced by the measure, or the comparison is "
+                  "confounded):", ""]
+        lines += [_line(v, "forced" if v.forced_by else "confounded") for v in held] + [""]
+    if not counted and not held:
+        lines += ["**The papers' claims counted here:** none.", ""]
     ours = [v for v in views if v.kind == "ours"]
     if ours:
         judged = [v.judge["verdict"] for v in ours if v.judge]
         lines += [f"**Our own claims** (not counted): {len(ours)}"
                   + (f" ({_counts(judged)})" if judged else "") + ".", ""]
-    shown = Counter("views" if v.kind == "paper" else v.kind for v in views if not v.counted and v.kind != "ours")
-    also = [f"{shown['views']} supporting views of the papers' claims" if shown["views"] else "",
-            f"{shown['check']} checks that cannot fail with correct code" if shown["check"] else ""]
+    shown = Counter("views" if v.kind == "paper" else v.kind for v in views
+                    if not v.counted and v.kind != "ours" and v not in held)
+    also = [f"{shown['views']} supporting view{'s' * (shown['views'] > 1)} of the papers' claims" if shown["views"]
+            else "", f"{shown['check']} check{'s' * (shown['check'] > 1)} that cannot fail with correct code"
+            if shown["check"] else ""]
     if any(also):
         lines += ["Also shown, not counted: " + " and ".join(a for a in also if a) + ".", ""]
     lines += ["Every verdict, with its value and interval: the {doc}`replication report <report>`.", ":::"]
