@@ -385,3 +385,20 @@ def test_student_html_has_no_solution_text(tmp_path):
     leaked = [f for f in _solution_fragments(report) if re.sub(r"\s+", " ", f) in text]
     assert not leaked, leaked[:3]
     assert "Your answer" in text
+
+
+def test_exercises_that_rerun_a_chapter_are_found():
+    from icl_geometry.bookkit.course_notes import exercises
+
+    md = "\n".join([
+        "## 4. Claims, exercises, and what we found", "", "### Exercises", "",
+        "**1.** Prove that $x > 0$.", "", "```{admonition} Solution", ":class: dropdown", "Set `n = 3`.", "```", "",
+        "**2. Bigger.** Set `n_items = 40` in the parameters cell and run all cells.", "",
+        "**3.** Why is `n_items` even?", "", "(found)=", "### What we found vs the paper", "",
+        "**4.** Not an exercise: set `n_items = 1` and re-run.",
+    ])
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(md)])
+    found = exercises("09", nb, ["n_items", "n"])
+    assert [(e.number, e.rerun, e.params) for e in found] == [("1", False, []), ("2", True, ["n_items"]),
+                                                              ("3", False, ["n_items"])]
+    assert found[1].text.startswith("Bigger.** Set")

@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 from icl_geometry.bookkit.run_times import duration, papermill_duration
 from icl_geometry.bookkit.specs import all_specs
-from icl_geometry.bookkit.myst_plain import DIRECTIVE_OPEN, closes
+from icl_geometry.bookkit.myst_plain import DIRECTIVE_OPEN, TARGET, closes
 from icl_geometry.llm.lm import BUNDLED
 
 # Hub organisations (or id prefixes) whose models are gated on the Hugging Face hub: the licence must be accepted
@@ -94,26 +94,24 @@ def _exercise_items(markdown: str) -> list[tuple[str, str]]:
 
 
 def exercises(number: str, nb: Any, parameter_names: list[str]) -> list[Exercise]:
-    """The chapter's exercises; `rerun` when the question names a parameter with a verb such as set or run,
-    or asks to run the chapter."""
+    """The chapter's exercises (from its "Exercises" heading to the next heading); `rerun` when the question
+    names a parameter with a verb such as set or run, or asks to run the chapter."""
+    text = "\n\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
     section, inside = [], False
-    for cell in nb.cells:
-        if cell.cell_type != "markdown":
-            continue
-        heading = re.search(r"(?m)^(#+)\s+(.*)$", cell.source)
-        if heading and "exercise" in heading.group(2).lower():
-            inside = True
-        elif heading and inside and cell.source.lstrip().startswith("#"):
+    for line in text.split("\n"):
+        heading = re.match(r"^#+\s+(.*)$", line)
+        if heading and inside:
             break
-        if inside:
-            section.append(cell.source)
+        inside = inside or bool(heading and re.match(r"(?i)(\d+\.\s*)?exercises?\b", heading.group(1).strip()))
+        if inside and not TARGET.match(line):
+            section.append(line)
     out = []
     names = sorted(set(parameter_names) | {"model", "models", "device", "profile", "seed"}, key=len, reverse=True)
-    for n, text in _exercise_items("\n\n".join(section)):
-        code = " ".join(re.findall(r"`([^`]+)`", text))
+    for n, question in _exercise_items("\n".join(section)):
+        code = " ".join(re.findall(r"`([^`]+)`", question))
         named = [p for p in names if re.search(rf"(?<![\w.]){re.escape(p)}\b", code)]
-        asks = re.search(r"(?i)\b(re-?run|run all cells|run the chapter|icl-geometry run)\b", text)
-        out.append(Exercise(number, n, text, named, bool(asks) or bool(named and RERUN_VERB.search(text))))
+        asks = re.search(r"(?i)\b(re-?run|run all cells|run the chapter|icl-geometry run)\b", question)
+        out.append(Exercise(number, n, question, named, bool(asks) or bool(named and RERUN_VERB.search(question))))
     return out
 
 
@@ -178,7 +176,7 @@ def instructor_readme(root: Path, notebooks: Path, chapter_nbs: dict[str, Any], 
             extra = [f"+ {FIRST_LOAD[m]} the first time {m} loads" for m in FIRST_LOAD
                      if m in ex.text and m != spec.default_model]
             cost = (f"needs a GPU and the hub ({', '.join(hub)})" if hub else
-                    f"{duration(seconds)} (the chapter's ci run)" + (" " + " ".join(extra) if extra else ""))
+                    f"{duration(seconds)} (the chapter's `ci` run)" + (" " + " ".join(extra) if extra else ""))
             asks = _short(plain(ex.text) if plain else ex.text)
             rerun_rows.append([number, ex.number, asks, ", ".join(f"`{p}`" for p in ex.params) or "-", cost])
 
@@ -271,8 +269,9 @@ paste one into a notebook that is handed in). The released, unquantized weights 
 
 ## Exercises that re-run a chapter
 
-An exercise that asks to change a parameter and run again costs the chapter's `ci` time again (the
-parameters cell is the one to edit; `icl-geometry run NN -p name=value` does the same from a shell):
+An exercise that asks to change a parameter and run again costs the chapter's `ci` time again, more when the
+change enlarges the run (more items, a longer context, another model's first load). The parameters cell is
+the one to edit; `icl-geometry run NN -p name=value` does the same from a shell.
 
 {reruns}
 
