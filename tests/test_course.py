@@ -228,7 +228,9 @@ def ctx(tmp_path_factory):
         nbformat.v4.new_code_cell("plot()", metadata={"mystnb": {"figure": {"name": "fig-b", "caption": "B."}}}),
     ])
     pages = {"glossary": "# Glossary\n\n```{glossary}\nTwoNN\n  An estimator.\n```\n"}
-    return MystContext.build({"02_attention_graphs": chapter}, pages, bib)
+    ctx = MystContext.build({"02_attention_graphs": chapter}, pages, bib)
+    ctx.elsewhere["run_times"] = "the book's Run times page"
+    return ctx
 
 
 @pytest.mark.parametrize("myst, plain", [
@@ -241,6 +243,7 @@ def ctx(tmp_path_factory):
     ("see {doc}`02_attention_graphs`", "see [Chapter 2: Attention graphs](02_attention_graphs.ipynb)"),
     ("see {doc}`the glossary <glossary>`", "see [the glossary](glossary.md)"),
     ("see {doc}`report`", "see report"),
+    ("see {doc}`run_times`", "see the book's Run times page"),
     ("in {ref}`the bound <sec-bound>`", "in the bound"),
     ("in {ref}`sec-bound`", "in The Minkowski bound"),
     ("{numref}`fig-b`", "Figure 2.2"),

@@ -47,6 +47,8 @@ ANSWER_TAG = "your-answer"
 CAPTION_TAG = "course-caption"
 SOLUTION_TAG = "solution"
 CODE_DIRECTIVES = {"code", "code-block", "code-cell", "sourcecode"}
+# Pages the book generates when it is built (not copied beside the course notebooks): what a {doc} link reads.
+GENERATED_PAGES = {"report": "the book's replication report", "run_times": "the book's Run times page"}
 LIVE_TAG = "course-live-widgets"
 LIVE_SOURCE = (f"# Course copy: the explorers show live sliders here (the rendered book draws one static figure).\n"
                f"import os\n\nos.environ[{STATIC_ENV!r}] = \"0\"")
@@ -216,8 +218,10 @@ def student_notebook(nb: Any, chapter: str = "", ctx: MystContext | None = None,
 
 def course_context(root: Path, notebooks: dict[str, Any]) -> MystContext:
     """What the MyST conversion needs: the chapters (by document stem), the prose pages and references.bib."""
-    return MystContext.build({Path(stem).stem: nb for stem, nb in notebooks.items()}, prose_pages(root),
-                             root / "references.bib")
+    ctx = MystContext.build({Path(stem).stem: nb for stem, nb in notebooks.items()}, prose_pages(root),
+                            root / "references.bib")
+    ctx.elsewhere.update(GENERATED_PAGES)
+    return ctx
 
 
 def prose_pages(root: Path) -> dict[str, str]:

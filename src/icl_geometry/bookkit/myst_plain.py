@@ -144,6 +144,7 @@ class MystContext:
     bib: dict[str, tuple[str, str]] = field(default_factory=dict)
     chapters: dict[str, str] = field(default_factory=dict)  # document stem -> its title (the first heading)
     pages: dict[str, str] = field(default_factory=dict)  # prose page stem -> its title (a .md beside the copies)
+    elsewhere: dict[str, str] = field(default_factory=dict)  # pages not copied (generated ones) -> words for them
     labels: dict[str, Label] = field(default_factory=dict)
 
     @classmethod
@@ -276,7 +277,7 @@ def role(name: str, body: str, ctx: MystContext) -> str:
             return f"[{text or ctx.chapters[stem]}]({stem}.ipynb)"
         if stem in ctx.pages:
             return f"[{text or ctx.pages[stem]}]({stem}.md)"
-        return text or target
+        return text or ctx.elsewhere.get(stem, target)
     if name in ("ref", "prf:ref", "term", "numref", "eq", "download", "any", "external"):
         if name == "eq" and body.strip() in ctx.labels:
             return f"({ctx.labels[body.strip()].number})"
