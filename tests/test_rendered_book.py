@@ -476,6 +476,7 @@ for (const table of article.querySelectorAll("table")) {
     if (el.scrollWidth > el.clientWidth + 1 && el.clientWidth > 0)
       out.scrolling.push(name(el) + ": " + el.scrollWidth + " > " + el.clientWidth);
   for (const el of table.querySelectorAll("*")) {
+    if (el.closest("mjx-assistive-mml")) continue;   // MathJax's hidden copy for screen readers, clipped
     if (outside(el.getBoundingClientRect(), el.parentElement.getBoundingClientRect()))
       out.wider.push(name(el) + " sticks out of its cell");
   }

@@ -133,3 +133,23 @@ def test_plotting_draws_at_twice_the_density():
     with matplotlib.rc_context():  # the style is restored afterwards (other tests draw at the default)
         plotting.use_style()
         assert matplotlib.rcParams["figure.dpi"] == 200
+
+
+def test_a_figure_cell_keeps_one_rich_output():
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    fig = {"mystnb": {"figure": {"caption": "c", "name": "fig-09-x"}, "image": {"alt": "a"}}}
+    cell = nbformat.v4.new_code_cell("plot()", metadata=fig)
+    cell.outputs = [nbformat.v4.new_output("stream", text="log\n"),
+                    nbformat.v4.new_output("display_data", data={"image/png": "AAAA"}),
+                    nbformat.v4.new_output("execute_result", data={"text/html": "<table></table>"}, execution_count=1)]
+    plain = nbformat.v4.new_code_cell("x")
+    plain.outputs = [nbformat.v4.new_output("display_data", data={"image/png": "AAAA"})] * 2
+    nb.cells = [cell, plain]
+    assert staging.split_figure_cells(nb) == 1
+    assert [o.output_type for o in nb.cells[0].outputs] == ["stream", "display_data"]
+    assert nb.cells[1].metadata["tags"] == ["remove-input"] and "mystnb" not in nb.cells[1].metadata
+    assert [o.output_type for o in nb.cells[1].outputs] == ["execute_result"]
+    assert nb.cells[2] is plain and len(plain.outputs) == 2  # cells without a figure are left alone
+    nbformat.validate(nb)

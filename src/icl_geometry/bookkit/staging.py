@@ -227,13 +227,45 @@ def size_figures(nb: Any) -> int:
     return n
 
 
+RICH = ("display_data", "execute_result")
+
+
+def split_figure_cells(nb: Any) -> int:
+    """A figure cell (myst-nb metadata `mystnb.figure`) keeps one rich output, its first image: myst-nb wraps
+    every display output of such a cell in the figure, so a table printed after it (or a second image) would
+    repeat the figure's label. The other rich outputs move to a cell of their own right after it (input
+    removed, no caption). Returns how many cells were split."""
+    import nbformat
+
+    n, i = 0, 0
+    while i < len(nb.cells):
+        cell = nb.cells[i]
+        i += 1
+        if cell.cell_type != "code" or not cell.metadata.get("mystnb", {}).get("figure"):
+            continue
+        rich = [o for o in cell.get("outputs", []) if o.get("output_type") in RICH]
+        image = next((o for o in rich if any(k.startswith("image/") for k in o.get("data", {}))), None)
+        if len(rich) < 2 or image is None:
+            continue
+        moved = [o for o in rich if o is not image]
+        cell.outputs = [o for o in cell.outputs if all(o is not m for m in moved)]
+        extra = nbformat.v4.new_code_cell("", metadata={"tags": ["remove-input"]})
+        extra.outputs = moved
+        nb.cells.insert(i, extra)
+        i += 1
+        n += 1
+    return n
+
+
 def present_notebook(source: Path, target: Path, glance_box: str = "") -> list[tuple[int, str, str]]:
-    """Copy an executed notebook into the staged book with its cells tagged by `fold_cells`, its figures
-    sized by `size_figures`, and the "at a glance" box (MyST markdown) right after its title cell."""
+    """Copy an executed notebook into the staged book with its cells tagged by `fold_cells`, one rich output
+    per figure cell (`split_figure_cells`), its figures sized by `size_figures`, and the "at a glance" box
+    (MyST markdown) right after its title cell."""
     import nbformat
 
     nb = nbformat.read(str(source), as_version=4)
     changes = fold_cells(nb)
+    split_figure_cells(nb)
     size_figures(nb)
     if glance_box:
         first = next((i for i, c in enumerate(nb.cells) if c.cell_type == "markdown"), -1)
