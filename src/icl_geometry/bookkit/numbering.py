@@ -21,15 +21,18 @@ def chapter_of(docname: str) -> int | None:
     return int(m.group(1)) if m else None
 
 
-def renumber(app: Any, env: Any) -> None:
+def renumber(app: Any, env: Any) -> list[str]:
+    """Rewrite `env.toc_fignumbers` per chapter. Runs on `env-get-updated` after Sphinx's TocTreeCollector
+    (priority 500) has assigned the book-wide numbers (that event comes after `env-updated`)."""
     for docname, by_type in env.toc_fignumbers.items():
         chapter = chapter_of(docname)
         for figtype, numbers in by_type.items():
             ordered = sorted(numbers, key=lambda key: numbers[key])
             for k, key in enumerate(ordered, start=1):
                 numbers[key] = (chapter, k) if chapter is not None else (k,)
+    return []
 
 
 def setup(app: Any) -> dict[str, Any]:
-    app.connect("env-updated", renumber)
+    app.connect("env-get-updated", renumber, priority=900)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
