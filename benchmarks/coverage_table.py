@@ -187,6 +187,10 @@ def before(tc, case) -> tuple[str, Callable[[Any, int], tuple[float, float, floa
     if m.startswith("intrinsic_dim.twonn(ci"):
         return ("twonn(ci): bootstrap of the per-point statistics, neighbours fixed (100)",
                 lambda X, b: (lambda e: (e.estimate, *e.ci))(idm.twonn(X, ci=0.9, n_boot=100)), case.truth)
+    if m.startswith("resampling.hierarchical_interval"):  # chapter 7's first pass: queries resampled, families not
+        stat = tc.family_slope_statistic(2 if "paired" in m else 1)
+        return ("percentile bootstrap over queries only (1000)",
+                lambda d, b: _triple(stats.bootstrap_interval(d[0], stat, n_boot=1000, level=0.9)), case.truth)
     if m.startswith("intrinsic_dim.layer_change_correlation"):
         return ("layer_change_correlation, neighbours fixed, paired bootstrap over prompts (100)",
                 lambda d, b: _triple(old_layer_change_correlation(d[0], d[1], d[2], d[3], d[4], n_boot=100)),
