@@ -65,6 +65,7 @@ def test_show_html_is_a_fixed_layout_book_table_with_escaped_cells():
     html = shown._repr_html_()
     assert html.startswith('<table class="book-table">') and "<colgroup>" in html
     assert "a&lt;b&gt;&amp;c" in html and "<b>" not in html
+    assert "one_<wbr>two" in tables.show(pd.DataFrame({"id": ["one_two"]}))._repr_html_()  # ids break at _
     assert '<td class="num">3</td>' in html and '<th class="num">n</th>' in html
     widths = [float(w) for w in __import__("re").findall(r"width: ([0-9.]+)%", html)]
     assert abs(sum(widths) - 100) < 0.5 and widths[2] == max(widths)  # the long text column is the widest

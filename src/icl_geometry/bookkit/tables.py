@@ -118,7 +118,10 @@ def to_html(df: Any, weights: Mapping[str, float]) -> str:
         cells = []
         for col, value in zip(df.columns, row):
             cls = "num" if numeric[str(col)] else "txt"
-            cells.append(f'<td class="{cls}">{html.escape(_cell(value))}</td>')
+            text = html.escape(_cell(value))
+            if cls == "txt":
+                text = text.replace("_", "_<wbr>")  # claim ids break after an underscore first
+            cells.append(f'<td class="{cls}">{text}</td>')
         parts.append("<tr>" + "".join(cells) + "</tr>")
     parts.append("</tbody></table>")
     return "\n".join(parts)
