@@ -92,7 +92,36 @@ def test_sine_ratio_needs_two_seeds_per_width():
     assert "sine_spearman_regions_vs_mse" not in v  # 3 fits: too few for a correlation
     many = base.stack(sine=sine_part(widths=(3, 5, 10, 20, 50, 500)))  # 12 fits >= MIN_FITS
     assert "sine_spearman_regions_vs_mse" in ex.claim_values(many, CONFIG)
-    assert ex.units(many) == {"sine_spearman_regions_vs_mse": 12, "sine_mse_ratio_wide_vs_narrow": 2}
+    assert ex.units(many) == {"sine_spearman_regions_vs_mse": 12, "sine_mse_ratio_wide_vs_narrow": 2,
+                              "trained_fits_above_equal_piece_interpolant": 12}
+
+
+def knots_part(n: int = 12, rho_sign: int = -1) -> pd.DataFrame:
+    # fits of one width: regions 5..16; MSE falls (rho_sign -1) or rises (+1) with regions
+    regions = np.arange(5, 5 + n)
+    return pd.DataFrame({"width": 20, "outside": np.repeat([0.0, 0.5], n // 2)[:n], "seed": np.arange(n) % 6,
+                         "regions": regions, "mse": 10.0 ** (rho_sign * regions / 4.0), "interp_mse": 1e-3})
+
+
+def test_knot_experiment_claim_is_spearman_over_fits_of_one_width():
+    v = ex.claim_values(base.stack(knots=knots_part()), CONFIG)
+    m = v["regions_vs_mse_at_fixed_width"]
+    assert m.value == pytest.approx(-1.0) and m.interval == pytest.approx((-1.0, -1.0))
+    assert "12 fits of width 20" in m.note and "0%/50% outside" in m.note
+    assert judge_claim(ex.CLAIMS["regions_vs_mse_at_fixed_width"], m)[0] == "reproduced"
+    up = ex.claim_values(base.stack(knots=knots_part(rho_sign=1)), CONFIG)["regions_vs_mse_at_fixed_width"]
+    assert judge_claim(ex.CLAIMS["regions_vs_mse_at_fixed_width"], up)[0] == "not reproduced"
+    assert ex.claim_values(base.stack(knots=knots_part(n=8)), CONFIG) == {}  # below MIN_FITS: not judged
+
+
+def test_interpolant_gap_is_the_geometric_mean_ratio():
+    from icl_geometry.toys import sine_mlp
+
+    sine = sine_part(widths=(3, 5, 10, 20, 50, 500))
+    sine["mse"] = 7.0 * sine_mlp.interpolant_mse(sine["regions"].to_numpy())  # every fit 7x the interpolant
+    m = ex.claim_values(base.stack(sine=sine), CONFIG)["trained_fits_above_equal_piece_interpolant"]
+    assert m.value == pytest.approx(7.0) and m.interval == pytest.approx((7.0, 7.0))
+    assert judge_claim(ex.CLAIMS["trained_fits_above_equal_piece_interpolant"], m)[0] == "reproduced"
 
 
 def test_dimension_claims_average_over_nets():
@@ -122,7 +151,8 @@ def test_gate_checks_take_the_worst_layer():
 
 def test_all_parts_in_declared_order_and_missing_parts(tmp_path):
     rows = base.stack(fig1=fig1_part(), general_position=general_part(),
-                      sine=sine_part(widths=(3, 5, 10, 20, 50, 500)), nets=nets_part(n_nets=ex.MIN_NETS), llm=llm_part())
+                      sine=sine_part(widths=(3, 5, 10, 20, 50, 500)), knots=knots_part(),
+                      nets=nets_part(n_nets=ex.MIN_NETS), llm=llm_part())
     v = ex.claim_values(rows, CONFIG)
     assert list(v) == list(ex.CLAIMS)
     for cid, m in v.items():
@@ -140,9 +170,9 @@ def test_all_parts_in_declared_order_and_missing_parts(tmp_path):
 
 
 def test_claims_declared_like_the_notebook_recorded_them():
-    assert len(ex.CLAIMS) == 9
+    assert len(ex.CLAIMS) == 11
     kinds = [spec.kind for spec in ex.CLAIMS.values()]
-    assert kinds == ["check"] * 3 + ["paper"] * 4 + ["check"] * 2
+    assert kinds == ["check"] * 3 + ["paper"] * 2 + ["ours"] * 2 + ["paper"] * 2 + ["check"] * 2
     assert ex.CLAIMS["llm_gate_sign_mismatch"].tolerance == 1e-4
     assert ex.CLAIMS["sine_mse_ratio_wide_vs_narrow"].threshold == 1.0
     assert ex.CLAIMS["one_layer_exact_minus_bound"].note.format(fig1_width=12) == (
@@ -164,13 +194,13 @@ def test_claims_carry_the_policy_fields():
     assert all(s.basis == "empirical" for s in paper.values())
     for cid, spec in ex.CLAIMS.items():
         assert spec.section in ex.SECTIONS.values() and spec.against, cid
-        assert (spec.min_n > 0) == (cid in paper), cid
+        assert (spec.min_n > 0) == (cid in paper or spec.kind == "ours"), cid
 
 
 def tiny_config() -> dict:
     return {"chapter": "01", "profile": "ci", "device": "cpu", "seed": 0, "model": "tiny", "fig1_width": 5,
             "deep_widths": [4, 4], "box": 3.0, "sine_widths": [3, 6], "sine_seeds": 2, "sine_steps": 30,
-            "sine_points": 60, "dims": [1, 2, 3, 4], "ambient_dim": 6, "dim_width": 8, "dim_depths": [1, 2],
+            "sine_points": 60, "knot_width": 6, "knot_outside": [0.0, 0.5], "knot_seeds": 2, "dims": [1, 2, 3, 4], "ambient_dim": 6, "dim_width": 8, "dim_depths": [1, 2],
             "sample_sizes": [50, 200], "text": "the cat is a red dog of the tree", "positions": [-13, -11, -9],
             "llm_layers": [0, -1], "window_margin": 0.25, "raster": 20, "n_boot": 50}
 
@@ -182,7 +212,9 @@ def test_run_on_a_tiny_config_gives_rows_claim_values_accepts(tiny_models, tmp_p
     assert sorted(base.part(rows, "llm")["layer"].astype(int)) == [0, 2]
     assert len(base.part(rows, "nets")) == ex.N_NETS * 4
     v = ex.claim_values(rows, cfg)
-    assert list(v) == [cid for cid in ex.CLAIMS if cid != "sine_spearman_regions_vs_mse"]  # 4 fits < MIN_FITS
+    small = {"sine_spearman_regions_vs_mse", "regions_vs_mse_at_fixed_width",  # 4 fits < MIN_FITS
+             "trained_fits_above_equal_piece_interpolant"}
+    assert list(v) == [cid for cid in ex.CLAIMS if cid not in small]
     for cid in ("one_layer_exact_minus_bound", "zero_bias_regions_minus_2n", "one_layer_nets_at_bound_fraction",
                 "llm_lines_minus_polygons_small_window", "llm_gate_sign_mismatch"):
         assert judge_claim(ex.CLAIMS[cid], v[cid])[0] == "reproduced", cid

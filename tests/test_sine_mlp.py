@@ -45,3 +45,29 @@ def test_bad_arguments():
         sm.fit_sine(4, steps=-1)
     with pytest.raises(ValueError, match="domain"):
         sm.fit_sine(4, domain=(1.0, -1.0))
+
+
+def test_knots_started_outside_are_active_on_the_whole_domain_and_fewer_regions_result():
+    lo, hi = sm.DOMAIN
+    inside = sm.make_mlp(40, seed=3)
+    half = sm.make_mlp(40, seed=3, outside=0.5)
+    knots = -half[0].bias.detach() / half[0].weight.detach()[:, 0]
+    out = (knots < lo) | (knots > hi)
+    assert int(out.sum()) == 20
+    x = torch.linspace(lo, hi, 101, dtype=torch.float64)[:, None]
+    pre = half[0](x)[:, out]
+    assert bool((pre > 0).all())  # never dead on the domain: every moved neuron still has a gradient
+    assert pt.count_regions_1d(half, lo, hi) < pt.count_regions_1d(inside, lo, hi)
+    same = sm.make_mlp(40, seed=3, outside=0.0)  # outside = 0 draws nothing more: the nets of before
+    assert torch.equal(same[0].weight, inside[0].weight) and torch.equal(same[2].bias, inside[2].bias)
+    with pytest.raises(ValueError, match="outside"):
+        sm.make_mlp(4, outside=1.0)
+
+
+def test_interpolant_mse_falls_like_k_to_the_minus_four():
+    mse = sm.interpolant_mse([20, 40, 80])
+    slopes = np.diff(np.log(mse)) / np.diff(np.log([20, 40, 80]))
+    assert np.allclose(slopes, -4.0, atol=0.1)
+    rows = sm.knot_experiment(6, (0.0, 0.5), 2, steps=5, n_train=50)
+    assert [(r["outside"], r["seed"]) for r in rows] == [(0.0, 0), (0.0, 1), (0.5, 0), (0.5, 1)]
+    assert all(r["interp_mse"] == pytest.approx(sm.interpolant_mse([r["regions"]])[0]) for r in rows)

@@ -35,7 +35,7 @@ from icl_geometry.experiments import base
 from icl_geometry.llm import engine, lm
 from icl_geometry.toys import sine_mlp
 
-PARTS = ("fig1", "general_position", "sine", "visits", "nets", "gate_smoothness", "llm")
+PARTS = ("fig1", "general_position", "sine", "knots", "visits", "nets", "gate_smoothness", "llm")
 GENERAL_WIDTHS = (2, 5, 10, 20, 40)  # widths and seeds of the random nets checked against the bound
 GENERAL_SEEDS = 10
 N_NETS = 8  # random nets the growth-with-d claims average over
@@ -86,6 +86,18 @@ CLAIMS: dict[str, ClaimSpec] = {
         against="the wide nets' test MSE no lower than the narrow nets' (the geometric-mean ratio's interval at or "
                 "above 1)",
         min_n=MIN_SEEDS, section=SECTIONS["sine"]),
+    "regions_vs_mse_at_fixed_width": ClaimSpec(
+        "at a fixed width, fits with more regions approximate better (the error follows the regions, not only "
+        "the width)", source="ours", kind="ours", direction="less", threshold=0.0, role="supporting",
+        against="at equal width, fits with more regions no more accurate (Spearman(regions, MSE) interval at or "
+                "above 0): then Fig. 2's correlation would be the width's, not the regions'",
+        min_n=MIN_FITS, section=SECTIONS["sine"]),
+    "trained_fits_above_equal_piece_interpolant": ClaimSpec(
+        "trained fits use their regions worse than sin's equal-piece interpolant with as many pieces",
+        source="ours", kind="ours", direction="greater", threshold=1.0, role="supporting",
+        against="trained fits as accurate as the interpolant with as many equal pieces (ratio interval at or "
+                "below 1): then the number of regions, not where the knots sit, would limit them",
+        min_n=MIN_FITS, section=SECTIONS["sine"]),
     "regions_grow_with_d_spearman": ClaimSpec(
         "regions grow with the intrinsic dimension of the input", source="A, Fig. 3", kind="paper",
         direction="greater", threshold=0.0, role="primary", basis="empirical", forced_by=_FIG3_FORCED,
@@ -190,20 +202,39 @@ def sine_fits(config: Any) -> tuple[list[sine_mlp.SineFit], pd.DataFrame]:
     return fits, sine
 
 
-def sine_reference(sine: pd.DataFrame, n_k: int = 40, n_grid: int = 20001) -> dict[str, Any]:
-    """The reference that needs no training: the MSE of sin's piecewise-linear interpolant with k equal pieces
-    (`kk`, `interp_mse`, over the fits' range of regions), its log-log slope, the slope of the fits (those with
-    >= 10 regions) and the trained-to-interpolant MSE ratio (`gap`) at each fit's number of pieces."""
-    lo, hi = sine_mlp.DOMAIN
-    kk = np.unique(np.geomspace(max(2, sine.regions.min()), sine.regions.max() * 1.2, n_k).astype(int))
-    xf = np.linspace(lo, hi, n_grid)
-    interp_mse = np.array([np.mean((np.interp(xf, np.linspace(lo, hi, k + 1), np.sin(np.linspace(lo, hi, k + 1)))
-                                    - np.sin(xf)) ** 2) for k in kk])
-    good = sine[sine.regions >= 10]
-    slope = np.polyfit(np.log(good.regions), np.log(good.mse), 1)[0] if good.regions.nunique() > 1 else float("nan")
-    ref_slope = np.polyfit(np.log(kk[kk >= 10]), np.log(interp_mse[kk >= 10]), 1)[0]
-    return {"kk": kk, "interp_mse": interp_mse, "slope": slope, "ref_slope": ref_slope,
-            "gap": sine.mse / np.interp(sine.regions, kk, interp_mse)}
+def sine_reference(sine: pd.DataFrame) -> dict[str, Any]:
+    """Fits against sin's equal-piece interpolant (`sine_mlp.interpolant_reference`)."""
+    return sine_mlp.interpolant_reference(sine["regions"].to_numpy(), sine["mse"].to_numpy())
+
+
+def knot_fits(config: Any) -> pd.DataFrame:
+    """Part `knots`, the separating experiment (`sine_mlp.knot_experiment`): fits of one width whose knots
+    start partly outside the domain, so that at equal width they end with different numbers of regions."""
+    s = base.settings(config)
+    return pd.DataFrame(sine_mlp.knot_experiment(int(s["knot_width"]), s["knot_outside"], int(s["knot_seeds"]),
+                                                 steps=int(s["sine_steps"]), n_train=int(s["sine_points"])))
+
+
+def knot_values(knots: pd.DataFrame, config: Any) -> dict[str, Measured]:
+    """The separating experiment's claim: Spearman(regions, MSE) over fits of one width (bootstrap over fits)."""
+    s = base.settings(config)
+    rho, ci = stats.bootstrap_correlation(knots["regions"], knots["mse"], n_boot=int(s["n_boot"]), level=LEVEL,
+                                          seed=int(s["seed"]))
+    return {"regions_vs_mse_at_fixed_width": Measured(
+        rho, ci, f"{len(knots)} fits of width {int(knots['width'].iloc[0])}, knots started "
+                 f"{'/'.join(f'{x:.0%}' for x in sorted(knots['outside'].unique()))} outside; bootstrap over fits")}
+
+
+def interpolant_gap_values(sine: pd.DataFrame) -> dict[str, Measured]:
+    """Trained fits against sin's equal-piece interpolant with as many pieces: the geometric mean of the MSE
+    ratio over the section-2 fits with at least 2 regions, a Student-t interval on the log ratios over fits."""
+    fits = sine[sine["regions"] >= 2]
+    log_gap = np.log(fits["mse"].to_numpy() / sine_mlp.interpolant_mse(fits["regions"].to_numpy()))
+    mean, (lo, hi) = stats.t_interval(log_gap, LEVEL)
+    return {"trained_fits_above_equal_piece_interpolant": Measured(
+        float(np.exp(mean)), (float(np.exp(lo)), float(np.exp(hi))),
+        f"geometric mean over {len(fits)} fits of MSE / MSE of the equal-piece interpolant with as many pieces; "
+        "90% Student-t interval on the log ratios")}
 
 
 def sine_pair(sine: pd.DataFrame) -> tuple[int, int]:
@@ -322,25 +353,11 @@ def _gate(loaded: lm.LoadedModel, layer: int) -> nn.Linear:
 
 
 def gate_smoothness(loaded: lm.LoadedModel, tr: engine.Trace, layers: Sequence[int], config: Any) -> pd.DataFrame:
-    """Part `gate_smoothness`: per layer, the fraction of gate pre-activations with |z| > 2 and > 3 (where SiLU
-    is close to ReLU, so the sign pattern describes the gate well), at the three tokens and over the window.
-    Pre-activations on the plane are exactly a . (u, v) + c (float64)."""
+    """Part `gate_smoothness`: per layer, how ReLU-like the gate is at the three tokens and over the window
+    (`partition.gate_smoothness`: the fractions of pre-activations with |z| > 2 and > 3)."""
     s = base.settings(config)
-    rows = []
-    for layer in layers:
-        X = tr.mlp_inputs[layer].double()
-        plane = partition.plane_through(*X)
-        a, c = partition.first_layer_lines(_gate(loaded, layer), plane)
-        W = plane.window(s["window_margin"])
-        uv = np.stack(np.meshgrid(np.linspace(W[0], W[1], 80), np.linspace(W[2], W[3], 80)), -1).reshape(-1, 2)
-        pre_tokens = plane.coords @ a.T + c  # (3 tokens, gate neurons)
-        pre_window = uv @ a.T + c  # (80^2 points, gate neurons)
-        row = {"layer": layer, "gate neurons": a.shape[0], "median |z| at tokens": float(np.median(np.abs(pre_tokens)))}
-        for t in (2.0, 3.0):
-            row[f"|z|>{t:g} at tokens"] = partition.relu_like_fraction(pre_tokens, t)
-            row[f"|z|>{t:g} in window"] = partition.relu_like_fraction(pre_window, t)
-        rows.append(row)
-    return pd.DataFrame(rows)
+    return pd.DataFrame([{"layer": layer, **partition.gate_smoothness(
+        _gate(loaded, layer), tr.mlp_inputs[layer].double(), s["window_margin"])} for layer in layers])
 
 
 SEGMENTS = ((0, 1), (1, 2), (0, 2))  # the token pairs whose segment is counted exactly
@@ -421,6 +438,9 @@ def units(rows: pd.DataFrame) -> dict[str, int]:
         w_hi, w_lo = sine_pair(sine)
         out["sine_spearman_regions_vs_mse"] = len(sine)
         out["sine_mse_ratio_wide_vs_narrow"] = int(min((sine["width"] == w).sum() for w in (w_hi, w_lo)))
+        out["trained_fits_above_equal_piece_interpolant"] = int((sine["regions"] >= 2).sum())
+    if "knots" in present:
+        out["regions_vs_mse_at_fixed_width"] = len(base.part(rows, "knots"))
     if "nets" in present:
         n_nets = base.part(rows, "nets")["net"].nunique()
         out["regions_grow_with_d_spearman"] = out["regions_ratio_dmax_vs_d1"] = int(n_nets)
@@ -433,7 +453,8 @@ def claim_values(rows: pd.DataFrame, config: Any) -> dict[str, Measured]:
     present = set(rows[base.PART].unique()) if base.PART in rows.columns else set()
     measures: dict[str, Callable[[pd.DataFrame], dict[str, Measured]]] = {
         "fig1": fig1_values, "general_position": general_position_values,
-        "sine": lambda t: sine_values(t, config), "nets": lambda t: dimension_values(t, config), "llm": gate_values}
+        "sine": lambda t: {**sine_values(t, config), **interpolant_gap_values(t)},
+        "knots": lambda t: knot_values(t, config), "nets": lambda t: dimension_values(t, config), "llm": gate_values}
     out: dict[str, Measured] = {}
     for name, measure in measures.items():
         if name in present:
@@ -461,6 +482,7 @@ def run(config: Any, checkpoint: str | Path | None = None, *, loaded: lm.LoadedM
     step("fig1", lambda: fig1_counts(figure1_nets(s), s))
     step("general_position", general_position_check)
     step("sine", lambda: sine_fits(s)[1])
+    step("knots", lambda: knot_fits(s))
     visits = step("visits", lambda: visited_regions(s, progress))
     step("nets", lambda: regions_by_net(s, visits=visits))
     if "gate_smoothness" not in done or "llm" not in done:

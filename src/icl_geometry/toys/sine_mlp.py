@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -40,14 +40,23 @@ class SineFit:
     seconds: float
 
 
-def make_mlp(width: int, seed: int = 0, domain: tuple[float, float] = DOMAIN) -> nn.Sequential:
+def make_mlp(width: int, seed: int = 0, domain: tuple[float, float] = DOMAIN,
+             outside: float = 0.0) -> nn.Sequential:
     """Linear(1, width) -> ReLU -> Linear(width, 1) in float64, seeded.
 
     PyTorch's default init, except that each hidden neuron's knot -b_j / w_j is moved to a uniformly
     random point of the domain (b_j = -w_j u_j): no neuron starts dead or with its knot outside the
     data, as in the attention toy (`toys.sine_attention`).
+
+    `outside` (in [0, 1)): that share of the neurons (rounded, chosen at random) instead start with their
+    knot outside the domain, 0.1 to 1 domain-widths beyond either end, and oriented to be active on the
+    whole domain: each still carries a gradient (none is dead) and can move its knot in, but the net
+    starts with fewer regions. Same width, same parameters, fewer regions: the separating experiment of
+    chapter 1 (does the error follow the regions or the width?).
     """
     check_int("width", width, 1)
+    if not (isinstance(outside, (int, float)) and 0.0 <= outside < 1.0):
+        raise ValueError(f"outside = {outside!r} is not allowed: expected a share in [0, 1)")
     g = torch.Generator().manual_seed(int(seed))
     lo, hi = float(domain[0]), float(domain[1])
     first, last = nn.Linear(1, int(width)).double(), nn.Linear(int(width), 1).double()
@@ -58,6 +67,16 @@ def make_mlp(width: int, seed: int = 0, domain: tuple[float, float] = DOMAIN) ->
         first.bias.copy_(-first.weight[:, 0] * knots)
         last.weight.uniform_(-b1, b1, generator=g)
         last.bias.uniform_(-b1, b1, generator=g)
+        n_out = int(round(outside * width))
+        if n_out:
+            moved = torch.randperm(int(width), generator=g)[:n_out]
+            right = torch.rand(n_out, generator=g) < 0.5
+            beyond = (hi - lo) * (0.1 + 0.9 * torch.rand(n_out, generator=g, dtype=torch.float64))
+            knot = torch.where(right, hi + beyond, lo - beyond)
+            # active on the whole domain: w (x - knot) > 0 there, so w < 0 right of it and w > 0 left of it
+            w = first.weight[moved, 0].abs() * torch.where(right, -1.0, 1.0).double()
+            first.weight[moved, 0] = w
+            first.bias[moved] = -w * knot
     return nn.Sequential(first, nn.ReLU(), last)
 
 
@@ -73,7 +92,7 @@ def _check_fit_args(steps: int, lr: float, domain: tuple[float, float]) -> tuple
 
 def fit_sines(widths: Sequence[int], seeds: Sequence[int] = (0,), *, steps: int = 3000, lr: float = 3e-3,
               n_train: int = 1000, n_test: int = 10_000,
-              domain: tuple[float, float] = DOMAIN) -> list[SineFit]:
+              domain: tuple[float, float] = DOMAIN, outside: float = 0.0) -> list[SineFit]:
     """Fit sin on `domain` with one MLP per (width, seed), all trained at once; one SineFit each.
 
     The nets are trained side by side as blocks of one wide hidden layer, with the loss the sum of
@@ -85,7 +104,7 @@ def fit_sines(widths: Sequence[int], seeds: Sequence[int] = (0,), *, steps: int 
     jobs = [(int(w), int(s)) for w in widths for s in seeds]
     if not jobs:
         raise ValueError("widths, seeds: expected at least one width and one seed")
-    nets = [make_mlp(w, s, domain) for w, s in jobs]
+    nets = [make_mlp(w, s, domain, outside) for w, s in jobs]
     W1 = nn.Parameter(torch.cat([n[0].weight[:, 0] for n in nets]).detach().clone())
     b1 = nn.Parameter(torch.cat([n[0].bias for n in nets]).detach().clone())
     v = nn.Parameter(torch.cat([n[2].weight[0] for n in nets]).detach().clone())
@@ -141,6 +160,53 @@ def test_error(model: nn.Module, domain: tuple[float, float] = DOMAIN, n: int = 
     x = torch.linspace(domain[0], domain[1], n, dtype=torch.float64)[:, None]
     e = model(x) - torch.sin(x)
     return {"mse": float((e ** 2).mean()), "max_abs": float(e.abs().max())}
+
+
+def interpolant_mse(pieces: Sequence[int] | np.ndarray, domain: tuple[float, float] = DOMAIN,
+                    n_grid: int = 20001) -> np.ndarray:
+    """The reference that needs no training: the MSE of sin's piecewise-linear interpolant with k equal pieces
+    (knots at k + 1 evenly spaced points, sin's values there), for each k in `pieces`. It falls like k^-4."""
+    lo, hi = float(domain[0]), float(domain[1])
+    xf = np.linspace(lo, hi, n_grid)
+    out = []
+    for k in np.asarray(pieces, dtype=int).ravel():
+        check_int("pieces", int(k), 1)
+        knots = np.linspace(lo, hi, int(k) + 1)
+        out.append(float(np.mean((np.interp(xf, knots, np.sin(knots)) - np.sin(xf)) ** 2)))
+    return np.asarray(out)
+
+
+def interpolant_reference(regions: np.ndarray, mse: np.ndarray, n_k: int = 40) -> dict[str, Any]:
+    """Trained fits (their `regions` and test `mse`) against the reference that needs no training: the
+    interpolant's MSE at k equal pieces (`kk`, `interp_mse`, over the fits' range of regions), its log-log
+    slope (`ref_slope`, about -4), the slope of the fits with >= 10 regions (`slope`) and each fit's ratio of
+    its MSE to the interpolant's with as many pieces (`gap`)."""
+    regions, mse = np.asarray(regions), np.asarray(mse)
+    kk = np.unique(np.geomspace(max(2, regions.min()), regions.max() * 1.2, n_k).astype(int))
+    interp_mse = interpolant_mse(kk)
+    good = regions >= 10
+    slope = (np.polyfit(np.log(regions[good]), np.log(mse[good]), 1)[0] if len(np.unique(regions[good])) > 1
+             else float("nan"))
+    ref_slope = np.polyfit(np.log(kk[kk >= 10]), np.log(interp_mse[kk >= 10]), 1)[0]
+    return {"kk": kk, "interp_mse": interp_mse, "slope": slope, "ref_slope": ref_slope,
+            "gap": mse / np.interp(regions, kk, interp_mse)}
+
+
+def knot_experiment(width: int, outside: Sequence[float], seeds: int, *, steps: int = 3000,
+                    n_train: int = 1000) -> list[dict[str, float]]:
+    """Fits of one `width` whose knots start partly outside the domain (each share in `outside`, `seeds` fits
+    each): same width and parameters, different numbers of regions at the end. One dict per fit: width,
+    outside, seed, regions (exact count on the domain), test MSE and `interp_mse`, the MSE of sin's
+    equal-piece interpolant with as many pieces."""
+    from icl_geometry.core import partition
+
+    rows = []
+    for share in outside:
+        for f in fit_sines([int(width)], range(int(seeds)), steps=steps, n_train=n_train, outside=float(share)):
+            regions = partition.count_regions_1d(f.model, *DOMAIN)
+            rows.append({"width": f.width, "outside": float(share), "seed": f.seed, "regions": regions,
+                         "mse": f.mse, "interp_mse": float(interpolant_mse([regions])[0])})
+    return rows
 
 
 @torch.no_grad()

@@ -44,8 +44,8 @@ from __future__ import annotations
 
 from icl_geometry.core.partition.bounds import central_regions_bound, regions_bound
 from icl_geometry.core.partition.drawing import draw_regions, random_mlp
-from icl_geometry.core.partition.gates import (gate_regions_on_plane, gate_sign_mismatch, relu_like_fraction,
-                                               silu_relu_gap)
+from icl_geometry.core.partition.gates import (gate_regions_on_plane, gate_sign_mismatch, gate_smoothness,
+                                               relu_like_fraction, silu_relu_gap)
 from icl_geometry.core.partition.lines import (RTOL, active_counts, arrangement_bounds, count_line_regions,
                                                first_layer_lines, in_general_position, lines_crossing_window)
 from icl_geometry.core.partition.network import input_dim, layers_of, n_neurons

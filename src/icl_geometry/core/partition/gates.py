@@ -66,3 +66,23 @@ def gate_sign_mismatch(gate: nn.Linear, plane: Plane, uv: np.ndarray) -> float:
     with torch.no_grad():
         theirs = (gate(X) > 0).cpu().numpy()
     return float((ours != theirs).mean())
+
+
+def gate_smoothness(gate: nn.Linear, points, margin: float, n_grid: int = 80) -> dict[str, float]:
+    """How ReLU-like a gate is on the plane through three MLP inputs `points` (3, d): the fraction of its
+    pre-activations with |z| > 2 and > 3 (where SiLU is close to ReLU, so the sign pattern describes the gate
+    well) at the three points and over an `n_grid` x `n_grid` grid of the plane's window (widened by `margin`),
+    and the median |z| at the points. Pre-activations on the plane are exactly a . (u, v) + c (float64)."""
+    from icl_geometry.core.partition.planes import plane_through
+
+    plane = plane_through(*points)
+    a, c = first_layer_lines(gate, plane)
+    W = plane.window(margin)
+    uv = np.stack(np.meshgrid(np.linspace(W[0], W[1], n_grid), np.linspace(W[2], W[3], n_grid)), -1).reshape(-1, 2)
+    pre_tokens = plane.coords @ a.T + c  # (3 tokens, gate neurons)
+    pre_window = uv @ a.T + c  # (n_grid^2 points, gate neurons)
+    row = {"gate neurons": a.shape[0], "median |z| at tokens": float(np.median(np.abs(pre_tokens)))}
+    for t in (2.0, 3.0):
+        row[f"|z|>{t:g} at tokens"] = relu_like_fraction(pre_tokens, t)
+        row[f"|z|>{t:g} in window"] = relu_like_fraction(pre_window, t)
+    return row
