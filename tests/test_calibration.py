@@ -167,3 +167,21 @@ def test_content_free_logprobs_are_the_engines_label_scores(labelled_model):
     real_lp = np.stack(engine.score_choices(labelled_model, [p.text for p in real], [list(p.choices) for p in real]))
     s = cal.score(real_lp, lp, [q.true_label for q in queries])
     assert 0 <= s.calibrated_accuracy <= 1 and 0 <= s.calibrated_auc <= 1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["smollm2", "gemma3"])
+def test_content_free_calibration_on_a_bundled_model(request, name):
+    """The content-free prompts of both bundled models (chat turns for SmolLM2, plain text for Gemma-3) give
+    finite label-word log-probabilities, and calibration turns them into a distribution per prompt."""
+    loaded = request.getfixturevalue(name)
+    queries, pool = dm.pool_and_queries("sentiment", 4, 16, seed=0)
+    sets = dm.demonstration_sets("sentiment", queries, pool, 4)
+    cf = cal.content_free_logprobs(loaded, "sentiment", sets)
+    assert cf.shape == (4, 3, 2) and np.all(np.isfinite(cf)) and np.all(cf < 0)
+    real = [format_classification_prompt(loaded, "sentiment", s, q) for s, q in zip(sets, queries)]
+    lp = np.stack(engine.score_choices(loaded, [p.text for p in real], [list(p.choices) for p in real]))
+    q = cal.calibrated_logprobs(lp, cf)
+    np.testing.assert_allclose(np.exp(q).sum(1), 1.0)
+    s = cal.score(lp, cf, [e.true_label for e in queries])
+    assert 0 <= s.calibrated_accuracy <= 1

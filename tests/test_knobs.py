@@ -187,3 +187,25 @@ def test_the_knobs_work_on_a_sharded_model(tmp_path, architecture):
     torch.testing.assert_close(b, a, rtol=0, atol=1e-5)
     assert not torch.allclose(a, _logits(whole))
     torch.testing.assert_close(_logits(sharded), _logits(whole), rtol=0, atol=1e-5)  # restored
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["smollm2", "gemma3"])
+def test_the_knobs_on_a_bundled_model(request, name):
+    """On the bundled models (grouped-query: SmolLM2 9 query heads over 3 key/value heads, head_dim 64; Gemma-3
+    4 over 1, head_dim 256): nothing ablated is the model bit for bit, a truncated map has its rank, and
+    leaving the knobs restores the logits exactly."""
+    loaded = request.getfixturevalue(name)
+    prompts = ["Input: The movie was great.\nLabel: positive\n\nInput: The meal was awful.\nLabel:"]
+    means = knobs.head_means(loaded, REFERENCE + prompts)
+    before = _logits(loaded, prompts)
+    with knobs.mean_ablation(loaded, [], means), knobs.rank_truncation(loaded, None):
+        assert torch.equal(_logits(loaded, prompts), before)
+    with knobs.mean_ablation(loaded, [(0, 0), (loaded.n_layers - 1, 1)], means), knobs.rank_truncation(loaded, 8):
+        assert not torch.allclose(_logits(loaded, prompts), before)
+    assert torch.equal(_logits(loaded, prompts), before)
+    full = knobs.effective_maps(loaded, 0, None)
+    maps = knobs.effective_maps(loaded, 0, 8)
+    for h in (0, loaded.n_heads - 1):
+        assert np.linalg.matrix_rank(maps[h], tol=1e-8 * np.abs(full[h]).max()) == 8
+    assert knobs.knob_summary(loaded)["head_dim"] == {"smollm2": 64, "gemma3": 256}[name]

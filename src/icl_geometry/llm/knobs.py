@@ -185,15 +185,28 @@ def heads_to_ablate(order: Sequence[Head], keep: float) -> list[Head]:
 
 
 # --------------------------------------------------------------------------------------------- rank kept
+def _factored_svd(W_v: np.ndarray, W_o: np.ndarray):
+    """The thin SVD of M = W_v W_o (d_in x d_model, rank <= d_head) through QR factors, O(d d_head^2) instead of
+    O(d^3): W_v = Q_v R_v, W_o^T = Q_o R_o, so M = Q_v (R_v R_o^T) Q_o^T and the small core's SVD gives M's.
+    Returns (Q_v, R_v, Q_o, R_o, U_c, s, Vt_c) with M = (Q_v U_c) diag(s) (Vt_c Q_o^T)."""
+    Q_v, R_v = np.linalg.qr(np.asarray(W_v, np.float64))
+    Q_o, R_o = np.linalg.qr(np.asarray(W_o, np.float64).T)
+    U_c, s, Vt_c = np.linalg.svd(R_v @ R_o.T)
+    return Q_v, R_v, Q_o, R_o, U_c, s, Vt_c
+
+
 def truncated_map(W_v: np.ndarray, W_o: np.ndarray, r: int) -> np.ndarray:
     """The best rank-r approximation (SVD, Eckart-Young) of one head's value-output map M = W_v W_o."""
-    U, s, Vt = np.linalg.svd(np.asarray(W_v, np.float64) @ np.asarray(W_o, np.float64), full_matrices=False)
-    return (U[:, :r] * s[:r]) @ Vt[:r]
+    Q_v, _, Q_o, _, U_c, s, Vt_c = _factored_svd(W_v, W_o)
+    return (Q_v @ (U_c[:, :r] * s[:r])) @ (Vt_c[:r] @ Q_o.T)
 
 
 def truncation_projector(W_v: np.ndarray, W_o: np.ndarray, r: int) -> np.ndarray:
-    """P (d_head, d_head) with W_v P W_o = the rank-r truncation of W_v W_o: P = W_v^+ M_r W_o^+."""
-    return np.linalg.pinv(W_v) @ truncated_map(W_v, W_o, r) @ np.linalg.pinv(W_o)
+    """P (d_head, d_head) with W_v P W_o = the rank-r truncation of W_v W_o: P = W_v^+ M_r W_o^+, computed on the
+    QR factors (W_v^+ = R_v^+ Q_v^T, W_o^+ = Q_o (R_o^T)^+), so P = R_v^+ C_r (R_o^T)^+ with C_r the core's
+    rank-r truncation."""
+    _, R_v, _, R_o, U_c, s, Vt_c = _factored_svd(W_v, W_o)
+    return np.linalg.pinv(R_v) @ ((U_c[:, :r] * s[:r]) @ Vt_c[:r]) @ np.linalg.pinv(R_o.T)
 
 
 def _rank_of(ranks: int | None | dict[int, int | None], layer: int) -> int | None:
