@@ -1,15 +1,17 @@
 """The rendered book as a reader sees it: built once from the committed chapters, then opened offline in
 headless Chromium.
 
-For every page: no JavaScript error, every image loaded, every formula typeset by the bundled MathJax
-(no raw `\\(`, `\\[` or `$$` in the visible text), no request leaving the machine, nothing wider than the
-page at 1280 px. Every internal link (table of contents, citations, cross-references) resolves to an
-existing file and anchor. On the replication report, every table fits the text column at 1280 px (nothing wider
-than its container, no sideways scrolling) and every deep link reaches a section of its chapter. On every chapter page (issue 29): every table wraps inside the text
-column (no element wider than its container, nothing scrolling sideways), every code block and output `<pre>` sits
-inside it, an output `<pre>` holds `tables.TEXT_WIDTH` characters, every figure has a numbered caption ("Figure
-N.M") and alt text that is not a file name; every {numref}, {ref}, {term}, {doc} and {prf:ref} target resolves. A screenshot of each page goes to `_build/screens/` (the whole page, plus the
-first screen as `<page>-top.png`), with `_build/screens/pages.json` recording what each page showed.
+For every page: no JavaScript error, every image loaded, every formula typeset by the bundled MathJax (no raw
+`\\(`, `\\[` or `$$` in the visible text), no request leaving the machine, nothing wider than the page at 1280 px.
+Every internal link (table of contents, citations, cross-references) resolves to an existing file and anchor. On
+the replication report, every table fits the text column at 1280 px (nothing wider than its container, no sideways
+scrolling) and every deep link reaches a section of its chapter. On every chapter page (issue 29): every table
+wraps inside the text column (no element wider than its container, nothing scrolling sideways), every code block
+and output `<pre>` sits inside it, no code cell's input `<pre>` scrolls sideways (the chapters' code has 88
+columns), an output `<pre>` holds `tables.TEXT_WIDTH` characters, every figure has a numbered caption ("Figure
+N.M") and alt text that is not a file name; every {numref}, {ref}, {term}, {doc} and {prf:ref} target resolves. A
+screenshot of each page goes to `_build/screens/` (the whole page, plus the first screen as `<page>-top.png`), with
+`_build/screens/pages.json` recording what each page showed.
 
 Needs Chromium and its driver from the OS packages (`apt-get install chromium chromium-driver`; `.ci/run`
 installs them when missing). Where they are absent the browser test is skipped, saying so; the static
@@ -67,7 +69,8 @@ def _notebook(*cells):
 
     nb = nbformat.v4.new_notebook()
     for source, tags in cells:
-        cell = nbformat.v4.new_markdown_cell(source[3:]) if source.startswith("md:") else nbformat.v4.new_code_cell(source)
+        markdown = source.startswith("md:")
+        cell = nbformat.v4.new_markdown_cell(source[3:]) if markdown else nbformat.v4.new_code_cell(source)
         cell.metadata["tags"] = list(tags)
         nb.cells.append(cell)
     return nb
@@ -78,7 +81,8 @@ def test_fold_rules_hide_set_up_imports_and_plotting_but_not_package_calls():
         ("md:# Title", []),
         ("profile = 'ci'", ["parameters"]),
         ("# Parameters\nprofile = 'ci'", ["injected-parameters"]),
-        ("from icl_geometry.bookkit import profiles, plotting\nfrom icl_geometry.core import partition\ncfg = profiles.resolve('01')", []),
+        ("from icl_geometry.bookkit import profiles, plotting\nfrom icl_geometry.core import partition\n"
+         "cfg = profiles.resolve('01')", []),
         ("import numpy as np\nimport pandas as pd", []),
         ("regions = partition.regions_2d(net, box)\nfig, ax = plt.subplots()\nax.plot(regions)", []),
         ("fig, ax = plt.subplots()\nax.plot(x, y, color=plotting.colors(3)[0])", []),
@@ -129,7 +133,8 @@ def test_book_builds_without_broken_references(built_book):
 
 
 def _site_pages(html: Path) -> list[Path]:
-    return sorted(p for p in html.rglob("*.html") if not {"_static", "_sources", "_images"} & set(p.relative_to(html).parts))
+    skip = {"_static", "_sources", "_images"}
+    return sorted(p for p in html.rglob("*.html") if not skip & set(p.relative_to(html).parts))
 
 
 @pytest.mark.slow
@@ -154,7 +159,8 @@ def test_maths_and_assets_are_bundled(built_book):
         for tag, attr in (("script", "src"), ("link", "href"), ("img", "src"), ("iframe", "src")):
             for el in soup.find_all(tag):
                 url = el.get(attr)
-                if tag == "link" and "stylesheet" not in (el.get("rel") or []) and "preload" not in (el.get("rel") or []):
+                rel = el.get("rel") or []
+                if tag == "link" and "stylesheet" not in rel and "preload" not in rel:
                     continue
                 if url and urlsplit(url).scheme in ("http", "https", "ws", "wss") or (url or "").startswith("//"):
                     remote.append(f"{page.relative_to(html)}: <{tag} {attr}={url}>")
@@ -214,8 +220,10 @@ def test_links_resolve(built_book):
 # ---- the browser ----------------------------------------------------------------------------------------------
 
 def _chromium() -> tuple[str | None, str | None]:
-    browser = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
-    driver = shutil.which("chromedriver") or ("/usr/bin/chromedriver" if Path("/usr/bin/chromedriver").exists() else None)
+    browser = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)),
+                   None)
+    system_driver = Path("/usr/bin/chromedriver")
+    driver = shutil.which("chromedriver") or (str(system_driver) if system_driver.exists() else None)
     return browser, driver
 
 
@@ -509,13 +517,35 @@ return out;
 """
 
 
+CODE_FIT = r"""
+// Every code cell's input, folded ones included (their <details> opened first): does its <pre> scroll sideways?
+const article = document.querySelector(".bd-article") || document.body;
+for (const d of article.querySelectorAll("details"))
+  if (d.querySelector("div.cell_input")) d.open = true;
+const cells = Array.from(article.querySelectorAll("div.cell"));
+const out = {inputs: 0, scrolling: []};
+for (const pre of article.querySelectorAll("div.cell_input pre")) {
+  if (!pre.getClientRects().length) continue;
+  out.inputs += 1;
+  if (pre.scrollWidth > pre.clientWidth + 1) {
+    const lines = pre.textContent.split("\n");
+    out.scrolling.push({cell: cells.indexOf(pre.closest("div.cell")) + 1, width: pre.scrollWidth, box: pre.clientWidth,
+                        first: lines[0], longest: lines.reduce((a, b) => (b.length > a.length ? b : a), "")});
+  }
+}
+return out;
+"""
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("page", CHAPTERS)
 def test_chapter_page_fits_and_numbers_its_figures(built_book, browser, page):
     """At 1280 px every table of a chapter wraps inside the text column (nothing wider than its container,
     nothing scrolling sideways), every code block and output <pre> sits inside it, an output <pre> holds
-    `tables.TEXT_WIDTH` characters, and every figure has a numbered caption ("Figure N.M") and alt text that
-    is not a file name."""
+    `tables.TEXT_WIDTH` characters, no code cell's input scrolls sideways (folded ones opened: the chapters' code
+    is formatted at 88 columns, book/ruff.toml, and book.css fits about 92), and every figure has a numbered
+    caption ("Figure N.M") and alt text that is not a file name. Printed output may scroll (some tables are wide
+    by nature)."""
     from icl_geometry.bookkit import tables
 
     html, _ = built_book
@@ -526,6 +556,8 @@ def test_chapter_page_fits_and_numbers_its_figures(built_book, browser, page):
         time.sleep(0.1)
     browser.execute_async_script(WAIT_FOR_IMAGES)
     facts = browser.execute_script(CHAPTER_FIT)
+    code = browser.execute_script(CODE_FIT)   # after CHAPTER_FIT: it opens the folded inputs
+    facts.update(code_inputs=code["inputs"], code_scrolling=code["scrolling"])
     bad_alt = [src for src, alt in facts.pop("bad_alt") if not alt or HASHED.match(alt)]
     record = SCREENS / "chapters.json"
     SCREENS.mkdir(parents=True, exist_ok=True)
@@ -536,6 +568,10 @@ def test_chapter_page_fits_and_numbers_its_figures(built_book, browser, page):
     if facts["wider"] or facts["scrolling"]:
         problems.append("wider than the column or scrolling sideways:\n  "
                         + "\n  ".join((facts["wider"] + facts["scrolling"])[:12]))
+    if code["scrolling"]:
+        problems.append(f"{len(code['scrolling'])} of {code['inputs']} code cells scroll sideways at {WIDTH} px:\n  "
+                        + "\n  ".join(f"code cell {c['cell']} ({c['width']} > {c['box']} px), first line "
+                                       f"{c['first']!r}, longest {c['longest']!r}" for c in code["scrolling"][:8]))
     if facts["chars"] is not None and facts["chars"] < tables.TEXT_WIDTH:
         problems.append(f"an output <pre> holds {facts['chars']:.1f} characters < tables.TEXT_WIDTH")
     if facts["unnumbered"]:
