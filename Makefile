@@ -14,7 +14,7 @@ export ICL_GEOMETRY_STATIC := 1
 export PYTHONHASHSEED := 0
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: venv book check test replicate course refresh lock benchmarks clean
+.PHONY: venv book check lint test replicate course refresh lock benchmarks clean
 
 venv: $(STAMP)
 
@@ -32,14 +32,19 @@ book: venv
 	$(BIN)/icl-geometry build --notebooks runs/$(PROFILE)
 	@echo "Open _build/html/index.html"
 
-## The developer's loop (under 90 s): unit, property and known-answer tests; tiny random models, no bundled one.
-check: venv
+## The developer's loop (under 90 s): the formatter and linter (ruff: the chapters' code formatted at 88 columns so
+## it fits the book's column, everything linted), then unit, property and known-answer tests; tiny random models.
+check: venv lint
 	$(BIN)/python -m pytest
+
+lint: venv
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
 
 ## Everything, as CI runs it: `check`, the bundled models, portability, every chapter under nbval, the book,
 ## the book in headless Chromium (tests/test_rendered_book.py; needs `apt-get install chromium chromium-driver`,
 ## which .ci/run does, and is skipped with a message where they are missing).
-test: venv
+test: venv lint
 	$(BIN)/python -m pytest -m "slow or not slow" --nbval-lax tests book
 
 ## The paper-scale replication on a GPU: every chapter with the full profile, then the report.

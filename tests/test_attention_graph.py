@@ -150,7 +150,8 @@ def test_bound_is_never_violated(seed, T, H, d_v, d_out):
     check = ag.minkowski_dimension_check(X, V, O, W_q=Q, W_k=K)
     assert check.holds
     assert np.all(check.dimension <= min(d_out, H * d_v))
-    # generic position attains min(sum_h min(|S_h| - 1, rank(V_h O_h)), d_out), here with rank(V_h O_h) = min(d_v, d_out)
+    # generic position attains min(sum_h min(|S_h| - 1, rank(V_h O_h)), d_out), here with
+    # rank(V_h O_h) = min(d_v, d_out)
     expected = np.minimum(np.minimum(check.support - 1, min(d_v, d_out)).sum(1), d_out)
     np.testing.assert_array_equal(check.dimension, expected)
     np.testing.assert_array_equal(check.tight_bound, expected)

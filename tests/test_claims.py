@@ -71,8 +71,14 @@ def test_no_effect_needs_a_margin_declared_beforehand(book):
     assert book.record("tight", 0.0, kind="paper", direction="greater", interval=(-0.7, 0.75)).verdict == "inconclusive"
     c = book.record("null", 0.0, kind="paper", direction="greater", interval=(-0.7, 0.75), null_margin=1.0)
     assert c.verdict == "no effect" and c.null_margin == 1.0
-    assert book.record("wide", 0.0, kind="paper", direction="greater", interval=(-2, 2), null_margin=1.0).verdict == "inconclusive"
-    assert book.record("big", 3.0, kind="paper", direction="greater", interval=(2, 4), null_margin=1.0).verdict == "reproduced"
+    assert (
+        book.record("wide", 0.0, kind="paper", direction="greater", interval=(-2, 2), null_margin=1.0).verdict
+        == "inconclusive"
+    )
+    assert (
+        book.record("big", 3.0, kind="paper", direction="greater", interval=(2, 4), null_margin=1.0).verdict
+        == "reproduced"
+    )
 
 
 def test_claims_of_no_effect(book):
@@ -89,7 +95,10 @@ def test_kinds_intervals_and_forced_outcomes(book):
         book.record("x", 1.0, kind="replication", direction="greater", interval=(0.5, 1.5))
     with pytest.raises(ValueError, match="interval"):
         book.record("x", 1.0, kind="paper", direction="greater")
-    assert book.record("exact", 3.0, kind="paper", direction="greater", exact="a count on fixed data").verdict == "reproduced"
+    assert (
+        book.record("exact", 3.0, kind="paper", direction="greater", exact="a count on fixed data").verdict
+        == "reproduced"
+    )
     check = book.record("identity", 0.0, kind="check", expected=0.0, tolerance=0.0)
     forced = book.record("capped", -5.0, kind="paper", direction="greater", interval=(-6, -4),
                          forced_by="the absolute reading is capped at 9 keys per head")

@@ -20,9 +20,15 @@ def _fake_run(n_items=12, ks=(1, 2), L=3, seed=0):
 
     rng = np.random.default_rng(seed)
     spec = [(i, c, k) for i in range(n_items) for c in ("shots", "random") for k in ks]
-    rows = pd.DataFrame({"item": [i for i, _, _ in spec], "family": ["capitals" if i % 2 else "arithmetic" for i, _, _ in spec],
-                         "context": [c for _, c, _ in spec], "k": [k for _, _, k in spec],
-                         "correct": rng.random(len(spec)) < 0.5})
+    rows = pd.DataFrame(
+        {
+            "item": [i for i, _, _ in spec],
+            "family": ["capitals" if i % 2 else "arithmetic" for i, _, _ in spec],
+            "context": [c for _, c, _ in spec],
+            "k": [k for _, _, k in spec],
+            "correct": rng.random(len(spec)) < 0.5,
+        }
+    )
     base = rng.normal(size=(n_items, L))
     vals = np.array([base[i] + (2.0 if c == "shots" else 0.0) + k for i, c, k in spec])
     return cg.ContextRun("fake", L, 0.1, None, [None] * n_items, rows, {"id_abs": vals}, {"id_abs": base},

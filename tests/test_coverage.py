@@ -128,7 +128,9 @@ def gaussian_copula(rng: np.random.Generator, n: int, rho_s: float) -> tuple[np.
     return z[:, 0], r * z[:, 0] + math.sqrt(1 - r * r) * z[:, 1]
 
 
-def binary_pairs(rng: np.random.Generator, n: int, table: tuple[float, float, float, float]) -> tuple[np.ndarray, np.ndarray]:
+def binary_pairs(
+    rng: np.random.Generator, n: int, table: tuple[float, float, float, float]
+) -> tuple[np.ndarray, np.ndarray]:
     """n paired 0/1 outcomes (a, b) with P(a, b) = table[(2 a + b)] (e.g. correct at 0 and at k shots)."""
     cell = rng.choice(4, size=n, p=np.asarray(table) / sum(table))
     return (cell >= 2).astype(float), (cell % 2).astype(float)
@@ -550,13 +552,23 @@ def _cases() -> list[Case]:
                  1.0 if how == "ratio" else 0.0,
                  claims="toy_*_heads, toy_separate_mse_ratio_context"))
     for profile, n_net, contexts in (("full", 30, (1, 2, 5, 10, 20, 50, 100)), ("min_n", 10, (1, 4, 16))):
-        add(Case("jackknife.jackknife_interval(scale='fisher')", "02", profile,
-                 f"{n_net} networks x {len(contexts)} contexts", "pieces: a random effect per network",
-                 toy_grid_pieces(n_net, contexts),
-                 lambda d, b: _triple(jackknife.jackknife_interval(np.column_stack(d[:2]), spearman_columns, groups=d[2],
-                                                               level=LEVEL, scale="fisher")),
-                 lambda c=contexts: toy_grid_truth(c),
-                 claims="toy_spearman_pieces_vs_heads, toy_spearman_pieces_vs_context"))
+        add(
+            Case(
+                "jackknife.jackknife_interval(scale='fisher')",
+                "02",
+                profile,
+                f"{n_net} networks x {len(contexts)} contexts",
+                "pieces: a random effect per network",
+                toy_grid_pieces(n_net, contexts),
+                lambda d, b: _triple(
+                    jackknife.jackknife_interval(
+                        np.column_stack(d[:2]), spearman_columns, groups=d[2], level=LEVEL, scale="fisher"
+                    )
+                ),
+                lambda c=contexts: toy_grid_truth(c),
+                claims="toy_spearman_pieces_vs_heads, toy_spearman_pieces_vs_context",
+            )
+        )
 
     # ---- chapter 3
     for profile, n, n_boot in (("ci", 20, 100), ("full", 400, 500)):

@@ -244,7 +244,10 @@ def test_score_choices_on_a_cache_is_exact_past_the_sliding_window(model):
     got = engine.score_choices(model, prompts, choices, batch_size=3, batch_tokens=10_000)
     for prompt, cands, scores in zip(prompts, choices, got):
         for choice, score in zip(cands, scores):
-            assert score == pytest.approx(_full_sequence_logprob(model, prompt, choice), abs=1e-4), (prompt[:20], choice)
+            assert score == pytest.approx(_full_sequence_logprob(model, prompt, choice), abs=1e-4), (
+                prompt[:20],
+                choice,
+            )
 
 
 def test_score_choices_with_shared_prefixes_equals_the_batched_path(model):

@@ -55,22 +55,50 @@ def graph_parts() -> dict[str, pd.DataFrame]:
     """Hand-made rows of sections 1 and 2 with known answers."""
     eps_col = ex.id_eps_column(0.1)
     return {
-        "uniformity": pd.DataFrame({"head": [0, 1, 2, 3], "first_layer": [0.8, 0.6, 0.7, 0.5],
-                                    "last_layer": [0.2, 0.3, 0.1, 0.2], "last_layer_index": 29}),
-        "minkowski": pd.DataFrame({"trial": [0, 0, 1, 1], "in Minkowski sum": [True, True, True, False],
-                                   "dimension": [2, 3, 1, 4], "tight bound": [2, 3, 2, 4],
-                                   "theorem bound": [4, 6, 2, 5]}),
-        "fixed_support": pd.DataFrame({"H": [1, 1, 1, 1, 2, 2, 2, 2], "k": [1, 2, 3, 4, 1, 2, 3, 4],
-                                       "rank": [0, 1, 2, 3, 0, 3, 4, 6],
-                                       "TwoNN": [0.0, 1.0, 1.8, 2.5, 0.5, 3.0, 3.5, 5.5],
-                                       "theorem bound": [1, 2, 3, 4, 2, 4, 6, 8], "tight bound": [0, 1, 2, 3, 0, 2, 4, 6]}),
-        "temperature": pd.DataFrame({"H": 2, "tau": [0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 100.0],
-                                     "rank": [14, 14, 14, 14, 14, 13, 14],
-                                     eps_col: [1.0, 2.0, 3.0, 5.0, 7.0, 9.0, 16.0]}),
+        "uniformity": pd.DataFrame(
+            {
+                "head": [0, 1, 2, 3],
+                "first_layer": [0.8, 0.6, 0.7, 0.5],
+                "last_layer": [0.2, 0.3, 0.1, 0.2],
+                "last_layer_index": 29,
+            }
+        ),
+        "minkowski": pd.DataFrame(
+            {
+                "trial": [0, 0, 1, 1],
+                "in Minkowski sum": [True, True, True, False],
+                "dimension": [2, 3, 1, 4],
+                "tight bound": [2, 3, 2, 4],
+                "theorem bound": [4, 6, 2, 5],
+            }
+        ),
+        "fixed_support": pd.DataFrame(
+            {
+                "H": [1, 1, 1, 1, 2, 2, 2, 2],
+                "k": [1, 2, 3, 4, 1, 2, 3, 4],
+                "rank": [0, 1, 2, 3, 0, 3, 4, 6],
+                "TwoNN": [0.0, 1.0, 1.8, 2.5, 0.5, 3.0, 3.5, 5.5],
+                "theorem bound": [1, 2, 3, 4, 2, 4, 6, 8],
+                "tight bound": [0, 1, 2, 3, 0, 2, 4, 6],
+            }
+        ),
+        "temperature": pd.DataFrame(
+            {
+                "H": 2,
+                "tau": [0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 100.0],
+                "rank": [14, 14, 14, 14, 14, 13, 14],
+                eps_col: [1.0, 2.0, 3.0, 5.0, 7.0, 9.0, 16.0],
+            }
+        ),
         "top_k": pd.DataFrame({"H": 2, "k": [2, 4], "rank": [32, 40], "per-query theorem bound": [4, 8]}),
         "real_layers": pd.DataFrame({"layer": [0, 29], "reconstruction_error": [1e-6, 2e-4]}),
-        "real_rows": pd.DataFrame({"layer": [0, 0, 29, 29, 29], "eps": [0.0, 0.1, 0.0, 0.0, 0.1],
-                                   "relative residual": [1e-9, 0.3, 1e-6, 1e-3, 0.5]}),
+        "real_rows": pd.DataFrame(
+            {
+                "layer": [0, 0, 29, 29, 29],
+                "eps": [0.0, 0.1, 0.0, 0.0, 0.1],
+                "relative residual": [1e-9, 0.3, 1e-6, 1e-3, 0.5],
+            }
+        ),
     }
 
 
@@ -156,11 +184,16 @@ def gmean(x) -> float:
 
 def test_toy_claims_known_answers(values):
     """Ratios of MSEs are geometric means over seeds (paired: of each network's ratio), differences are means."""
-    expect = {"toy_mse_ratio_context": gmean([0.1 / 0.4, 0.1 / 0.2, 0.05 / 0.3]),
-              "toy_mse_ratio_heads": gmean([0.01, 0.02, 0.04]) / gmean([0.1, 0.1, 0.05]),
-              "toy_pieces_gain_context": 20 - 16, "toy_pieces_gain_heads": 27 + 1 / 3 - 20,
-              "toy_distinct_gain_heads": 27 + 1 / 3 - 20, "toy_dim_gain_context": 2.5 - 1.6,
-              "toy_dim_gain_heads": 5.0 - 2.5, "toy_separate_mse_ratio_context": gmean([0.5, 0.4, 0.9]) / gmean([0.1, 0.2, 0.3])}
+    expect = {
+        "toy_mse_ratio_context": gmean([0.1 / 0.4, 0.1 / 0.2, 0.05 / 0.3]),
+        "toy_mse_ratio_heads": gmean([0.01, 0.02, 0.04]) / gmean([0.1, 0.1, 0.05]),
+        "toy_pieces_gain_context": 20 - 16,
+        "toy_pieces_gain_heads": 27 + 1 / 3 - 20,
+        "toy_distinct_gain_heads": 27 + 1 / 3 - 20,
+        "toy_dim_gain_context": 2.5 - 1.6,
+        "toy_dim_gain_heads": 5.0 - 2.5,
+        "toy_separate_mse_ratio_context": gmean([0.5, 0.4, 0.9]) / gmean([0.1, 0.2, 0.3]),
+    }
     for cid, value in expect.items():
         m = values[cid]
         assert m.value == pytest.approx(value), cid
@@ -246,11 +279,26 @@ def test_findings_quote_the_rows():
 
 def test_run_on_a_tiny_model_and_a_tiny_toy_gives_rows_every_claim_accepts(tmp_path):
     model = tiny.save_tiny_model(tmp_path / "llama", "llama")
-    config = {"seed": 0, "device": "cpu", "model": str(model), "prompt": "Q : what is 3 + 4 ? A : 7 Q : what is 1 + 2 ? A :",
-              "eps": 0.1, "n_queries": 60, "heads_list": [1, 2], "keys_list": [1, 2, 3, 4],
-              "temperatures": [0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0],
-              "top_ks": [2, 4], "toy_heads": [1, 2], "toy_contexts": [1, 3], "toy_steps": 3, "toy_seeds": 3,
-              "toy_restarts": 1, "toy_bins": 40, "toy_hidden": 4, "toy_d_head": 4}
+    config = {
+        "seed": 0,
+        "device": "cpu",
+        "model": str(model),
+        "prompt": "Q : what is 3 + 4 ? A : 7 Q : what is 1 + 2 ? A :",
+        "eps": 0.1,
+        "n_queries": 60,
+        "heads_list": [1, 2],
+        "keys_list": [1, 2, 3, 4],
+        "temperatures": [0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0],
+        "top_ks": [2, 4],
+        "toy_heads": [1, 2],
+        "toy_contexts": [1, 3],
+        "toy_steps": 3,
+        "toy_seeds": 3,
+        "toy_restarts": 1,
+        "toy_bins": 40,
+        "toy_hidden": 4,
+        "toy_d_head": 4,
+    }
     rows = ex.run(config)
     assert list(rows[base.PART].unique()) == ["toy_grid", "uniformity", "minkowski", "fixed_support", "temperature",
                                               "top_k", "real_layers", "real_rows", "separate"]

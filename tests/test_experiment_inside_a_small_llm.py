@@ -32,10 +32,17 @@ def test_known_accuracy_gains_and_edge_change(tmp_path):
     values = ex.claim_values(rows, CONFIG)
     assert list(values) == list(ex.CLAIMS)
     assert values["icl_gain_kmax_vs_0"].value == pytest.approx(0.5)
-    assert values["random_tokens_no_gain_kmax_vs_0"].value == 0 and values["random_tokens_no_gain_kmax_vs_0"].interval == (0, 0)
-    assert judge_claim(ex.CLAIMS["random_tokens_no_gain_kmax_vs_0"], values["random_tokens_no_gain_kmax_vs_0"])[0] == "reproduced"
+    assert values["random_tokens_no_gain_kmax_vs_0"].value == 0 and values[
+        "random_tokens_no_gain_kmax_vs_0"
+    ].interval == (0, 0)
+    assert (
+        judge_claim(ex.CLAIMS["random_tokens_no_gain_kmax_vs_0"], values["random_tokens_no_gain_kmax_vs_0"])[0]
+        == "reproduced"
+    )
     first = values["first_layer_id_rises_with_context"]
-    assert first.value == -10 and judge_claim(ex.CLAIMS["first_layer_id_rises_with_context"], first)[0] == "not reproduced"
+    assert (
+        first.value == -10 and judge_claim(ex.CLAIMS["first_layer_id_rises_with_context"], first)[0] == "not reproduced"
+    )
     assert "4-shot" in values["icl_gain_kmax_vs_0"].note
     base.save_rows(rows, tmp_path / "00.json")  # the same numbers from the saved rows
     again = ex.claim_values(base.load_rows(tmp_path / "00.json"), CONFIG)

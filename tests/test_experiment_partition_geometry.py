@@ -198,11 +198,34 @@ def test_claims_carry_the_policy_fields():
 
 
 def tiny_config() -> dict:
-    return {"chapter": "01", "profile": "ci", "device": "cpu", "seed": 0, "model": "tiny", "fig1_width": 5,
-            "deep_widths": [4, 4], "box": 3.0, "sine_widths": [3, 6], "sine_seeds": 2, "sine_steps": 30,
-            "sine_points": 60, "knot_width": 6, "knot_outside": [0.0, 0.5], "knot_seeds": 2, "dims": [1, 2, 3, 4], "ambient_dim": 6, "dim_width": 8, "dim_depths": [1, 2],
-            "sample_sizes": [50, 200], "text": "the cat is a red dog of the tree", "positions": [-13, -11, -9],
-            "llm_layers": [0, -1], "window_margin": 0.25, "raster": 20, "n_boot": 50}
+    return {
+        "chapter": "01",
+        "profile": "ci",
+        "device": "cpu",
+        "seed": 0,
+        "model": "tiny",
+        "fig1_width": 5,
+        "deep_widths": [4, 4],
+        "box": 3.0,
+        "sine_widths": [3, 6],
+        "sine_seeds": 2,
+        "sine_steps": 30,
+        "sine_points": 60,
+        "knot_width": 6,
+        "knot_outside": [0.0, 0.5],
+        "knot_seeds": 2,
+        "dims": [1, 2, 3, 4],
+        "ambient_dim": 6,
+        "dim_width": 8,
+        "dim_depths": [1, 2],
+        "sample_sizes": [50, 200],
+        "text": "the cat is a red dog of the tree",
+        "positions": [-13, -11, -9],
+        "llm_layers": [0, -1],
+        "window_margin": 0.25,
+        "raster": 20,
+        "n_boot": 50,
+    }
 
 
 def test_run_on_a_tiny_config_gives_rows_claim_values_accepts(tiny_models, tmp_path):

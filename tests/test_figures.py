@@ -1,6 +1,7 @@
-"""Every figure committed in a chapter fits the book's text column: at most 850 px wide at the book's
-100 dpi (a figsize of about 8.5 in), so it is shown at its own size, with fonts as large as the body text,
-instead of being shrunk to fit."""
+"""Every figure committed in a chapter fits the book's text column: shown at most 850 px wide (a figsize of
+about 8.5 in: the book draws at 200 dpi and shows a figure at its size in inches x 100 CSS px,
+`staging.display_width`), so it is shown at its own size, with fonts as large as the body text, instead of
+being shrunk to fit."""
 
 from __future__ import annotations
 
@@ -11,12 +12,15 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from icl_geometry.bookkit.staging import display_width
+
 BOOK = Path(__file__).resolve().parents[1] / "book"
 MAX_WIDTH_PX = 850
 
 
 def _png_sizes(path: Path) -> list[tuple[int, int, int]]:
-    """(cell index, width, height) of every PNG output of a notebook (read from the PNG header)."""
+    """(cell index, display width, pixel height) of every PNG output of a notebook (the display width as the
+    book shows it: pixel width x 100 / the PNG's density)."""
     nb = nbformat.read(str(path), as_version=4)
     out = []
     for i, cell in enumerate(nb.cells):
@@ -24,7 +28,7 @@ def _png_sizes(path: Path) -> list[tuple[int, int, int]]:
             png = o.get("data", {}).get("image/png")
             if png:
                 raw = base64.b64decode(png)
-                out.append((i, *struct.unpack(">II", raw[16:24])))
+                out.append((i, display_width(raw), struct.unpack(">II", raw[16:24])[1]))
     return out
 
 

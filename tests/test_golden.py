@@ -5,7 +5,8 @@ column of every rows file, the text of every `# NBVAL_CHECK_OUTPUT` cell and eve
 must equal `tests/golden/golden.json`. The snapshot is rewritten (`python tests/golden/snapshot.py`) only in a
 commit that changes numbers on purpose and says why: it was written before issue 24's restructuring (which
 passed against it), and again after issue 25 (intervals that cover, claim roles and minimum sizes, chapters 5
-and 6's re-expressed claims). A claim renamed on purpose is listed in `tests/golden/renamed.json` (old id -> new id); its old id in the golden snapshot and in
+and 6's re-expressed claims). A claim renamed on purpose is listed in `tests/golden/renamed.json` (old id ->
+new id); its old id in the golden snapshot and in
 the checked text reads as the new one (the checked text is then compared with runs of spaces collapsed and
 lines unindented, since a table's column widths follow its longest id). Reads committed files only: fast tier.
 """

@@ -351,9 +351,13 @@ def test_chapter_spec_resolves_and_rejects_bad_knobs():
 
     cfg = profiles.resolve("05", profile="ci", device="cpu")
     assert cfg.ranks[-1] <= cfg.d and cfg.label_noise[0] == cfg.input_noise[0] == 0
-    for bad, name in ((dict(ranks=(1, 4, 2)), "'ranks'"), (dict(ranks=(1, 9)), "'ranks'"),
-                      (dict(label_noise=(0.5, 1.0, 2.0)), "'label_noise'"), (dict(input_noise=(0.0, 1.0)), "'input_noise'"),
-                      (dict(input_noise=(0.0, 2.0, 1.0)), "'input_noise'")):
+    for bad, name in (
+        (dict(ranks=(1, 4, 2)), "'ranks'"),
+        (dict(ranks=(1, 9)), "'ranks'"),
+        (dict(label_noise=(0.5, 1.0, 2.0)), "'label_noise'"),
+        (dict(input_noise=(0.0, 1.0)), "'input_noise'"),
+        (dict(input_noise=(0.0, 2.0, 1.0)), "'input_noise'"),
+    ):
         with pytest.raises(ValueError, match=name):  # the spec's checks, in the chapter's first cell
             profiles.resolve("05", profile="ci", device="cpu", **bad)
     with pytest.raises(ValueError, match="'spectrum'"):

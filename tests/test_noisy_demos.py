@@ -97,8 +97,11 @@ def test_run_experiment_shapes_and_bookkeeping(tiny_run, tiny_models):
         one = nd.run_experiment(loaded, ["tiny"], 6, 8, 4, (0.5, 1.0), (1.0,), seed=0, batch_size=1)
     np.testing.assert_allclose(one.logprobs, run.logprobs[:24], atol=1e-4)
     with pytest.raises(ValueError, match="same token"):
-        tasks.label_logprobs(loaded, [tasks.format_classification_prompt(loaded, "category", [], tasks.split("category", 1, 2)[0][0])],
-                          [one.logprobs[0]])
+        tasks.label_logprobs(
+            loaded,
+            [tasks.format_classification_prompt(loaded, "category", [], tasks.split("category", 1, 2)[0][0])],
+            [one.logprobs[0]],
+        )
 
 
 def test_statistics_on_the_tiny_run(tiny_run):
@@ -232,7 +235,9 @@ def test_the_size_claims_are_confounded_only_across_families():
     sizes of one family (the full profile's Llama models) carry none; one family with and without chat tuning
     names the tuning. Only the size claims depend on the models."""
     assert nd.model_family("smollm2-135m") == ("smollm2", True) and nd.model_family("gemma3-270m") == ("gemma-3", False)
-    assert nd.model_family("meta-llama/Llama-3.2-1B") == nd.model_family("meta-llama/Llama-3.1-70B") == ("llama-3", False)
+    assert (
+        nd.model_family("meta-llama/Llama-3.2-1B") == nd.model_family("meta-llama/Llama-3.1-70B") == ("llama-3", False)
+    )
     assert nd.model_family("/models/SmolLM2-360M-Instruct/") == ("smollm2", True)
     assert "family" in nd.size_confound("smollm2-135m,gemma3-270m")
     llama = "meta-llama/Llama-3.2-1B,meta-llama/Llama-3.2-3B,meta-llama/Llama-3.1-8B,meta-llama/Llama-3.1-70B"

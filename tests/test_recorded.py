@@ -64,13 +64,17 @@ def test_verdicts_follow_from_the_rows(path):
     recorded = {c["claim_id"]: c for c in data["claims"]}
     assert set(values) <= set(recorded), f"claims recomputed but not recorded: {sorted(set(values) - set(recorded))}"
     if not data.get("partial_rows"):  # a run whose rows hold only some parts says so (why) in its JSON
-        assert set(values) == set(recorded), f"recorded claims the rows do not give: {sorted(set(recorded) - set(values))}"
+        assert set(values) == set(recorded), (
+            f"recorded claims the rows do not give: {sorted(set(recorded) - set(values))}"
+        )
     if path.parent.name == "results":  # the committed ci run records in the declared order (its checked table's order)
         assert list(recorded) == [cid for cid in mod.CLAIMS if cid in recorded], "claims recorded out of order"
     for cid, m in values.items():
         rec = recorded[cid]
         interval = sorted(m.interval) if m.interval is not None else [None, None]
-        assert (rec["low"] is None) == (m.interval is None), f"{cid}: interval recorded {rec['low']}, recomputed {m.interval}"
+        assert (rec["low"] is None) == (m.interval is None), (
+            f"{cid}: interval recorded {rec['low']}, recomputed {m.interval}"
+        )
         got = [m.value, *interval] if m.interval is not None else [m.value]
         want = [rec["value"], rec["low"], rec["high"]] if m.interval is not None else [rec["value"]]
         np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12, err_msg=f"{path.name}: {cid}")

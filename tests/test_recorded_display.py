@@ -59,7 +59,11 @@ WHY = {"within_item": cg.NOT_JUDGED_WHY}
 
 
 def test_say_names_why_a_within_item_claim_is_missing():
-    got = {"fig6_abs_final_rise_predicts_correct": _claim("fig6_abs_final_rise_predicts_correct", 0.2, "reproduced", 0.1, 0.3)}
+    got = {
+        "fig6_abs_final_rise_predicts_correct": _claim(
+            "fig6_abs_final_rise_predicts_correct", 0.2, "reproduced", 0.1, 0.3
+        )
+    }
     assert recorded.say(got, "fig6_abs_final_rise_predicts_correct", WHY) == "0.2 [0.1, 0.3], reproduced"
     assert str(cg.MIN_WITHIN_ITEMS) in recorded.say(got, "fig6_abs_within_item", WHY)
     assert recorded.say(got, "fig6_abs_within_item", WHY).startswith(recorded.NOT_JUDGED)
@@ -67,7 +71,9 @@ def test_say_names_why_a_within_item_claim_is_missing():
 
 
 def test_within_item_grid_is_reading_by_scoring():
-    got = {"fig6_rel_within_item_choice": _claim("fig6_rel_within_item_choice", -0.099, "not reproduced", -0.148, -0.049)}
+    got = {
+        "fig6_rel_within_item_choice": _claim("fig6_rel_within_item_choice", -0.099, "not reproduced", -0.148, -0.049)
+    }
     table = recorded.claim_grid(got, cg.WITHIN_ITEM_IDS, WHY, "reading")
     assert list(table.index) == ["absolute", "relative"] and list(table.columns) == ["greedy", "choice"]
     assert table.loc["relative", "choice"] == "-0.099 [-0.15, -0.049], not reproduced"

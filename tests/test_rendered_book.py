@@ -495,7 +495,11 @@ for (const pre of article.querySelectorAll("pre")) {          // code blocks and
   const r = pre.getBoundingClientRect();
   if (outside(r, box)) out.wider.push("pre wider than the column: " + name(pre));
   if (outside(r, pre.parentElement.getBoundingClientRect())) out.wider.push("pre wider than its box: " + name(pre));
-  if (pre.scrollWidth > pre.clientWidth + 1) out.pre_scrolling += 1;   // recorded: code may scroll inside
+  if (pre.scrollWidth > pre.clientWidth + 1) {
+    out.pre_scrolling += 1;
+    // printed output wraps at the column (book.css: pre-wrap), so an output <pre> never scrolls sideways
+    if (pre.closest("div.cell_output")) out.scrolling.push("printed output scrolls sideways: " + name(pre));
+  }
 }
 const pre = article.querySelector("div.cell_output pre");
 if (pre) {   // how many characters of an output <pre> fit the column (tables.TEXT_WIDTH must stay below)
@@ -544,8 +548,8 @@ def test_chapter_page_fits_and_numbers_its_figures(built_book, browser, page):
     nothing scrolling sideways), every code block and output <pre> sits inside it, an output <pre> holds
     `tables.TEXT_WIDTH` characters, no code cell's input scrolls sideways (folded ones opened: the chapters' code
     is formatted at 88 columns, book/ruff.toml, and book.css fits about 92), and every figure has a numbered
-    caption ("Figure N.M") and alt text that is not a file name. Printed output may scroll (some tables are wide
-    by nature)."""
+    caption ("Figure N.M") and alt text that is not a file name. Printed output wraps at the column (book.css), so
+    it never scrolls sideways either."""
     from icl_geometry.bookkit import tables
 
     html, _ = built_book

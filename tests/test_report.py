@@ -80,7 +80,9 @@ def test_largest_scale_rule(tmp_path):
     views = report.claim_views(report.load_rows(tmp_path / "results", rec))
     assert views[0].judge["run"] == "04_full_smollm2-135m.json"  # more rows beat the larger model
     row = {"recorded": True, "profile": "full", "units": 300, "run": "x"}
-    assert report.scale({**row, "models": ("meta-llama/Llama-3-8B",)}) > report.scale({**row, "models": ("gemma3-270m",)})
+    assert report.scale({**row, "models": ("meta-llama/Llama-3-8B",)}) > report.scale(
+        {**row, "models": ("gemma3-270m",)}
+    )
     assert report.model_rank(("smollm2-135m", "gemma3-270m")) == report.model_rank(("gemma3-270m",))  # the larger
     # with no recorded run the committed run judges
     only = report.claim_views(report.load_rows(tmp_path / "results"))
@@ -155,14 +157,19 @@ def test_chance_and_holm_known_answers(tmp_path):
     assert report.holm([]) == []
     se = 0.4 / (2 * 1.6448536269514722)
     p = report.p_value({"value": 0.3, "low": 0.1, "high": 0.5, "expectation": "> 0", "verdict": "reproduced"})
-    assert p == pytest.approx(0.5 * math.erfc(0.3 / se / math.sqrt(2)), rel=1e-12) and p == pytest.approx(0.00680, abs=1e-5)
+    assert p == pytest.approx(0.5 * math.erfc(0.3 / se / math.sqrt(2)), rel=1e-12) and p == pytest.approx(
+        0.00680, abs=1e-5
+    )
     assert report.p_value({"value": 0.8, "low": 0.6, "high": 1.0, "expectation": "< 1", "verdict": "reproduced"}) \
         == pytest.approx(0.5 * math.erfc(0.2 / (0.4 / 3.2897) / math.sqrt(2)), rel=1e-4)
     tost = report.p_value({"value": 0.0, "low": -0.05, "high": 0.05, "expectation": "within 0 ± 0.1",
                            "verdict": "reproduced"})
     assert tost == pytest.approx(0.5 * math.erfc(0.1 / (0.1 / 3.2897) / math.sqrt(2)), rel=1e-4)
     assert report.p_value({"value": 3, "low": None, "high": None, "expectation": "> 0", "verdict": "reproduced"}) == 0
-    assert report.p_value({"value": 0, "low": None, "high": None, "expectation": "0 ± 0", "verdict": "not reproduced"}) == 1
+    assert (
+        report.p_value({"value": 0, "low": None, "high": None, "expectation": "0 ± 0", "verdict": "not reproduced"})
+        == 1
+    )
     # four counted empirical claims: p = 0.0068, 0.0068, ~0.5 and 1 - 0.0068 (the wrong side)
     res = tmp_path / "r"
     _write(res, "04", "04", [_claim("a", value=0.3, low=0.1, high=0.5), _claim("b", value=0.3, low=0.1, high=0.5),
@@ -196,7 +203,11 @@ def test_slugs_are_myst_slugs(tmp_path):
         "report_level": 5})
     assert list(dict.fromkeys(ours.values())) == [s for s in doc.myst_slugs if s != "a-b-1-2"]
     assert ours["2. Fitting $\\sin$ (Fig. 2)"] == "2-fitting--fig-2" == ours["2. Fitting (Fig. 2)"]
-    assert ours["A b"] == "a-b" and ours["A, b!"] == "a-b-1" and ours["The `foo` bar, *emphasis*"] == "the-foo-bar-emphasis"
+    assert (
+        ours["A b"] == "a-b"
+        and ours["A, b!"] == "a-b-1"
+        and ours["The `foo` bar, *emphasis*"] == "the-foo-bar-emphasis"
+    )
     assert "too deep" not in ours and ours["Figs. 4–5: it's 3.1"] == "figs-45-its-31"
     assert report.slugify("Fig. 6: the ID's rise") == "fig-6-the-ids-rise"
 

@@ -147,7 +147,9 @@ def test_initial_hyperplanes_touch_the_input_curve():
     model = sa.SineAttentionToy(sa.ToyConfig(contexts=(1, 5), heads=2, n_bins=400))
     t = sa.time_grid(400, 5.0)
     with torch.no_grad():
-        pre = torch.stack([model.mlp[0](model.mlp_input(t, c)) for c in model.config.contexts])  # (contexts, bins, hidden)
+        pre = torch.stack(
+            [model.mlp[0](model.mlp_input(t, c)) for c in model.config.contexts]
+        )  # (contexts, bins, hidden)
     closest = pre.abs().amin(dim=(0, 1))
     assert bool((closest < 1e-2 * pre.abs().max()).all())
     P = np.concatenate([sa.activation_patterns(model, t, c) for c in model.config.contexts])

@@ -113,7 +113,11 @@ def test_family_dummies_and_layer_correlations():
     correct = rng.random(200) < 0.5
     delta = np.column_stack([rng.normal(size=200), correct + 0.1 * rng.normal(size=200)])
     table = stats.layer_correlations(delta, correct, np.arange(200) // 4, n_boot=100)
-    assert table.loc[1, "r"] > 0.8 and table.loc[1, "ci_low"] > 0.7 and table.loc[0, "ci_low"] < 0 < table.loc[0, "ci_high"]
+    assert (
+        table.loc[1, "r"] > 0.8
+        and table.loc[1, "ci_low"] > 0.7
+        and table.loc[0, "ci_low"] < 0 < table.loc[0, "ci_high"]
+    )
 
 
 def test_item_mean_weighs_items_equally():

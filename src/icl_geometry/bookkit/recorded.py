@@ -77,7 +77,8 @@ def verdict_table(live: Mapping[str, Any], recorded: Mapping[Path, Mapping[str, 
     for rec in recorded.values():
         columns[column_name(rec)] = {c["claim_id"]: cell(c) for c in rec.get("claims", [])}
     order = list(dict.fromkeys(cid for col in columns.values() for cid in col))
-    return pd.DataFrame({name: pd.Series(col, dtype=object) for name, col in columns.items()}).reindex(order).fillna(NOT_JUDGED)
+    table = pd.DataFrame({name: pd.Series(col, dtype=object) for name, col in columns.items()})
+    return table.reindex(order).fillna(NOT_JUDGED)
 
 
 def say(claims_by_id: Mapping[str, Any], claim_id: str, why_missing: Mapping[str, str] | None = None) -> str:

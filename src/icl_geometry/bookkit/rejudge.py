@@ -79,7 +79,8 @@ def rejudge(path: Path, new_intervals: bool = False) -> tuple[dict[str, Any], li
             else:
                 if not _same(old[cid]["value"], c["value"]):
                     raise SystemExit(f"{Path(path).name}: {cid} recomputes as {c['value']!r}, recorded "
-                                     f"{old[cid]['value']!r}: the rows do not give the recorded number; nothing written")
+                                     f"{old[cid]['value']!r}: the rows do not give the recorded number; "
+                                     "nothing written")
                 if not all(_same(old[cid][k], c[k]) for k in ("low", "high")):
                     if not new_intervals:
                         raise SystemExit(f"{Path(path).name}: {cid}'s interval recomputes as [{c['low']}, {c['high']}],"

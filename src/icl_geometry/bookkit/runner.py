@@ -102,7 +102,21 @@ def run_chapter(chapter: str, profile: str = "ci", device: str = "auto", seed: i
         else:
             os.environ[RESULTS_ENV] = saved
     stamp_results(Path(results) / f"{spec.number}.json", time.perf_counter() - t0, device)
+    tidy_injected_cell(target)
     return target
+
+
+def tidy_injected_cell(path: Path) -> None:
+    """Papermill's injected-parameters cell ends with a newline, which `ruff format` (run on the chapters by
+    `make check`) removes: strip it, so an executed chapter stays formatted."""
+    import nbformat
+
+    nb = nbformat.read(str(path), as_version=4)
+    cells = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    if any(c.source.endswith("\n") for c in cells):
+        for c in cells:
+            c.source = c.source.rstrip("\n")
+        nbformat.write(nb, str(path))
 
 
 def stamp_results(path: Path, wall_s: float, device: str = "auto") -> None:
