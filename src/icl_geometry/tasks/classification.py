@@ -114,13 +114,19 @@ def split_balanced(family: str, n_test: int, n_pool: int, seed: int = 0) -> tupl
 def choose_balanced(pool: Sequence[Example], k: int, seed: int, index: int) -> list[Example]:
     """k demonstrations for query `index`: half of each class (the odd one at random), in a random order."""
     by_class = [[e for e in pool if e.true_label == c] for c in (0, 1)]
-    rng = random.Random(f"demos:{seed}:{index}")
+    return draw_balanced(by_class, k, random.Random(f"demos:{seed}:{index}"), "demos", "")
+
+
+def draw_balanced(by_class: Sequence[Sequence[Example]], k: int, rng: random.Random, who: str,
+                  besides: str) -> list[Example]:
+    """k examples, half from each class list (the odd one to a class drawn at random), in a random order: the one
+    balanced draw behind both demonstration samplers. `who` and `besides` word the error when a class is short."""
     first = rng.randrange(2)
     counts = [k // 2 + (k % 2 if c == first else 0) for c in (0, 1)]
     for c in (0, 1):
         if counts[c] > len(by_class[c]):
-            raise ValueError(f"demos: k = {k} needs {counts[c]} pool examples of class {c}, the pool has "
-                             f"{len(by_class[c])}")
-    chosen = [e for c in (0, 1) for e in rng.sample(by_class[c], counts[c])]
+            raise ValueError(f"{who}: k = {k} needs {counts[c]} pool examples of class {c}, the pool has "
+                             f"{len(by_class[c])}{besides}")
+    chosen = [e for c in (0, 1) for e in rng.sample(list(by_class[c]), counts[c])]
     rng.shuffle(chosen)
     return chosen

@@ -14,7 +14,7 @@ from __future__ import annotations
 import random
 from typing import Sequence
 
-from icl_geometry.tasks.classification import Example, classification_family
+from icl_geometry.tasks.classification import Example, classification_family, draw_balanced
 
 MIN_FULL_POOL = 64  # the full profile's smallest pool per family (issue 26)
 
@@ -73,15 +73,7 @@ def sample_demonstrations(pool: Sequence[Example], query: Example, k: int, famil
         raise ValueError(f"k = {k!r} is not allowed: expected an integer >= 0")
     rng = random.Random(f"fresh-demos:{_base(family)}:{seed}:{query.text}")
     by_class = [[e for e in pool if e.true_label == c and e.text != query.text] for c in (0, 1)]
-    first = rng.randrange(2)
-    counts = [k // 2 + (k % 2 if c == first else 0) for c in (0, 1)]
-    for c in (0, 1):
-        if counts[c] > len(by_class[c]):
-            raise ValueError(f"sample_demonstrations: k = {k} needs {counts[c]} examples of class {c}; the pool has "
-                             f"{len(by_class[c])} besides the query {query.text!r}")
-    chosen = [e for c in (0, 1) for e in rng.sample(by_class[c], counts[c])]
-    rng.shuffle(chosen)
-    return chosen
+    return draw_balanced(by_class, k, rng, "sample_demonstrations", f" besides the query {query.text!r}")
 
 
 def demonstration_sets(family: str, queries: Sequence[Example], pool: Sequence[Example], k: int,
