@@ -551,6 +551,17 @@ def _cases() -> list[Case]:
                  lambda d, b, h=how: _triple(sa.compare_restarts(d[0], d[1], h, level=LEVEL)),
                  1.0 if how == "ratio" else 0.0,
                  claims="toy_*_heads, toy_separate_mse_ratio_context"))
+    # toy_mse_ratio_context_multihead: the same network's log MSE ratio (longest / shortest context) over every
+    # network with 2+ heads; fixed effects per heads count (spread 0.8 in logs) plus seed noise (sd 1.3 in logs,
+    # as in the recorded grid); the truth is the mean over the design's heads counts
+    head_effects = np.linspace(-2.6, -1.2, 9)
+    for profile, n_heads in (("ci", 1), ("full", 9)):
+        effects = head_effects[:n_heads] if n_heads > 1 else head_effects[4:5]
+        add(Case("stats.t_interval (log ratios over networks)", "02", profile, f"{3 * n_heads} networks (3 seeds x "
+                 f"{n_heads} heads counts)", "fixed effect per heads count + seed noise (sd 1.3 in logs)",
+                 lambda rng, e=effects: np.repeat(e, 3) + 1.3 * rng.standard_normal(3 * len(e)),
+                 lambda d, b: _triple(stats.t_interval(d, LEVEL)),
+                 float(effects.mean()), claims="toy_mse_ratio_context_multihead"))
     for profile, n_net, contexts in (("full", 30, (1, 2, 5, 10, 20, 50, 100)), ("min_n", 10, (1, 4, 16))):
         add(
             Case(

@@ -19,7 +19,7 @@ from icl_geometry.experiments import attention_graphs as ex
 from icl_geometry.experiments import base
 
 RECORDED = Path(__file__).resolve().parents[1] / "book" / "recorded" / "02_full_smollm2-135m.json"
-TOY_IDS = list(ex.TOY_TESTS)
+TOY_IDS = ["toy_mse_ratio_context_multihead", *ex.TOY_TESTS]
 GRAPH_IDS = ["first_layer_attention_more_uniform", "minkowski_membership_fraction", "dimension_minus_bound_max",
              "generic_dimension_equals_tight_bound", "fixed_support_rank_minus_tight_bound",
              "fixed_support_twonn_over_bound_max", "fixed_support_spearman_twonn_vs_bound", "temperature_rank_range",
@@ -119,13 +119,14 @@ TOO_FEW_NETWORKS = ["toy_spearman_pieces_vs_heads", "toy_spearman_pieces_vs_cont
 def test_claims_are_declared_in_the_notebooks_order():
     assert list(ex.CLAIMS) == [*GRAPH_IDS, *TOY_IDS, "toy_separate_mse_ratio_context"]
     assert not not_snake_case(ex.CLAIMS)
-    assert ex.CLAIMS["toy_mse_ratio_context"].paper == "A, Fig. 4: a longer context gives the same network a better fit"
+    assert ex.CLAIMS["toy_mse_ratio_context_multihead"].paper == (
+        "A, Fig. 4: a longer context gives the same network a better fit")
     assert ex.CLAIMS["first_layer_attention_more_uniform"].paper == \
         "A, Sec. 3 (observation): first-layer attention is near-uniform (flatter than the last layer's)"
     forced = {cid for cid, s in ex.CLAIMS.items() if s.forced_by}
     assert forced == {"fixed_support_spearman_twonn_vs_bound", "temperature_spearman_id_eps"}
     kinds = pd.Series({cid: s.kind for cid, s in ex.CLAIMS.items()}).value_counts().to_dict()
-    assert kinds == {"paper": 11, "check": 9, "ours": 2}
+    assert kinds == {"paper": 12, "check": 9, "ours": 2}
 
 
 def test_the_claim_policy():
@@ -140,7 +141,8 @@ def test_the_claim_policy():
     heads = {cid for cid in paper if "heads" in cid}
     assert heads and all(ex.CLAIMS[cid].confounded_by for cid in heads)
     counted = [cid for cid, s in paper.items() if s.role == "primary" and not s.forced_by and not s.confounded_by]
-    assert counted == ["first_layer_attention_more_uniform", "toy_mse_ratio_context", "toy_pieces_gain_context",
+    assert counted == ["first_layer_attention_more_uniform", "toy_mse_ratio_context_multihead",
+                       "toy_pieces_gain_context",
                        "toy_dim_gain_context"]
     primaries = pd.Series({cid: (s.source, "heads" in cid) for cid, s in paper.items() if s.role == "primary"})
     assert primaries.is_unique  # one primary per statement (source and knob)

@@ -84,7 +84,8 @@ read back: types, ends, the contrast of its ends on a column, findings as senten
 these rows are declared and computed in `icl_geometry.experiments.attention_graphs`.
 """
 
-from icl_geometry.toys.sine_attention.grid import (INT_FIELDS, findings, grid_contrast, grid_ends, restore_types,
+from icl_geometry.toys.sine_attention.grid import (INT_FIELDS, context_contrast, context_ratios, context_table,
+                                                   findings, grid_contrast, grid_ends, restore_types,
                                                    spearman_columns)
 from icl_geometry.toys.sine_attention.measures import (EVAL_ELEMENTS, RegionCount, activation_patterns,
                                                        count_regions, effective_dim, fine_grid, fit_error,

@@ -28,6 +28,45 @@ def grid_ends(rows: Any) -> dict[str, int]:
             "c_hi": int(df.context.max())}
 
 
+def context_ratios(kept: pd.DataFrame, min_heads: int = 2) -> pd.DataFrame:
+    """Every network with at least `min_heads` heads, read at each longer context against the shortest: one row
+    per (heads, seed, context) with the same network's test MSE ratio (context C / shortest context)."""
+    c_lo = int(kept.context.min())
+    net = kept[kept.heads >= min_heads].pivot_table(index=["heads", "seed"], columns="context", values="test_mse")
+    if c_lo not in net.columns:
+        return pd.DataFrame(columns=["heads", "seed", "context", "ratio"])
+    ratios = net.drop(columns=c_lo).div(net[c_lo], axis=0)
+    return ratios.stack().rename("ratio").reset_index()
+
+
+def context_contrast(kept: pd.DataFrame, min_heads: int = 2, min_n: int = 3,
+                     level: float = 0.9) -> tuple[float, tuple[float, float], str] | None:
+    """Fig. 4's context statement on the whole grid: over every network with at least `min_heads` heads, the
+    geometric mean of the same network's MSE at the longest context over that at the shortest, with a Student-t
+    interval on the log ratios over networks (independent: a network is one (heads, seed)); None below `min_n`
+    networks or with one context."""
+    ratios = context_ratios(kept, min_heads)
+    longest = ratios[ratios.context == ratios.context.max()] if len(ratios) else ratios
+    if len(longest) < max(min_n, 2):
+        return None
+    mean, (lo, hi) = stats.t_interval(np.log(longest.ratio.to_numpy(float)), level)
+    heads = sorted(int(h) for h in longest.heads.unique())
+    return float(np.exp(mean)), (float(np.exp(lo)), float(np.exp(hi))), (
+        f"networks with {min_heads}+ heads ({len(longest)}: heads {heads[0]}-{heads[-1]} x seeds): geometric mean of "
+        f"the same network's test MSE at context {int(longest.context.max())} / at {int(kept.context.min())}; "
+        f"{level:.0%} Student-t interval on the log ratios over networks")
+
+
+def context_table(kept: pd.DataFrame, min_heads: int = 1) -> pd.DataFrame:
+    """Per heads and context: the geometric-mean MSE ratio to the shortest context (same networks) and the
+    share of networks it improves: the whole grid's context contrasts, for the reader."""
+    ratios = context_ratios(kept, min_heads)
+    log = np.log(ratios.ratio.astype(float))
+    return (ratios.assign(log=log, improved=log < 0).groupby(["heads", "context"])
+            .agg(networks=("ratio", "size"), ratio=("log", lambda v: float(np.exp(v.mean()))),
+                 improved=("improved", "mean")).reset_index())
+
+
 def spearman_columns(a: np.ndarray) -> float:
     """Spearman's rho of the two columns of `a`."""
     from scipy.stats import spearmanr
