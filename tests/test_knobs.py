@@ -166,11 +166,7 @@ def test_ablation_orders():
 
 @pytest.mark.parametrize("architecture", tiny.ARCHITECTURES)
 def test_the_knobs_work_on_a_sharded_model(tmp_path, architecture):
-    path = str(tiny.save_tiny_model(tmp_path / "model", architecture))
-    whole = lm.load(path, device="cpu")
-    placement = {"model.embed_tokens": "cpu", "model.layers.0": "cpu", "model.layers.1": "disk",
-                 "model.layers.2": "disk", "model.norm": "cpu", "model.rotary_emb": "cpu", "lm_head": "cpu"}
-    sharded = lm.load(path, device="cpu", device_map=placement, offload_folder=tmp_path / "offload")
+    whole, sharded = tiny.whole_and_offloaded(tmp_path, architecture)
     assert next(sharded.layers[1].parameters()).device.type == "meta"
     means_a, means_b = knobs.head_means(whole, REFERENCE), knobs.head_means(sharded, REFERENCE)
     torch.testing.assert_close(means_b, means_a, rtol=0, atol=1e-5)

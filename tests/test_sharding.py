@@ -24,11 +24,7 @@ def _capture(loaded: lm.LoadedModel, prompts: list[str]):
 
 @pytest.mark.parametrize("architecture", tiny.ARCHITECTURES)
 def test_cpu_and_disk_offload_equals_the_whole_model(tmp_path, architecture):
-    path = str(tiny.save_tiny_model(tmp_path / "model", architecture))
-    whole = lm.load(path, device="cpu")
-    placement = {"model.embed_tokens": "cpu", "model.layers.0": "cpu", "model.layers.1": "disk",
-                 "model.layers.2": "disk", "model.norm": "cpu", "model.rotary_emb": "cpu", "lm_head": "cpu"}
-    sharded = lm.load(path, device="cpu", device_map=placement, offload_folder=tmp_path / "offload")
+    whole, sharded = tiny.whole_and_offloaded(tmp_path, architecture)
     assert "disk" in sharded.device_map.values() and sharded.device == "cpu"
     offloaded = next(sharded.layers[1].parameters())
     assert offloaded.device.type == "meta"  # not in memory: accelerate reads it from disk at each forward
