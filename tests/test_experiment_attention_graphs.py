@@ -1,7 +1,8 @@
 """Chapter 2's experiment module (`experiments/attention_graphs.py`): the declared claims (and the claim policy:
 roles, bases, confounds, minimum sizes), `claim_values` on hand-made rows (known answers for every part, the toy's
-contrasts, a table without parts, missing parts, claims below their minimum size), the rows' CSV round trip, and
-`run` end to end on a tiny random Llama and a tiny toy grid (fast tier)."""
+contrasts, the width-matched family and the intervention, a table without parts, missing parts, claims below their
+minimum size), the rows' CSV round trip, and `run` end to end on a tiny random Llama and a tiny toy grid, resumed
+from its checkpoint (fast tier)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from icl_geometry.experiments import base
 
 RECORDED = Path(__file__).resolve().parents[1] / "book" / "recorded" / "02_full_smollm2-135m.json"
 TOY_IDS = ["toy_mse_ratio_context_multihead", *ex.TOY_TESTS]
+LINK_IDS = [*ex.WIDTH_TESTS, "toy_pca2_refit_mse_ratio"]  # the width-matched family and the intervention
 GRAPH_IDS = ["first_layer_attention_more_uniform", "minkowski_membership_fraction", "dimension_minus_bound_max",
              "generic_dimension_equals_tight_bound", "fixed_support_rank_minus_tight_bound",
              "fixed_support_twonn_over_bound_max", "fixed_support_spearman_twonn_vs_bound", "temperature_rank_range",
@@ -102,8 +104,36 @@ def graph_parts() -> dict[str, pd.DataFrame]:
     }
 
 
+def width_rows() -> pd.DataFrame:
+    """The width-matched family (heads x d_head = 8): the toy rows' numbers with heads 2 read as 4 heads of width 2
+    and heads 1 as one head of width 8."""
+    t = toy_rows()
+    d_head = np.where(t.heads == 1, 8, 2)
+    t = t.assign(heads=np.where(t.heads == 1, 1, 4))
+    t = t.assign(eff_dim=np.where(t.context == 10, 2.0 * t.heads, t.eff_dim))  # 2 and 8 at context 10
+    t.insert(1, "d_head", d_head)
+    return t
+
+
+REFIT_RATIOS = [1.1, 1.3, 0.9, 5.0, 8.0, 3.0]  # projected / control at context 16, heads 1 then 4, seeds 0-2
+
+
+def intervention_rows() -> pd.DataFrame:
+    """Refits of 6 networks (heads 1 and 4 x 3 seeds) at contexts 1 (ratio 1: a planar input) and 16."""
+    rows = []
+    for i, (h, seed) in enumerate((h, s) for h in (1, 4) for s in range(3)):
+        for c, ratio in ((1, 1.0), (16, REFIT_RATIOS[i])):
+            control = 0.01 * (i + 1)
+            rows.append(dict(heads=h, context=c, seed=seed, restart=0, components=2, explained=0.9,
+                             original_mse=control, control_mse=control, projected_mse=control * ratio,
+                             control_train_mse=control,
+                             projected_train_mse=control * ratio, control_pieces=15, projected_pieces=12))
+    return pd.DataFrame(rows)
+
+
 def stacked() -> pd.DataFrame:
-    return base.stack(toy_grid=toy_rows(), **graph_parts(), separate=separate_rows())
+    return base.stack(toy_grid=toy_rows(), **graph_parts(), separate=separate_rows(), width_matched=width_rows(),
+                      intervention=intervention_rows())
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +147,7 @@ TOO_FEW_NETWORKS = ["toy_spearman_pieces_vs_heads", "toy_spearman_pieces_vs_cont
 
 
 def test_claims_are_declared_in_the_notebooks_order():
-    assert list(ex.CLAIMS) == [*GRAPH_IDS, *TOY_IDS, "toy_separate_mse_ratio_context"]
+    assert list(ex.CLAIMS) == [*GRAPH_IDS, *TOY_IDS, "toy_separate_mse_ratio_context", *LINK_IDS]
     assert not not_snake_case(ex.CLAIMS)
     assert ex.CLAIMS["toy_mse_ratio_context_multihead"].paper == (
         "A, Fig. 4: a longer context gives the same network a better fit")
@@ -126,24 +156,28 @@ def test_claims_are_declared_in_the_notebooks_order():
     forced = {cid for cid, s in ex.CLAIMS.items() if s.forced_by}
     assert forced == {"fixed_support_spearman_twonn_vs_bound", "temperature_spearman_id_eps"}
     kinds = pd.Series({cid: s.kind for cid, s in ex.CLAIMS.items()}).value_counts().to_dict()
-    assert kinds == {"paper": 12, "check": 9, "ours": 2}
+    assert kinds == {"paper": 15, "check": 9, "ours": 3}
 
 
 def test_the_claim_policy():
     """Every paper claim has a role, a basis, what would have counted against it, a minimum size and the section
-    that measures it; the heads claims are confounded (head width is not matched), the toy's counted claims are
-    its context claims (one network read with more tokens), and each paper statement has one primary claim."""
+    that measures it; the grid's heads claims are confounded (head width is not matched) and supporting, their
+    width-matched versions are not confounded and primary; the toy's counted claims are its context claims (one
+    network read with more tokens) and the width-matched heads claims; each paper statement has one primary."""
     paper = {cid: s for cid, s in ex.CLAIMS.items() if s.kind == "paper"}
     for cid, s in ex.CLAIMS.items():
         assert s.against and s.section in ex.SECTIONS.values(), cid
         if s.kind == "paper":
             assert s.role in ("primary", "supporting") and s.basis in ("derived", "empirical") and s.min_n, cid
-    heads = {cid for cid in paper if "heads" in cid}
-    assert heads and all(ex.CLAIMS[cid].confounded_by for cid in heads)
+    heads = {cid for cid in paper if "heads" in cid and "width_matched" not in cid}
+    assert heads and all(ex.CLAIMS[cid].confounded_by and ex.CLAIMS[cid].role == "supporting" for cid in heads)
+    assert all(not ex.CLAIMS[cid].confounded_by and ex.CLAIMS[cid].role == "primary" for cid in ex.WIDTH_TESTS)
+    pca = ex.CLAIMS["toy_pca2_refit_mse_ratio"]
+    assert pca.kind == "ours" and pca.direction == "greater" and pca.threshold == 1.0 and pca.null_margin == 0.1
+    assert pca.min_n == ex.MIN_REFITS
     counted = [cid for cid, s in paper.items() if s.role == "primary" and not s.forced_by and not s.confounded_by]
     assert counted == ["first_layer_attention_more_uniform", "toy_mse_ratio_context_multihead",
-                       "toy_pieces_gain_context",
-                       "toy_dim_gain_context"]
+                       "toy_pieces_gain_context", "toy_dim_gain_context", *ex.WIDTH_TESTS]
     primaries = pd.Series({cid: (s.source, "heads" in cid) for cid, s in paper.items() if s.role == "primary"})
     assert primaries.is_unique  # one primary per statement (source and knob)
     assert ex.CLAIMS["fixed_support_spearman_twonn_vs_bound"].basis == "derived"
@@ -195,6 +229,10 @@ def test_toy_claims_known_answers(values):
         "toy_dim_gain_context": 2.5 - 1.6,
         "toy_dim_gain_heads": 5.0 - 2.5,
         "toy_separate_mse_ratio_context": gmean([0.5, 0.4, 0.9]) / gmean([0.1, 0.2, 0.3]),
+        "toy_mse_ratio_heads_width_matched": gmean([0.01, 0.02, 0.04]) / gmean([0.1, 0.1, 0.05]),
+        "toy_pieces_gain_heads_width_matched": 27 + 1 / 3 - 20,
+        "toy_dim_gain_heads_width_matched": 8.0 - 2.0,
+        "toy_pca2_refit_mse_ratio": gmean(REFIT_RATIOS),
     }
     for cid, value in expect.items():
         m = values[cid]
@@ -207,6 +245,17 @@ def test_toy_claims_known_answers(values):
     assert "paired" in values["toy_mse_ratio_context"].note and "Student-t" in values["toy_mse_ratio_context"].note
     assert "Welch" in values["toy_mse_ratio_heads"].note
     assert values["toy_separate_mse_ratio_context"].note.startswith("1 head(s), separate networks per context")
+    assert values["toy_mse_ratio_heads_width_matched"].note.startswith(
+        "context 10: geometric mean test MSE, 4 heads of width 2 / 1 of width 8 (heads x d_head = 8)")
+    assert "Welch" in values["toy_mse_ratio_heads_width_matched"].note
+    assert values["toy_pieces_gain_heads_width_matched"].note.startswith("context 10: mean pieces, 4 heads of width 2 "
+                                                                         "minus 1 of width 8")
+    # the intervention: a Student-t interval on 5 degrees of freedom over the networks' log ratios at context 16
+    d = np.log(REFIT_RATIOS)
+    half = sst.t.ppf(0.95, 5) * d.std(ddof=1) / np.sqrt(6)
+    assert values["toy_pca2_refit_mse_ratio"].interval == pytest.approx(tuple(np.exp([d.mean() - half,
+                                                                                       d.mean() + half])))
+    assert "6 networks (heads 1-4 x seeds), context 16" in values["toy_pca2_refit_mse_ratio"].note
     assert not set(TOO_FEW_NETWORKS) & set(values)
 
 
@@ -240,11 +289,13 @@ def test_missing_parts_and_a_single_heads_setting_leave_their_claims_out():
 
 
 def test_claims_below_their_minimum_size_are_not_judged():
-    """Two seeds, three heads, four settings: under every minimum (3 seeds, 4 heads, 7 settings)."""
+    """Two seeds, three heads, four settings, five refitted networks: under every minimum (3 seeds, 4 heads, 7
+    settings, 6 networks)."""
     parts = graph_parts()
     rows = base.stack(toy_grid=toy_rows().query("seed < 2"), uniformity=parts["uniformity"].iloc[:3],
                       fixed_support=parts["fixed_support"].iloc[:4], temperature=parts["temperature"].iloc[:4],
-                      separate=separate_rows().query("seed < 2"))
+                      separate=separate_rows().query("seed < 2"), width_matched=width_rows().query("seed < 2"),
+                      intervention=intervention_rows().iloc[:-1])
     values = ex.claim_values(rows, CONFIG)
     assert list(values) == ["fixed_support_rank_minus_tight_bound", "fixed_support_twonn_over_bound_max",
                             "temperature_rank_range"]
@@ -254,7 +305,7 @@ def test_rows_survive_the_csv_and_give_the_same_claims(tmp_path, values):
     path = base.save_rows(stacked(), tmp_path / "02.json")
     assert path.name == "02_rows.csv.gz"
     back = base.load_rows(tmp_path / "02.json")
-    assert list(back[base.PART].unique()) == ["toy_grid", *graph_parts(), "separate"]
+    assert list(back[base.PART].unique()) == ["toy_grid", *graph_parts(), "separate", "width_matched", "intervention"]
     assert ex.claim_values(back, CONFIG) == values
 
 
@@ -279,7 +330,7 @@ def test_findings_quote_the_rows():
     assert "from 0.1 to 0.02" in text  # heads 1 -> 2 at context 10
 
 
-def test_run_on_a_tiny_model_and_a_tiny_toy_gives_rows_every_claim_accepts(tmp_path):
+def test_run_on_a_tiny_model_and_a_tiny_toy_gives_rows_every_claim_accepts(tmp_path, monkeypatch):
     model = tiny.save_tiny_model(tmp_path / "llama", "llama")
     config = {
         "seed": 0,
@@ -300,14 +351,36 @@ def test_run_on_a_tiny_model_and_a_tiny_toy_gives_rows_every_claim_accepts(tmp_p
         "toy_bins": 40,
         "toy_hidden": 4,
         "toy_d_head": 4,
+        "toy_width_heads": [1, 2],
+        "toy_width": 4,
+        "toy_intervention_contexts": [3],
+        "toy_refit_steps": 3,
     }
-    rows = ex.run(config)
-    assert list(rows[base.PART].unique()) == ["toy_grid", "uniformity", "minkowski", "fixed_support", "temperature",
-                                              "top_k", "real_layers", "real_rows", "separate"]
+    checkpoint = tmp_path / "02.ckpt"
+    rows = ex.run(config, checkpoint)
+    assert list(rows[base.PART].unique()) == list(ex.PARTS)
     grid = base.part(rows, "toy_grid")
     assert list(grid.columns) == list(ex.sa.ROW_FIELDS) and len(grid) == 2 * 2 * 3  # heads x contexts x seeds
     assert len(base.part(rows, "uniformity")) == 4  # the tiny Llama's query heads
+    width = ex.sa.restore_types(base.part(rows, "width_matched"))
+    assert set(width.columns) == set(ex.sa.WIDTH_FIELDS) and len(width) == 2 * 2 * 3
+    assert sorted(set(zip(width.heads, width.d_head))) == [(1, 4), (2, 2)]  # heads x d_head = 4
+    one_head = width[width.heads == 1][list(ex.sa.ROW_FIELDS)].reset_index(drop=True)
+    assert one_head.equals(ex.sa.restore_types(grid[grid.heads == 1]).reset_index(drop=True))  # the grid's fits
+    refits = base.part(rows, "intervention")
+    assert len(refits) == 2 * 3 and set(refits.context) == {3} and set(refits.columns) == set(ex.sa.REFIT_FIELDS)
     values = ex.claim_values(rows, config)
     assert list(values) == [cid for cid in ex.CLAIMS if cid not in TOO_FEW_NETWORKS]
     for cid in ("minkowski_membership_fraction", "real_layer_rebuilt_from_heads", "real_layer_eps0_in_minkowski_sum"):
         assert values[cid].value == 1.0, cid  # Theorem 2.1 and eq. 3 hold in any layer
+
+    # a rerun resumes from the checkpoint: nothing is trained or loaded again, and the rows are the same
+    def refuse(*args, **kwargs):
+        raise AssertionError("recomputed a part the checkpoint holds")
+
+    for name in ("grid_part", "width_setting", "separate_part", "intervention_part"):
+        monkeypatch.setattr(ex.toy_parts, name, refuse)
+    monkeypatch.setattr(ex, "minkowski_trials", refuse)
+    from icl_geometry.llm import lm
+    monkeypatch.setattr(lm, "load", refuse)
+    pd.testing.assert_frame_equal(ex.run(config, checkpoint), rows)

@@ -7,32 +7,36 @@ runs did: a table without a `part` column is read as this part alone); `uniformi
 effective degree / keys of its rows with >= 5 keys, first and last layer); `minkowski` (per output row of 20 random
 causal layers); `fixed_support`, `temperature`, `top_k` (per setting of the controlled experiments); `real_layers`
 (per checked layer of the model: its heads rebuild the block's output) and `real_rows` (per (layer, query, eps) of
-Theorem 2.1 on it); `separate` (the toy with a separate network per context).
+Theorem 2.1 on it); `separate` (the toy with a separate network per context); `width_matched` (the toy's
+width-matched family, heads x d_head fixed, one row per (heads, d_head, seed, restart, context)); `intervention`
+(per kept fit and context: the MLP refitted on the top-2 PCA projection of its input and on the full input).
 
 `claim_values(rows, config)` computes every claim from these rows alone, those the present parts allow. The toy's
-network, training and measures live in `icl_geometry.toys.sine_attention`.
+network, training, measures and parts live in `icl_geometry.toys.sine_attention` (`parts`: how each toy part is
+built from the chapter's settings). `run` checkpoints after every part and every toy setting.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from icl_geometry.core import attention_graph as ag
-from icl_geometry.core import intrinsic_dim as idm
 from icl_geometry.core import jackknife, stats
 from icl_geometry.core.verdicts import ClaimSpec, Measured, judge_claim
 from icl_geometry.experiments import base
 from icl_geometry.toys import sine_attention as sa
+from icl_geometry.toys.attention_layers import (D_KEY, D_MODEL, D_OUT, D_VALUE, N_TRIALS, SWEEP_HEADS,  # noqa: F401
+                                                SWEEP_KEYS, T_CTX, fixed_support, id_eps_column, layer_weights,
+                                                measure, minkowski_trials, synthetic_context, temperature_sweep,
+                                                top_k_sweep, twonn_or_zero)
+from icl_geometry.toys.sine_attention import parts as toy_parts
 from icl_geometry.toys.sine_attention.grid import findings  # noqa: F401  (re-exported for the notebook)
 
 LEVEL = 0.9  # every interval of the chapter
-N_TRIALS = 20  # random causal layers of the Minkowski check
-T_CTX, D_MODEL, D_KEY, D_VALUE, D_OUT = 32, 64, 16, 16, 64  # the controlled experiments' context and layer sizes
-SWEEP_HEADS, SWEEP_KEYS = 2, 8  # heads of the temperature and top-k sweeps, keys of the temperature sweep
 RECONSTRUCTION_TOL = 1e-4  # relative error under which the heads rebuild a real block's output
 RESIDUAL_TOL = 1e-5  # LP residual (relative to the row's L1 norm) under which a real row is in the Minkowski sum
 
@@ -42,6 +46,7 @@ MIN_SEEDS = 3  # toy: t intervals over seeds (3 seeds: 91-93% under the toy's ow
 MIN_HEADS = 4  # the uniformity claim: jackknife t interval over the model's heads
 MIN_NETWORKS = 10  # the toy's Spearman claims: jackknife over networks (6 networks: too few)
 MIN_SETTINGS = 7  # Spearman over the settings of a controlled sweep (Fisher interval)
+MIN_REFITS = 6  # the intervention: t interval on log ratios over networks (skewed ratios: 6 networks cover)
 # The headings of the notebook sections that measure the claims (the report links there).
 SECTIONS = {
     "graphs": "1. Self-attention is a weighted directed graph",
@@ -128,7 +133,8 @@ CLAIMS: dict[str, ClaimSpec] = {
         against="the same networks fit worse reading the longest context than the shortest: the geometric mean over "
                 "seeds of the MSE ratio above 1, its interval above 1"),
     "toy_mse_ratio_heads": _toy(
-        "more heads give a better fit", "A, Fig. 4", direction="less", threshold=1.0, confounded_by=_HEADS_CONFOUND,
+        "more heads give a better fit", "A, Fig. 4", role="supporting", direction="less", threshold=1.0,
+        confounded_by=_HEADS_CONFOUND,
         against="the most heads fit worse than the fewest at the longest context (ratio of geometric mean MSEs "
                 "above 1, its interval above 1)"),
     "toy_pieces_gain_context": _toy(
@@ -136,7 +142,7 @@ CLAIMS: dict[str, ClaimSpec] = {
         against="the same networks have fewer pieces at the longest context than at the shortest (mean difference "
                 "below 0, its interval below 0)"),
     "toy_pieces_gain_heads": _toy(
-        "more heads give more regions", "A, Fig. 5", confounded_by=_HEADS_CONFOUND,
+        "more heads give more regions", "A, Fig. 5", role="supporting", confounded_by=_HEADS_CONFOUND,
         against="fewer pieces with the most heads than with the fewest at the longest context"),
     "toy_distinct_gain_heads": _toy(
         "more heads give more regions (distinct regions visited)", "A, Fig. 5", role="supporting",
@@ -146,7 +152,8 @@ CLAIMS: dict[str, ClaimSpec] = {
         against="the same networks' MLP input is lower-dimensional (participation ratio) at the longest context "
                 "than at the shortest, its interval below 0"),
     "toy_dim_gain_heads": _toy(
-        "more heads raise the MLP input's dimension", "A, Thm 2.1 (ii), on the toy", confounded_by=_HEADS_CONFOUND,
+        "more heads raise the MLP input's dimension", "A, Thm 2.1 (ii), on the toy", role="supporting",
+        confounded_by=_HEADS_CONFOUND,
         against="a lower-dimensional MLP input with the most heads than with the fewest"),
     "toy_spearman_pieces_vs_heads": _toy(
         "regions grow with heads (over the whole grid)", "A, Fig. 5", role="supporting", confounded_by=_HEADS_CONFOUND,
@@ -158,6 +165,27 @@ CLAIMS: dict[str, ClaimSpec] = {
         "alternative reading of Figs. 4-5: a separate network per context", source="ours", kind="ours",
         direction="less", threshold=1.0, min_n=MIN_SEEDS, section=SECTIONS["toy"],
         against="networks trained for the longest context fit worse than networks trained for the shortest"),
+    # the heads statements without the size confound: heads x d_head fixed (toy_width), so every setting has the
+    # same attention parameters; these are the counted claims of the heads statements
+    "toy_mse_ratio_heads_width_matched": _toy(
+        "more heads give a better fit (heads x head width fixed)", "A, Fig. 4", direction="less", threshold=1.0,
+        against="the most heads fit no better than the fewest of the same total width at the longest context: the "
+                "ratio of geometric-mean test MSEs at or above 1, its interval above 1"),
+    "toy_pieces_gain_heads_width_matched": _toy(
+        "more heads give more regions (heads x head width fixed)", "A, Fig. 5",
+        against="fewer pieces with the most heads than with the fewest of the same total width at the longest "
+                "context (mean difference below 0, its interval below 0)"),
+    "toy_dim_gain_heads_width_matched": _toy(
+        "more heads raise the MLP input's dimension (heads x head width fixed)", "A, Thm 2.1 (ii), on the toy",
+        against="a lower-dimensional MLP input (participation ratio) with the most heads than with the fewest of "
+                "the same total width at the longest context, its interval below 0"),
+    "toy_pca2_refit_mse_ratio": ClaimSpec(
+        "squeezing the trained toy's MLP input onto its top 2 principal components and refitting only the MLP "
+        "hurts the fit (the fit uses the input's extra dimensions)", source="ours", kind="ours", direction="greater",
+        threshold=1.0, null_margin=0.1, min_n=MIN_REFITS, section=SECTIONS["toy"],
+        against="the MLP refitted on the 2-d projection fits as well as the same refit on the full input at the "
+                "longest intervention context: the geometric mean over networks of projected / control test MSE "
+                "at or below 1, its interval below 1 (inside [0.9, 1.1]: no effect)"),
 }
 # How each toy claim compares two cells of the grid: the column, the knob (context: the same networks read at the
 # shortest and longest context, with the fewest heads, paired by seed; heads: the fewest and most heads at the
@@ -182,6 +210,15 @@ TOY_TESTS: dict[str, tuple[str, str, str, str]] = {  # claim id: (column, knob, 
     "toy_spearman_pieces_vs_heads": ("pieces", "heads", "spearman", "Spearman over the kept fits of the grid"),
     "toy_spearman_pieces_vs_context": ("pieces", "context", "spearman", "Spearman over the kept fits of the grid"),
 }
+_WIDTH = "{h_hi} heads of width {d_hi} / {h_lo} of width {d_lo} (heads x d_head = {width})"
+WIDTH_TESTS: dict[str, tuple[str, str, str, str]] = {  # the same comparisons on the width-matched family
+    "toy_mse_ratio_heads_width_matched": ("test_mse", "heads", "ratio",
+                                          "context {c_hi}: geometric mean test MSE, " + _WIDTH),
+    "toy_pieces_gain_heads_width_matched": ("pieces", "heads", "difference",
+                                            "context {c_hi}: mean pieces, " + _WIDTH.replace(" /", " minus")),
+    "toy_dim_gain_heads_width_matched": ("eff_dim", "heads", "difference", "context {c_hi}: mean effective "
+                                         "dimension, " + _WIDTH.replace(" /", " minus")),
+}
 
 
 # ----------------------------------------------------------------------------- section 1: a real model's graphs
@@ -197,89 +234,8 @@ def head_uniformity(A: np.ndarray) -> pd.DataFrame:
                          "last_layer_index": last})
 
 
-# ----------------------------------------------------------------------------- section 2: Theorem 2.1
-
-def minkowski_trials(seed: int, n_trials: int = N_TRIALS) -> pd.DataFrame:
-    """Theorem 2.1 on `n_trials` random causal layers (wide and narrow value/output maps, full and top-2 supports):
-    one row per output row with its support, Minkowski-sum membership (LP), dimension and bounds."""
-    rows, rng = [], np.random.default_rng(seed)
-    for trial in range(n_trials):
-        T_s, H_s, d_s = int(rng.integers(2, 7)), int(rng.integers(1, 4)), 8
-        d_v, d_out = (8, 24) if trial % 2 == 0 else (2, 5)  # wide (generic) and narrow projections
-        X_s = rng.standard_normal((T_s, d_s))
-        Wq, Wk = rng.standard_normal((H_s, d_s, 4)), rng.standard_normal((H_s, d_s, 4))
-        Wv, Wo = rng.standard_normal((H_s, d_s, d_v)), rng.standard_normal((H_s, d_v, d_out))
-        top_k = [None, 2][trial % 4 // 2]
-        chk = ag.minkowski_dimension_check(X_s, Wv, Wo, ag.causal_attention(X_s, Wq, Wk, top_k=top_k))
-        for r in range(len(chk.rows)):
-            rows.append({"trial": trial, "T": T_s, "H": H_s, "d_v": d_v, "d_out": d_out, "top_k": top_k,
-                         "row": int(chk.rows[r]), "support per head": chk.support[r].tolist(),
-                         "in Minkowski sum": bool(chk.in_minkowski_sum[r]), "L1 residual": chk.residual[r],
-                         "dimension": int(chk.dimension[r]), "tight bound": int(chk.tight_bound[r]),
-                         "theorem bound": int(chk.bound[r]), "linear dim": int(chk.linear_dimension[r])})
-    return pd.DataFrame(rows)
-
-
-def synthetic_context(seed: int, n_queries: int) -> tuple[np.ndarray, np.ndarray]:
-    """The controlled experiments' fixed context (T_CTX tokens) and the `n_queries` queries that read it."""
-    rng = np.random.default_rng(seed)
-    return rng.standard_normal((T_CTX, D_MODEL)), rng.standard_normal((n_queries, D_MODEL))
-
-
-def layer_weights(seed: int, heads: int, draw: int) -> tuple[np.ndarray, ...]:
-    """Random query, key, value and output maps of an attention layer with `heads` heads (draw `draw`)."""
-    r = np.random.default_rng([seed, heads, draw])
-    return (r.standard_normal((heads, D_MODEL, D_KEY)) / np.sqrt(D_MODEL),
-            r.standard_normal((heads, D_MODEL, D_KEY)) / np.sqrt(D_MODEL),
-            r.standard_normal((heads, D_MODEL, D_VALUE)) / np.sqrt(D_MODEL),
-            r.standard_normal((heads, D_VALUE, D_OUT)) / np.sqrt(D_VALUE))
-
-
-def id_eps_column(eps: float) -> str:
-    """The column holding eq. 8's ID_eps at threshold eps."""
-    return f"ID_eps (eps={eps:g})"
-
-
-def twonn_or_zero(points: np.ndarray) -> float:
-    """TwoNN of a cloud; 0 for a single point (k = 1: no neighbours to compare)."""
-    return idm.twonn(points).estimate if ag.affine_rank(points) > 0 else 0.0
-
-
-def measure(heads: int, weights: np.ndarray, out: np.ndarray, eps: float, **setting: Any) -> dict[str, Any]:
-    """One setting's row: the cloud's rank and TwoNN, and the mean ID_eps and effective degree of its rows."""
-    return {"H": heads, **setting, "rank": ag.affine_rank(out), "TwoNN": twonn_or_zero(out),
-            id_eps_column(eps): ag.id_eps(weights, eps, head_axis=1).mean(),
-            "effective degree": ag.effective_degree(weights, reduce="sum", head_axis=1).mean()}
-
-
-def fixed_support(context: np.ndarray, queries: np.ndarray, heads_list: Iterable[int], keys_list: Iterable[int],
-                  seed: int, eps: float) -> pd.DataFrame:
-    """Every head attends to the last k tokens: one row per (H, k) with the measures and both bounds."""
-    fixed = []
-    for H in heads_list:
-        W = layer_weights(seed, H, 0)
-        for k in keys_list:
-            w, out = ag.read_context(context, queries, *W, keys=k)
-            fixed.append({**measure(H, w, out, eps, k=k), "theorem bound": H * k,
-                          "tight bound": min(H * (k - 1), H * D_VALUE, D_OUT)})
-    return pd.DataFrame(fixed)
-
-
-def temperature_sweep(context: np.ndarray, queries: np.ndarray, temperatures: Iterable[float], seed: int,
-                      eps: float) -> pd.DataFrame:
-    """SWEEP_HEADS heads on a fixed support of SWEEP_KEYS keys at each softmax temperature: one row per tau."""
-    W = layer_weights(seed, SWEEP_HEADS, 1)
-    return pd.DataFrame([measure(SWEEP_HEADS, *ag.read_context(context, queries, *W, keys=SWEEP_KEYS, temperature=tau),
-                                 eps, tau=tau) for tau in temperatures])
-
-
-def top_k_sweep(context: np.ndarray, queries: np.ndarray, top_ks: Iterable[int], seed: int,
-                eps: float) -> pd.DataFrame:
-    """SWEEP_HEADS heads with top-k masks (each query keeps its own k keys): one row per k."""
-    W = layer_weights(seed, SWEEP_HEADS, 1)
-    return pd.DataFrame([{**measure(SWEEP_HEADS, *ag.read_context(context, queries, *W, top_k=k), eps), "k": k,
-                          "per-query theorem bound": SWEEP_HEADS * k} for k in top_ks])
-
+# ----------------------------------------------------------------------------- section 2: Theorem 2.1 (random
+# layers and the controlled experiments: `icl_geometry.toys.attention_layers`); a real layer
 
 def real_layer_checks(loaded: Any, prompt: str, eps: float) -> tuple[dict[int, Any], pd.DataFrame, pd.DataFrame]:
     """Theorem 2.1 on the first and last layer of a real model: the captured blocks by layer, one row per
@@ -299,41 +255,41 @@ def real_layer_checks(loaded: Any, prompt: str, eps: float) -> tuple[dict[int, A
 
 def toy_config(config: Any) -> sa.ToyConfig:
     """The toy's configuration from the chapter's parameters (heads are set per grid row)."""
-    s = base.settings(config)
-    return sa.ToyConfig(contexts=tuple(sorted(s["toy_contexts"])), n_bins=s["toy_bins"], steps=s["toy_steps"],
-                        seeds=s["toy_seeds"], restarts=s["toy_restarts"], hidden=s["toy_hidden"],
-                        d_head=s["toy_d_head"], seed=s["seed"])
+    return toy_parts.toy_config(base.settings(config))
 
 
 def toy_device(config: Any) -> str:
     """Where the toy trains: the GPU when the chapter runs on one, else the CPU."""
-    return "cuda" if base.settings(config)["device"] == "cuda" else "cpu"
+    return toy_parts.toy_device(base.settings(config))
 
 
 def regions_per_bin(config: Any) -> int:
     """Grid points per bin on which regions are counted (about 4000 times in all)."""
-    return max(2, 4000 // base.settings(config)["toy_bins"])
+    return toy_parts.regions_per_bin(base.settings(config))
 
 
 def toy_grid(config: Any, progress: bool = True) -> tuple[pd.DataFrame, dict[int, sa.FitResult]]:
     """Every heads setting of the grid trained once on all contexts and evaluated at each: the rows (one per
     heads, seed, restart, context) and the fits by heads."""
-    s = base.settings(config)
-    rows, fits = sa.sweep(s["toy_heads"], toy_config(config), device=toy_device(config),
-                          per_bin=regions_per_bin(config), progress=progress)
-    return pd.DataFrame(rows)[list(sa.ROW_FIELDS)], fits
+    return toy_parts.grid_part(base.settings(config), progress=progress)
 
 
 def separate_fits(config: Any) -> pd.DataFrame:
     """The alternative reading: a separate network per context, with the fewest heads, for the shortest and the
     longest context only (same clocks, seeds and steps)."""
-    s = base.settings(config)
-    h_lo, c_lo, c_hi = min(s["toy_heads"]), min(s["toy_contexts"]), max(s["toy_contexts"])
-    rows = []
-    for c in (c_lo, c_hi):
-        fit = sa.train(toy_config(config), heads=h_lo, contexts=(c,), device=toy_device(config))
-        rows += sa.evaluate(fit, regions_per_bin(config))
-    return pd.DataFrame(rows)[list(sa.ROW_FIELDS)]
+    return toy_parts.separate_part(base.settings(config))
+
+
+def width_matched(config: Any, grid_rows: pd.DataFrame | None = None, progress: bool = True) -> pd.DataFrame:
+    """The width-matched family (heads x d_head = toy_width for each of toy_width_heads), trained like the grid; a
+    setting the grid already has is read from `grid_rows` (the `toy_grid` rows) instead of trained again."""
+    return toy_parts.width_part(base.settings(config), grid_rows, progress)
+
+
+def intervention(config: Any, fits: dict[int, sa.FitResult]) -> pd.DataFrame:
+    """The intervention on the grid's kept fits (`fits` by heads, from `toy_grid`): per (heads, seed, context of
+    toy_intervention_contexts), the MLP refitted on the top-2 PCA projection of its input and on the full input."""
+    return toy_parts.intervention_part(base.settings(config), fits)
 
 
 def toy_grid_rows(rows: pd.DataFrame) -> pd.DataFrame:
@@ -362,17 +318,31 @@ def toy_claim_values(rows: Any, level: float = LEVEL) -> dict[str, Measured]:
     (not judged at this size)."""
     df = sa.restore_types(pd.DataFrame(rows))
     df = df[df.kept]
-    ends = sa.grid_ends(df)
     out = {}
     got = sa.context_contrast(df, min_heads=2, min_n=CLAIMS["toy_mse_ratio_context_multihead"].min_n, level=level)
     if got is not None:
         out["toy_mse_ratio_context_multihead"] = Measured(got[0], got[1], got[2])
-    for cid, (col, knob, how, wording) in TOY_TESTS.items():
-        got = sa.grid_contrast(df, col, knob, how, CLAIMS[cid].min_n, level)
+    min_n = {cid: CLAIMS[cid].min_n for cid in CLAIMS}
+    return out | {cid: Measured(*got) for cid, got in sa.contrasts(df, TOY_TESTS, min_n, level).items()}
+
+
+def toy_part_values(p: dict[str, pd.DataFrame], level: float = LEVEL) -> dict[str, Measured]:
+    """The claims of the toy's other parts present in `p` (by name): `separate`, `width_matched` (`WIDTH_TESTS`,
+    kept fits) and `intervention` (projected / control test MSE at the longest intervention context)."""
+    out = {}
+    if "separate" in p:
+        sep = sa.restore_types(p["separate"])
+        got = sa.separate_contrast(sep[sep.kept], CLAIMS["toy_separate_mse_ratio_context"].min_n, level)
         if got is not None:
-            value, interval, measured = got
-            out[cid] = Measured(float(value), (float(interval[0]), float(interval[1])),
-                                wording.format(**ends) + measured)
+            out["toy_separate_mse_ratio_context"] = Measured(*got)
+    if "width_matched" in p:
+        width = sa.restore_types(p["width_matched"])
+        min_n = {cid: CLAIMS[cid].min_n for cid in WIDTH_TESTS}
+        out |= {cid: Measured(*got) for cid, got in sa.contrasts(width[width.kept], WIDTH_TESTS, min_n, level).items()}
+    if "intervention" in p:
+        got = sa.refit_contrast(p["intervention"], min_n=CLAIMS["toy_pca2_refit_mse_ratio"].min_n, level=level)
+        if got is not None:
+            out["toy_pca2_refit_mse_ratio"] = Measured(*got)
     return out
 
 
@@ -444,16 +414,7 @@ def claim_values(rows: pd.DataFrame, config: Any) -> dict[str, Measured]:
     out = _graph_claims(p, s)
     if "toy_grid" in p:
         out.update(toy_claim_values(p["toy_grid"]))
-    if "separate" in p:
-        sep = sa.restore_types(p["separate"])
-        sep = sep[sep.kept]
-        c_lo, c_hi, h = int(sep.context.min()), int(sep.context.max()), int(sep.heads.min())
-        sep_lo, sep_hi = (sep[sep.context == c].sort_values("seed") for c in (c_lo, c_hi))
-        if min(len(sep_lo), len(sep_hi)) >= CLAIMS["toy_separate_mse_ratio_context"].min_n:
-            value, interval = sa.compare_restarts(sep_hi.test_mse, sep_lo.test_mse, "ratio", level=LEVEL)
-            out["toy_separate_mse_ratio_context"] = Measured(value, interval, (
-                f"{h} head(s), separate networks per context: geometric mean test MSE at context {c_hi} / at {c_lo} "
-                f"({len(sep_hi)} seeds each, 90% Welch t interval on the logs)"))
+    out.update(toy_part_values(p))
     return {cid: out[cid] for cid in CLAIMS if cid in out}
 
 
@@ -470,24 +431,55 @@ def claims_table(values: dict[str, Measured]) -> pd.DataFrame:
 
 # ----------------------------------------------------------------------------- the whole chapter
 
+PARTS = ("toy_grid", "uniformity", "minkowski", "fixed_support", "temperature", "top_k", "real_layers", "real_rows",
+         "separate", "width_matched", "intervention")
+ROWS_VERSION = "attention_graphs/2"  # in the checkpoint's key: bump when what a part holds changes
+
+
 def run(config: Any, checkpoint: str | Path | None = None, progress: bool = False) -> pd.DataFrame:
-    """The chapter's whole computation (the notebook's steps, in its order), returning its rows (module doc).
+    """The chapter's whole computation, returning its rows (the parts `PARTS`, module doc).
 
-    It loads the chapter's model; it takes about a minute on a CPU (ci profile), so it keeps no checkpoint
-    (`checkpoint` is accepted for the protocol's signature and ignored)."""
-    from icl_geometry.llm import engine, lm
-
+    `checkpoint` (a file, `base.Checkpoint`, keyed by every setting): the toy grid and its intervention rows are
+    saved after each heads setting, the width-matched family after each of its settings, every other part once
+    done; a rerun resumes there (the full toy grid takes about an hour on one core). The model is loaded only
+    when a part that reads it is missing."""
     s = base.settings(config)
-    loaded = lm.load(s["model"], s["device"])
-    A = engine.trace(loaded, s["prompt"], full_attention=True).attention.numpy()
-    uniformity = head_uniformity(A)
-    mink = minkowski_trials(s["seed"])
+    store = base.Checkpoint(checkpoint, base.checkpoint_key(**s, rows=ROWS_VERSION))
+    state = store.load() or {}
+    done, grid, refits, width = (state.setdefault(k, {}) for k in ("parts", "grid", "intervention", "width"))
+    for h in s["toy_heads"]:
+        if h not in grid:
+            rows, fits = toy_parts.grid_part(s, [h], progress=progress)
+            grid[h], refits[h] = rows, toy_parts.intervention_part(s, fits)
+            store.save(state)
+    toy = pd.concat([grid[h] for h in s["toy_heads"]], ignore_index=True)
+    for h, d in toy_parts.width_settings(s):
+        if (h, d) not in width:
+            width[h, d] = toy_parts.width_setting(s, h, d, toy)
+            store.save(state)
+
+    def step(name: str, compute: Any) -> None:
+        if name not in done:
+            done.update(compute())
+            store.save(state)
+
+    step("separate", lambda: {"separate": separate_fits(config)})
+    step("minkowski", lambda: {"minkowski": minkowski_trials(s["seed"])})
     context, queries = synthetic_context(s["seed"], s["n_queries"])
-    fixed = fixed_support(context, queries, s["heads_list"], s["keys_list"], s["seed"], s["eps"])
-    temp = temperature_sweep(context, queries, s["temperatures"], s["seed"], s["eps"])
-    topk = top_k_sweep(context, queries, s["top_ks"], s["seed"], s["eps"])
-    _, real, rebuilt = real_layer_checks(loaded, s["prompt"], s["eps"])
-    toy, _ = toy_grid(config, progress=progress)
-    separate = separate_fits(config)
-    return base.stack(toy_grid=toy, uniformity=uniformity, minkowski=mink, fixed_support=fixed, temperature=temp,
-                      top_k=topk, real_layers=rebuilt, real_rows=real, separate=separate)
+    step("fixed_support", lambda: {"fixed_support": fixed_support(context, queries, s["heads_list"], s["keys_list"],
+                                                                   s["seed"], s["eps"])})
+    step("temperature", lambda: {"temperature": temperature_sweep(context, queries, s["temperatures"], s["seed"],
+                                                                   s["eps"])})
+    step("top_k", lambda: {"top_k": top_k_sweep(context, queries, s["top_ks"], s["seed"], s["eps"])})
+    if not {"uniformity", "real_layers", "real_rows"} <= set(done):
+        from icl_geometry.llm import engine, lm
+
+        loaded = lm.load(s["model"], s["device"])
+        A = engine.trace(loaded, s["prompt"], full_attention=True).attention.numpy()
+        _, real, rebuilt = real_layer_checks(loaded, s["prompt"], s["eps"])
+        done.update(uniformity=head_uniformity(A), real_layers=rebuilt, real_rows=real)
+        store.save(state)
+    done.update(toy_grid=toy, width_matched=pd.concat([width[p] for p in toy_parts.width_settings(s)],
+                                                      ignore_index=True),
+                intervention=pd.concat([refits[h] for h in s["toy_heads"]], ignore_index=True))
+    return base.stack(**{name: done[name] for name in PARTS})

@@ -44,8 +44,8 @@ SPEC = ChapterSpec(
                    "trained on all of them together and evaluated at each"),
         Param("toy_steps", ci=500, full=800, kind="int", low=1, high=1_000_000,
               help="full-batch Adam steps per toy network (each step's loss is the mean over toy_contexts)"),
-        Param("toy_seeds", ci=3, full=3, kind="int", low=2, high=100,
-              help="seeds per heads setting: independent kept fits, the units of the claims' bootstrap"),
+        Param("toy_seeds", ci=3, full=8, kind="int", low=2, high=100,
+              help="seeds per heads setting: independent kept fits, the units of the claims' intervals"),
         Param("toy_restarts", ci=2, full=2, kind="int", low=1, high=100,
               help="restarts per seed; the kept one has the lowest validation MSE"),
         Param("toy_bins", ci=400, full=1000, kind="int", low=50, high=100_000,
@@ -54,5 +54,15 @@ SPEC = ChapterSpec(
               help="ReLU neurons of the toy's MLP (a planar input allows 2 x toy_hidden + 1 pieces)"),
         Param("toy_d_head", ci=8, full=8, kind="int", low=1, high=64,
               help="width of each attention head of the toy (one head's input dimension <= min(d_head, C + 1))"),
+        Param("toy_width_heads", ci=(1, 4), full=(1, 2, 4, 8), kind="ints", low=1, high=64,
+              help="heads of the width-matched family (each must divide toy_width); d_head = toy_width / heads"),
+        Param("toy_width", ci=8, full=16, kind="int", low=1, high=1024,
+              help="heads x d_head of the width-matched family: every setting has the same attention parameters "
+                   "(a setting equal to one of the grid's reuses its fits)"),
+        Param("toy_intervention_contexts", ci=(1, 16), full=(1, 10, 100), kind="ints", low=1, high=1000,
+              help="contexts (some of toy_contexts) at which each kept fit's MLP is refitted on the top-2 PCA "
+                   "projection of its input and on the full input; the claim reads the longest"),
+        Param("toy_refit_steps", ci=300, full=800, kind="int", low=1, high=1_000_000,
+              help="full-batch Adam steps of each MLP refit of the intervention (from the trained MLP's weights)"),
     ),
 )

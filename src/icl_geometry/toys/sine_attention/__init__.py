@@ -79,24 +79,35 @@ can re-enter a region, so distinct <= pieces). The dimension of the MLP input is
 
 The package: `model` (configuration, task, embedding, network), `training` (the stacked training loop, the kept
 restart, round-off sensitivity), `measures` (errors, the MLP input's dimension, exact regions along t) and
-`sweep` (rows per fit, the heads grid, contrasts of two settings through their fits) and `grid` (the grid's rows
-read back: types, ends, the contrast of its ends on a column, findings as sentences). The chapter's claims on
-these rows are declared and computed in `icl_geometry.experiments.attention_graphs`.
+`sweep` (rows per fit, the heads grid, the width-matched family's settings, contrasts of two settings through
+their fits), `grid` (the grid's rows read back: types, ends, the contrast of its ends on a column, findings as
+sentences), `links` (the chain link by link on the whole grid: more heads at every context, plain and
+width-matched; test MSE against each candidate mediator, across cells and within networks), `refit` (the
+intervention: freeze the attention block, project the MLP input onto its top principal components, refit only
+the MLP, against the same refit unprojected) and `parts` (the toy's parts of chapter 2's rows from the chapter's
+settings). The chapter's claims on these rows are declared and computed in
+`icl_geometry.experiments.attention_graphs`.
 """
 
 from icl_geometry.toys.sine_attention.grid import (INT_FIELDS, context_contrast, context_ratios, context_table,
-                                                   findings, grid_contrast, grid_ends, restore_types,
-                                                   spearman_columns)
+                                                   contrasts, findings, grid_contrast, grid_ends, restore_types,
+                                                   separate_contrast, spearman_columns)
+from icl_geometry.toys.sine_attention.links import (CHAIN_SIGN, MEDIATORS, heads_table, mediation_table, networks,
+                                                    within_changes)
 from icl_geometry.toys.sine_attention.measures import (EVAL_ELEMENTS, RegionCount, activation_patterns,
                                                        count_regions, effective_dim, fine_grid, fit_error,
                                                        linear_probe_error, mlp_input_rank, mlp_inputs, one_thread,
-                                                       predict, singular_values)
+                                                       predict, regions_along, singular_values)
 from icl_geometry.toys.sine_attention.model import (ANCHORS, DEVICES, FLOAT_DTYPES, HOLDOUT, MIXTURES, SPLITS,
                                                     SineAttentionToy, ToyConfig, clock_frequencies, clocks,
                                                     config_dict, embed, mha_last, piece_budget,
                                                     position_code, rank_bound, seeds_and_restarts, split_times,
                                                     target, time_grid)
-from icl_geometry.toys.sine_attention.sweep import ROW_FIELDS, compare_paired, compare_restarts, evaluate, sweep
+from icl_geometry.toys.sine_attention.refit import (ARMS, INITS, REFIT_FIELDS, RefitResult, intervention_rows,
+                                                    pca_basis, pca_refit, project, refit_contrast, refit_many,
+                                                    refit_table)
+from icl_geometry.toys.sine_attention.sweep import (ROW_FIELDS, WIDTH_FIELDS, compare_paired, compare_restarts,
+                                                    evaluate, sweep, width_pairs, width_rows)
 from icl_geometry.toys.sine_attention.training import STACK_ELEMENTS, FitResult, nudge_sensitivity, train
 
 __all__ = [
@@ -106,5 +117,8 @@ __all__ = [
     "effective_dim", "embed", "evaluate", "fine_grid", "fit_error", "linear_probe_error", "mha_last",
     "mlp_input_rank", "mlp_inputs", "nudge_sensitivity", "one_thread", "piece_budget", "position_code", "predict",
     "rank_bound", "seeds_and_restarts", "split_times", "sweep", "target", "time_grid", "train",
-    "findings", "grid_contrast", "grid_ends", "restore_types", "spearman_columns",
+    "findings", "grid_contrast", "grid_ends", "restore_types", "spearman_columns", "contrasts", "separate_contrast",
+    "CHAIN_SIGN", "MEDIATORS", "heads_table", "mediation_table", "networks", "within_changes", "ARMS", "INITS",
+    "REFIT_FIELDS", "RefitResult", "intervention_rows", "pca_basis", "pca_refit", "project", "refit_contrast",
+    "refit_many", "refit_table", "WIDTH_FIELDS", "width_pairs", "width_rows", "regions_along",
 ]

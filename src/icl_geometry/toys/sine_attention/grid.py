@@ -3,7 +3,7 @@ a column (the toy claims' measurements) and its findings as sentences quoting th
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
@@ -13,7 +13,7 @@ from icl_geometry.core.jackknife import jackknife_interval
 from icl_geometry.toys.sine_attention.model import piece_budget, rank_bound
 from icl_geometry.toys.sine_attention.sweep import compare_paired, compare_restarts
 
-INT_FIELDS = ("heads", "context", "seed", "restart", "pieces", "distinct", "rank")  # the counts of `ROW_FIELDS`
+INT_FIELDS = ("heads", "d_head", "context", "seed", "restart", "pieces", "distinct", "rank")  # counts of the rows
 
 
 def restore_types(df: pd.DataFrame) -> pd.DataFrame:
@@ -22,10 +22,16 @@ def restore_types(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def grid_ends(rows: Any) -> dict[str, int]:
-    """The fewest and most heads and the shortest and longest context of the rows."""
+    """The fewest and most heads and the shortest and longest context of the rows; with a `d_head` column (the
+    width-matched family) also the head widths at the fewest and most heads (d_lo, d_hi) and heads x d_head."""
     df = pd.DataFrame(rows)
-    return {"h_lo": int(df.heads.min()), "h_hi": int(df.heads.max()), "c_lo": int(df.context.min()),
+    ends = {"h_lo": int(df.heads.min()), "h_hi": int(df.heads.max()), "c_lo": int(df.context.min()),
             "c_hi": int(df.context.max())}
+    if "d_head" in df.columns:
+        ends.update(d_lo=int(df[df.heads == ends["h_lo"]].d_head.iloc[0]),
+                    d_hi=int(df[df.heads == ends["h_hi"]].d_head.iloc[0]))
+        ends["width"] = ends["h_lo"] * ends["d_lo"]
+    return ends
 
 
 def context_ratios(kept: pd.DataFrame, min_heads: int = 2) -> pd.DataFrame:
@@ -112,6 +118,35 @@ def grid_contrast(kept: pd.DataFrame, col: str, knob: str, how: str, min_n: int,
     value, interval = compare_restarts(a, b, how, level=level)
     return value, interval, f" ({len(a)} and {len(b)} seeds, {level:.0%} Welch t interval" + (
         " on the logs)" if how == "ratio" else ")")
+
+
+def contrasts(kept: pd.DataFrame, tests: Mapping[str, tuple[str, str, str, str]], min_n: Mapping[str, int],
+              level: float = 0.9) -> dict[str, tuple[float, tuple[float, float], str]]:
+    """`grid_contrast` of the kept fits for every test {claim id: (column, knob, how, wording)}: (value, interval,
+    note), the note the wording filled from `grid_ends` plus how it was measured; a test the grid cannot judge
+    (one value of its knob, fewer units than its `min_n`) is left out."""
+    ends = grid_ends(kept)
+    out = {}
+    for cid, (col, knob, how, wording) in tests.items():
+        got = grid_contrast(kept, col, knob, how, min_n[cid], level)
+        if got is not None:
+            value, interval, measured = got
+            out[cid] = (float(value), (float(interval[0]), float(interval[1])), wording.format(**ends) + measured)
+    return out
+
+
+def separate_contrast(kept: pd.DataFrame, min_n: int = 3,
+                      level: float = 0.9) -> tuple[float, tuple[float, float], str] | None:
+    """The alternative reading's contrast (a separate network per context, kept fits): the ratio of geometric-mean
+    test MSE of the networks trained for the longest context over those for the shortest, Welch's interval on
+    the logs over seeds; None below `min_n` seeds a side."""
+    c_lo, c_hi, h = int(kept.context.min()), int(kept.context.max()), int(kept.heads.min())
+    lo, hi = (kept[kept.context == c].sort_values("seed") for c in (c_lo, c_hi))
+    if min(len(lo), len(hi)) < min_n:
+        return None
+    value, interval = compare_restarts(hi.test_mse, lo.test_mse, "ratio", level=level)
+    return value, interval, (f"{h} head(s), separate networks per context: geometric mean test MSE at context {c_hi} "
+                             f"/ at {c_lo} ({len(hi)} seeds each, {level:.0%} Welch t interval on the logs)")
 
 
 def findings(rows: Any, hidden: int = 8, d_head: int = 8) -> list[str]:

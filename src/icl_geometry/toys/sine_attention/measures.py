@@ -135,27 +135,33 @@ def fine_grid(model: SineAttentionToy, per_bin: int = 20) -> torch.Tensor:
     return time_grid((c.n_bins - 1) * per_bin + 1, c.periods, torch.float64)
 
 
-def count_regions(model: SineAttentionToy, context: int | None = None, per_bin: int = 20) -> RegionCount:
-    """Exact regions of the MLP along the polyline through z(t) (reading `context` tokens) on a grid per_bin x
-    finer than the bins.
+def regions_along(mlp: nn.Module, t: torch.Tensor | np.ndarray, Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Exact regions of `mlp` along the polyline through the points Z (len(t), d) at the times t: the t where the
+    activation pattern changes, and the pattern of every piece (stacked in order).
 
     Segments whose end patterns differ are split exactly by `partition.regions_1d`; with one hidden layer the
-    other segments cannot contain a switch. Deeper MLPs get the exact count on every segment.
-    """
+    other segments cannot contain a switch. Deeper MLPs get the exact count on every segment."""
+    tt = np.asarray(t, dtype=np.float64)
+    if Z.ndim != 2 or len(Z) != len(tt):
+        raise ValueError(f"Z: expected one row per time ({len(tt)}), got shape {Z.shape}")
+    P = partition.activation_patterns(mlp, Z)
+    one_layer = sum(isinstance(m, (nn.ReLU, nn.LeakyReLU)) for m in mlp.modules()) == 1
+    todo = np.nonzero((P[1:] != P[:-1]).any(1))[0] if one_layer else np.arange(len(Z) - 1)
+    breaks, patterns = [], [P[:1]]
+    for i in todo:
+        where, pats = partition.regions_1d(mlp, Z[i], Z[i + 1])
+        breaks.append(tt[i] + where * (tt[i + 1] - tt[i]))
+        patterns.append(pats)
+    return (np.concatenate(breaks) if breaks else np.zeros(0)), np.vstack(patterns)
+
+
+def count_regions(model: SineAttentionToy, context: int | None = None, per_bin: int = 20) -> RegionCount:
+    """Exact regions of the MLP along the polyline through z(t) (reading `context` tokens) on a grid per_bin x
+    finer than the bins (`regions_along`)."""
     if not is_int(per_bin) or per_bin < 1:
         raise ValueError(f"per_bin = {per_bin!r} is not allowed: expected an integer >= 1")
     t = fine_grid(model, per_bin)
-    Z = mlp_inputs(model, t, context)
-    P = partition.activation_patterns(model.mlp, Z)
-    one_layer = sum(isinstance(m, (nn.ReLU, nn.LeakyReLU)) for m in model.mlp.modules()) == 1
-    todo = np.nonzero((P[1:] != P[:-1]).any(1))[0] if one_layer else np.arange(len(Z) - 1)
-    tt = t.numpy()
-    breaks, patterns = [], [P[:1]]
-    for i in todo:
-        where, pats = partition.regions_1d(model.mlp, Z[i], Z[i + 1])
-        breaks.append(tt[i] + where * (tt[i + 1] - tt[i]))
-        patterns.append(pats)
-    boundaries = np.concatenate(breaks) if breaks else np.zeros(0)
-    return RegionCount(pieces=len(boundaries) + 1, distinct=partition.count_distinct(np.vstack(patterns)),
+    boundaries, patterns = regions_along(model.mlp, t.numpy(), mlp_inputs(model, t, context))
+    return RegionCount(pieces=len(boundaries) + 1, distinct=partition.count_distinct(patterns),
                        distinct_on_bins=partition.count_distinct(activation_patterns(model, None, context)),
                        boundaries=boundaries, n_grid=len(t))

@@ -12,6 +12,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from icl_geometry.core import stats
+from icl_geometry.core.checks import is_int
 from icl_geometry.toys.sine_attention.measures import (count_regions, effective_dim, fit_error, linear_probe_error,
                                                        mlp_inputs, one_thread, singular_values)
 from icl_geometry.toys.sine_attention.model import SPLITS, ToyConfig, seeds_and_restarts
@@ -19,6 +20,7 @@ from icl_geometry.toys.sine_attention.training import FitResult, train
 
 ROW_FIELDS = ("heads", "context", "seed", "restart", "kept", "train_mse", "val_mse", "test_mse", "pieces",
               "distinct", "rank", "eff_dim", "probe_mse")
+WIDTH_FIELDS = ("heads", "d_head", *ROW_FIELDS[1:])  # the width-matched family's rows: d_head varies with heads
 
 
 def evaluate(fit: FitResult, per_bin: int = 20, regions: str = "kept") -> list[dict[str, Any]]:
@@ -70,6 +72,25 @@ def sweep(heads: Iterable[int], config: ToyConfig | None = None, *, device: str 
         fits[h] = fit
         rows += evaluate(fit, per_bin)
     return rows, fits
+
+
+def width_pairs(heads: Iterable[int], width: int) -> list[tuple[int, int]]:
+    """The width-matched family: (heads, d_head) with heads x d_head = `width` for each heads count, so that
+    every setting has the same attention parameters (query, key, value: d_model x width each; output:
+    width x d_model) and more heads is not a larger network."""
+    heads = [int(h) for h in heads]
+    if not is_int(width) or width < 1:
+        raise ValueError(f"width = {width!r} is not allowed: expected an integer >= 1 (heads x d_head)")
+    if not heads or any(h < 1 or width % h for h in heads):
+        raise ValueError(f"heads = {heads} is not allowed with width {width}: expected heads counts that divide it "
+                         f"({[h for h in range(1, width + 1) if width % h == 0]})")
+    return [(h, width // h) for h in heads]
+
+
+def width_rows(fit: FitResult, per_bin: int = 20) -> list[dict[str, Any]]:
+    """`evaluate` of one fit of the width-matched family, with its d_head (`WIDTH_FIELDS`)."""
+    return [{"heads": r["heads"], "d_head": fit.config.d_head, **{k: r[k] for k in ROW_FIELDS[1:]}}
+            for r in evaluate(fit, per_bin)]
 
 
 HOW = ("ratio", "difference")
