@@ -231,6 +231,46 @@ def spearman_columns(a: np.ndarray) -> float:
     return float(spearmanr(a[:, 0], a[:, 1]).statistic)
 
 
+def toy_mediation(n_networks: int, contexts: tuple[int, ...], scope: str):
+    """A mediator m and log test MSE y of `n_networks` networks read at each context, like the toy grid's: a
+    network effect on m (sd 3) and its own slope in log2 context (mean 1, sd 0.6), per-cell noise (sd 1.5); y
+    carries a network effect correlated with m's (a lucky seed has both) and falls by 0.3 per unit of m (noise
+    sd 1). scope "across cells": (m, y, network) per cell; "within networks": each network's changes from its
+    shortest context (`links.within_changes`)."""
+    lc = np.log2(np.asarray(contexts, float))
+
+    def draw(rng):
+        a, slope = rng.normal(0, 3, n_networks), rng.normal(1.0, 0.6, n_networks)
+        m = a[:, None] + slope[:, None] * lc + rng.normal(0, 1.5, (n_networks, len(lc)))
+        y = (0.5 * a + rng.normal(0, 1, n_networks))[:, None] - 0.3 * m + rng.normal(0, 1, m.shape)
+        if scope == "within networks":
+            m, y = m[:, 1:] - m[:, :1], y[:, 1:] - y[:, :1]
+        return m.ravel(), y.ravel(), np.repeat(np.arange(n_networks), m.shape[1])
+    return draw
+
+
+@cache
+def toy_mediation_truth(contexts: tuple[int, ...], scope: str) -> float:
+    """The population Spearman of `toy_mediation` (200,000 networks)."""
+    from scipy.stats import spearmanr
+
+    m, y, _ = toy_mediation(200_000, contexts, scope)(np.random.default_rng(12345))
+    return float(spearmanr(m, y).statistic)
+
+
+def toy_refit_log_ratios(n_heads: int, seeds: int):
+    """Log MSE ratios (projected / control refit) of `seeds` networks per heads count: a fixed effect per heads
+    count (0.05 to 1.5: the projection barely matters with one head, a lot with many) plus right-skewed noise
+    (exponential, centred, scale 0.3 + 0.5 x the effect: a few networks lose far more than the rest, as in the
+    ci run). Returns the draw and the truth, the mean effect over the design."""
+    effects = np.linspace(0.05, 1.5, n_heads)
+
+    def draw(rng):
+        e = np.repeat(effects, seeds)
+        return e + (0.3 + 0.5 * e) * (rng.exponential(1.0, len(e)) - 1)
+    return draw, float(effects.mean())
+
+
 # ---- chapter 3: clouds of tail tokens of paired prompts
 
 
@@ -479,6 +519,57 @@ def family_slope_statistic(n_models: int = 1):
     return stat
 
 
+def chapter7_rows(n_families: int, n_queries: int, rates: tuple[float, ...], sd_intercept: float = 0.3,
+                  sd_slope: float = 0.5, slopes: tuple[float, float] = (-1.0, -2.0)):
+    """`families_design` at chapter 7's own sizes and rates, as the rows `noise_measures.summarise` reads: two
+    models, calibrated correctness per (query, condition), label noise and input noise drawn alike."""
+    def draw(rng):
+        b, c = rng.normal(0, sd_intercept, n_families), rng.normal(0, sd_slope, (2, n_families))
+        fam = np.repeat(np.arange(n_families), n_queries)
+        d = rng.normal(0, 1, len(fam))
+        frames = []
+        for j, (model, s) in enumerate(zip(("S", "L"), slopes)):
+            for noise in ("label", "input"):
+                p = 1 / (1 + np.exp(-(1 + b[fam, None] + d[:, None] + (s + c[j, fam, None]) * np.asarray(rates))))
+                ok = rng.random(p.shape) < p
+                for k, r in enumerate(rates):
+                    if r == 0 and noise == "input":
+                        continue
+                    frames.append(pd.DataFrame({"model": model, "family": fam.astype(str), "item": np.arange(len(fam)),
+                                                "true_label": np.arange(len(fam)) % 2,
+                                                "noise": "clean" if r == 0 else noise, "rate": float(r),
+                                                "correct_cal": ok[:, k], "follows_flipped_cal": ~ok[:, k]}))
+        return pd.concat(frames, ignore_index=True)
+    return draw
+
+
+@cache
+def chapter7_truth(rates: tuple[float, ...], sd_intercept: float = 0.3, sd_slope: float = 0.5,
+                   slopes: tuple[float, float] = (-1.0, -2.0)) -> float:
+    """The population difference of the two models' slopes (larger minus smaller) under `chapter7_rows`."""
+    from icl_geometry.tasks.noise_measures import slope
+
+    rng = np.random.default_rng(2027)
+    n = 2_000_000
+    b, d = rng.normal(0, sd_intercept, n), rng.normal(0, 1, n)
+    out = []
+    for s in slopes:
+        c = rng.normal(0, sd_slope, n)
+        out.append(float(slope(rates, np.array([np.mean(1 / (1 + np.exp(-(1 + b + d + (s + c) * r))))
+                                                for r in rates]))))
+    return out[1] - out[0]
+
+
+def chapter7_summary(rates: tuple[float, ...], measure: str = "label_slope", who: str = "difference"):
+    """The chapter's interval for one measure (`noise_measures.summarise`, primary scoring) from `chapter7_rows`."""
+    from icl_geometry.tasks.noise_measures import summarise
+
+    def build(rows, b):
+        return _triple(summarise(rows, ["S", "L"], sorted(set(rows.family)), rates, rates, "calibrated", b,
+                                 LEVEL)[measure, who])
+    return build
+
+
 # ============================================================================= the cases
 
 
@@ -540,29 +631,41 @@ def _cases() -> list[Case]:
                  lambda rng, n=n: gaussian_copula(rng, n, 0.9),
                  lambda d, b: _triple(stats.spearman_interval(d[0], d[1], LEVEL)),
                  0.9, claims="fixed_support_spearman_twonn_vs_bound (15, 24), temperature_spearman_id_eps (7, 9)"))
+    # 3 seeds: the ci profile and the recorded full run; 8 seeds: the full profile from issue 28 on
     for col, how in (("log_mse", "ratio"), ("pieces", "difference"), ("eff_dim", "difference")):
-        add(Case("sine_attention.compare_paired", "02", "ci, full", "3 seeds (paired)",
-                 f"{col}: the recorded toy grid's spread over seeds", toy_paired(col),
-                 lambda d, b, h=how: _triple(sa.compare_paired(d[0], d[1], h, level=LEVEL)),
-                 1.0 if how == "ratio" else 0.0,
-                 claims="toy_mse_ratio_context, toy_pieces_gain_context, toy_dim_gain_context"))
-        add(Case("sine_attention.compare_restarts", "02", "ci, full", "3 and 3 seeds",
-                 f"{col}: the recorded toy grid's spread over seeds", toy_independent(col),
-                 lambda d, b, h=how: _triple(sa.compare_restarts(d[0], d[1], h, level=LEVEL)),
-                 1.0 if how == "ratio" else 0.0,
-                 claims="toy_*_heads, toy_separate_mse_ratio_context"))
+        for profile, n in (("ci, full", 3), ("full", 8)):
+            add(Case("sine_attention.compare_paired", "02", profile, f"{n} seeds (paired)",
+                     f"{col}: the recorded toy grid's spread over seeds", toy_paired(col, n),
+                     lambda d, b, h=how: _triple(sa.compare_paired(d[0], d[1], h, level=LEVEL)),
+                     1.0 if how == "ratio" else 0.0,
+                     claims="toy_mse_ratio_context, toy_pieces_gain_context, toy_dim_gain_context"))
+            add(Case("sine_attention.compare_restarts", "02", profile, f"{n} and {n} seeds",
+                     f"{col}: the recorded toy grid's spread over seeds", toy_independent(col, n),
+                     lambda d, b, h=how: _triple(sa.compare_restarts(d[0], d[1], h, level=LEVEL)),
+                     1.0 if how == "ratio" else 0.0,
+                     claims="toy_*_heads, toy_*_heads_width_matched, toy_separate_mse_ratio_context, "
+                            "links.heads_table"))
     # toy_mse_ratio_context_multihead: the same network's log MSE ratio (longest / shortest context) over every
     # network with 2+ heads; fixed effects per heads count (spread 0.8 in logs) plus seed noise (sd 1.3 in logs,
     # as in the recorded grid); the truth is the mean over the design's heads counts
     head_effects = np.linspace(-2.6, -1.2, 9)
-    for profile, n_heads in (("ci", 1), ("full", 9)):
+    for profile, n_heads, seeds in (("ci", 1, 3), ("full", 9, 3), ("full", 9, 8)):
         effects = head_effects[:n_heads] if n_heads > 1 else head_effects[4:5]
-        add(Case("stats.t_interval (log ratios over networks)", "02", profile, f"{3 * n_heads} networks (3 seeds x "
-                 f"{n_heads} heads counts)", "fixed effect per heads count + seed noise (sd 1.3 in logs)",
-                 lambda rng, e=effects: np.repeat(e, 3) + 1.3 * rng.standard_normal(3 * len(e)),
+        add(Case("stats.t_interval (log ratios over networks)", "02", profile, f"{seeds * n_heads} networks ({seeds} "
+                 f"seeds x {n_heads} heads counts)", "fixed effect per heads count + seed noise (sd 1.3 in logs)",
+                 lambda rng, e=effects, k=seeds: np.repeat(e, k) + 1.3 * rng.standard_normal(k * len(e)),
                  lambda d, b: _triple(stats.t_interval(d, LEVEL)),
                  float(effects.mean()), claims="toy_mse_ratio_context_multihead"))
-    for profile, n_net, contexts in (("full", 30, (1, 2, 5, 10, 20, 50, 100)), ("min_n", 10, (1, 4, 16))):
+    # toy_pca2_refit_mse_ratio: projected / control test MSE of the same network, t on the log ratios over networks
+    # (min_n 6 = the ci grid's 2 heads counts x 3 seeds; full: 10 x 8)
+    for profile, n_heads, seeds in (("ci, min_n", 2, 3), ("full", 10, 8)):
+        draw, truth = toy_refit_log_ratios(n_heads, seeds)
+        add(Case("stats.t_interval (log ratios over networks)", "02", profile, f"{n_heads * seeds} networks ({seeds} "
+                 f"seeds x {n_heads} heads counts)", "refit log ratios: fixed effect per heads count + right-skewed "
+                 "noise", draw, lambda d, b: _triple(stats.t_interval(d, LEVEL)), truth,
+                 claims="toy_pca2_refit_mse_ratio"))
+    for profile, n_net, contexts in (("full", 30, (1, 2, 5, 10, 20, 50, 100)), ("min_n", 10, (1, 4, 16)),
+                                     ("full", 80, (1, 2, 5, 10, 20, 50, 100))):
         add(
             Case(
                 "jackknife.jackknife_interval(scale='fisher')",
@@ -578,8 +681,20 @@ def _cases() -> list[Case]:
                 ),
                 lambda c=contexts: toy_grid_truth(c),
                 claims="toy_spearman_pieces_vs_heads, toy_spearman_pieces_vs_context",
+                test_replicates=200 if n_net > 30 else 0,
             )
         )
+    # links.mediation_table: Spearman(mediator, log test MSE) across the grid's cells and within networks (changes
+    # from the shortest context), jackknife over networks; no interval below 10 networks (links.MIN_NETWORKS)
+    for profile, n_net, contexts in (("min_n", 10, (1, 4, 16)), ("full", 80, (1, 2, 5, 10, 20, 50, 100))):
+        for scope in ("across cells", "within networks"):
+            add(Case("jackknife.jackknife_interval(scale='fisher')", "02", profile,
+                     f"{n_net} networks x {len(contexts)} contexts ({scope})",
+                     "mediator and log MSE: network effects and slopes", toy_mediation(n_net, contexts, scope),
+                     lambda d, b: _triple(jackknife.jackknife_interval(np.column_stack(d[:2]), spearman_columns,
+                                                                       groups=d[2], level=LEVEL, scale="fisher")),
+                     lambda c=contexts, sc=scope: toy_mediation_truth(c, sc), in_test=n_net <= 30,
+                     claims="links.mediation_table (a table, not a claim)"))
 
     # ---- chapter 3
     for profile, n, n_boot in (("ci", 20, 100), ("full", 400, 500)):
@@ -682,20 +797,21 @@ def _cases() -> list[Case]:
         return rho, *ci
 
     for profile, n, n_boot in (("ci", 30, 500), ("full", 72, 2000)):
-        design, fast = queries_design(n), profile == "ci"
+        design = queries_design(n)
+        first = "(first pass: no claim uses it now; the claims use noise_measures.summarise)"
         add(Case("noisy_demonstrations.noise_slope", "07", profile, f"{n} queries x 5 rates",
                  "logistic accuracy curve, slope -1 per unit rate", design, slope_small, lambda: qt()["small"],
-                 n_boot=n_boot, in_test=fast, test_replicates=200, claims="*_noise_hurts_*"))
+                 n_boot=n_boot, in_test=False, test_replicates=200, claims=f"*_noise_hurts_* {first}"))
         add(Case("noisy_demonstrations.paired_difference (slopes)", "07", profile, f"{n} queries x 5 rates",
                  "two models' slopes -1 and -2 on shared queries", design, slope_diff,
-                 lambda: qt()["large"] - qt()["small"], n_boot=n_boot, in_test=fast, test_replicates=200,
-                 claims="larger_falls_more_*"))
+                 lambda: qt()["large"] - qt()["small"], n_boot=n_boot, in_test=False, test_replicates=200,
+                 claims=f"larger_falls_more_* {first}"))
         add(Case("noisy_demonstrations.paired_difference (rates)", "07", profile, f"{n} queries",
-                 "following rates 0.3 and 0.5", design, follow_diff, 0.2, n_boot=n_boot, in_test=fast,
-                 test_replicates=200, claims="larger_follows_flipped_more, larger_clean_accuracy_higher"))
+                 "following rates 0.3 and 0.5", design, follow_diff, 0.2, n_boot=n_boot, in_test=False,
+                 test_replicates=200, claims=f"larger_follows_flipped_more, larger_clean_accuracy_higher {first}"))
         add(Case("noisy_demonstrations.distraction_correlation", "07", profile, f"{n} queries x 2 models",
                  "Gaussian copula per model: Spearman -0.2", design, distraction, -0.2, n_boot=n_boot,
-                 in_test=False, claims="eq8_change_predicts_distraction"))
+                 in_test=False, claims="eq8_change_predicts_distraction (first pass; now noise_measures.distraction)"))
 
     # ---- chapter 7, second pass: queries nested in families, two-level bootstrap with a t interval over families
     for n_fam, sd_b, sd_c, what in ((5, 0.3, 0.5, "comparable"), (8, 0.3, 0.5, "comparable"),
@@ -710,8 +826,18 @@ def _cases() -> list[Case]:
              "two models' slopes -1 and -2 on shared queries, family effects per model (comparable)",
              families_design(5, 48, 0.3, 0.5, (-1.0, -2.0)), lambda d, b: _triple(resampling.hierarchical_interval(
                  d[0], family_slope_statistic(2), d[1], d[2], n_boot=b, level=LEVEL)),
-             lambda: (lambda t: t[1] - t[0])(families_truth(0.3, 0.5, (-1.0, -2.0))), n_boot=1000,
-             test_n_boot=400, test_replicates=200, claims="larger_falls_more_* (second pass)"))
+             lambda: (lambda t: t[1] - t[0])(families_truth(0.3, 0.5, (-1.0, -2.0))), n_boot=1000, in_test=False,
+             test_n_boot=400, test_replicates=200,
+             claims="larger_falls_more_* (second pass; the chapter's sizes: noise_measures.summarise below)"))
+    # ---- chapter 7, second pass at its own sizes: noise_measures.summarise (the claims' function, calibrated)
+    for profile, n_fam, n_q, rates, reps, boots in (("ci", 3, 10, (0.0, 0.5, 1.0), 100, 200),
+                                                    ("full", 6, 48, (0.0, 0.25, 0.5, 0.75, 1.0), 100, 400)):
+        add(Case("noise_measures.summarise (paired slopes)", "07", profile,
+                 f"{n_fam} families x {n_q} queries x {len(rates)} rates",
+                 "two models' slopes -1 and -2 on shared queries, family effects per model (comparable)",
+                 chapter7_rows(n_fam, n_q, rates), chapter7_summary(rates), lambda rates=rates: chapter7_truth(rates),
+                 n_boot=500 if profile == "ci" else 2000, test_n_boot=boots, test_replicates=reps,
+                 claims="larger_falls_more_*, *_noise_hurts_* (second pass, primary scoring)"))
     return cases
 
 
