@@ -831,7 +831,7 @@ def _cases() -> list[Case]:
              claims="larger_falls_more_* (second pass; the chapter's sizes: noise_measures.summarise below)"))
     # ---- chapter 7, second pass at its own sizes: noise_measures.summarise (the claims' function, calibrated)
     for profile, n_fam, n_q, rates, reps, boots in (("ci", 3, 10, (0.0, 0.5, 1.0), 100, 200),
-                                                    ("full", 6, 48, (0.0, 0.25, 0.5, 0.75, 1.0), 100, 400)):
+                                                    ("full", 5, 48, (0.0, 0.5, 1.0), 100, 400)):
         add(Case("noise_measures.summarise (paired slopes)", "07", profile,
                  f"{n_fam} families x {n_q} queries x {len(rates)} rates",
                  "two models' slopes -1 and -2 on shared queries, family effects per model (comparable)",
