@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import re
 
+import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
@@ -353,3 +354,99 @@ def test_outcome(item, text, expected):
 
 def test_outcomes_are_three():
     assert tasks.OUTCOMES == ("correct", "no answer", "wrong answer")
+
+
+# ---------------------------------------------------------------------------------------------
+# Chapter 3's controls matched in diversity (issue 28): random examples shared across prompts like the shots.
+from icl_geometry.tasks import context_clouds as cc  # noqa: E402
+from icl_geometry.tasks import prompts as qa_prompts  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def chat_model(bpe_tokenizer):
+    """A stand-in for a loaded chat model: the small BPE tokenizer with a plain chat template."""
+    import copy
+    from types import SimpleNamespace
+
+    tok = copy.deepcopy(bpe_tokenizer)
+    tok.chat_template = ("{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}</{{ m['role'] }}>{% endfor %}"
+                         "{% if add_generation_prompt %}<assistant>{% endif %}")
+    return SimpleNamespace(chat=True, tokenizer=tok)
+
+
+def test_random_examples_match_each_turn_and_are_seeded(bpe_tokenizer):
+    _, pool = tasks.split("word_problems", 2, 20, seed=0)
+    examples = qa_prompts.random_examples(bpe_tokenizer, pool, seed=0)
+    assert len(examples) == len(pool) and len(set(examples)) == len(pool)
+    for (user, assistant), item in zip(examples, pool):
+        assert _n_tokens(bpe_tokenizer, user) == _n_tokens(bpe_tokenizer, f"Q: {item.question}")
+        assert _n_tokens(bpe_tokenizer, assistant) == _n_tokens(bpe_tokenizer, f"A: {item.answer}")
+    assert qa_prompts.random_examples(bpe_tokenizer, pool, seed=0) == examples  # deterministic
+    assert qa_prompts.random_examples(bpe_tokenizer, pool, seed=1) != examples
+    assert qa_prompts.random_examples(bpe_tokenizer, pool[5:], seed=0)[0] != examples[5]  # seeded by the pool index
+
+
+def test_matched_random_prompts_share_examples_exactly_where_shots_do(chat_model):
+    test, pool = tasks.split("word_problems", 12, cc.N_POOL, seed=0)
+    k, tok = 10, chat_model.tokenizer
+    examples = qa_prompts.random_examples(tok, pool, seed=0)
+    prompts = cc.control_prompts(chat_model, test, pool, k, 0, "matched_random")
+    assert prompts == cc.control_prompts(chat_model, test, pool, k, 0, "matched_random")  # deterministic
+    shots = tasks.few_shot_prompts(chat_model, test, pool, k, seed=0)
+    index_sets = []
+    for i, (item, text) in enumerate(zip(test, prompts)):
+        idx = cc.shot_indices(pool, k, 0, i)
+        assert [pool[j] for j in idx] == tasks.choose_examples(pool, k, 0, i)  # the shots' own draw
+        assert text == qa_prompts.format_examples_prompt(chat_model, item, [examples[j] for j in idx])
+        assert _n_tokens(tok, text) == _n_tokens(tok, shots[i])  # same turns and token count as the shots
+        index_sets.append(idx)
+        # which random examples the prompt holds, read from its text: exactly those of its shots' pool indices
+        held = [j for j, (user, answer) in enumerate(examples) if f">{user}<" in text or f"\n\n{user}<" in text]
+        assert sorted(held) == sorted(idx)
+        assert all(f"<assistant>{examples[j][1]}</assistant>" in text for j in idx)
+    shared = cc.shared_examples(index_sets)
+    assert (shared == shared.T).all() and (np.diag(shared) == k).all()
+    assert 3 <= shared[~np.eye(len(test), dtype=bool)].mean() <= 7  # 10 of 20: any two share about 5
+    # prompts i and j share random examples iff (and exactly where) they share shots
+    contents = [{u for u, _ in examples if f">{u}<" in t or f"\n\n{u}<" in t} for t in prompts]
+    assert (cc.shared_examples(contents) == shared).all()
+
+
+def test_matched_random_prompts_for_a_base_model(bpe_tokenizer):
+    from types import SimpleNamespace
+
+    base = SimpleNamespace(chat=False, tokenizer=bpe_tokenizer)
+    test, pool = tasks.split("capitals", 2, 10, seed=0)
+    examples = qa_prompts.random_examples(bpe_tokenizer, pool, seed=0)
+    text = cc.control_prompts(base, test, pool, 3, 0, "matched_random")[0]
+    idx = cc.shot_indices(pool, 3, 0, 0)
+    head = tasks.QA_FAMILIES["capitals"].instruction
+    assert text == "\n\n".join([head, *(f"{examples[j][0]}\n{examples[j][1]}" for j in idx),
+                                f"Q: {test[0].question}\nA:"])
+
+
+def test_control_prompts_and_disjoint_shots(chat_model):
+    test, pool = tasks.split("word_problems", 6, cc.N_POOL, seed=0)
+    for context in ("random", "shuffled"):
+        assert (cc.control_prompts(chat_model, test, pool, 4, 0, context)
+                == tasks.few_shot_prompts(chat_model, test, pool, 4, seed=0, context=context))
+    with pytest.raises(ValueError, match="context"):
+        cc.control_prompts(chat_model, test, pool, 4, 0, "noise")
+    fresh = cc.disjoint_pool("word_problems", test, pool, 6 * 4, 0)
+    assert not {it.question for it in fresh} & {it.question for it in [*test, *pool]}
+    prompts = cc.control_prompts(chat_model, test, pool, 4, 0, "disjoint_shots")
+    for i, text in enumerate(prompts):  # prompt i holds its own 4 fresh examples and no other prompt's
+        assert [j for j, it in enumerate(fresh) if f"Q: {it.question}<" in text] == list(range(4 * i, 4 * i + 4))
+    assert cc.control_prompts(chat_model, [], pool, 4, 0, "disjoint_shots") == []
+    assert (cc.shared_examples([[1, 2], [2, 3], [4]]) == [[2, 1, 0], [1, 2, 0], [0, 0, 1]]).all()
+
+
+@pytest.mark.slow
+def test_smollm2_matched_random_prompts_have_the_shots_token_count(smollm2):
+    """With SmolLM2's tokenizer and chat template the diversity-matched control has exactly the shots prompt's
+    token count, for every k the chapter uses."""
+    for family in ("word_problems", "arithmetic"):
+        test, pool = tasks.split(family, 4, cc.N_POOL, seed=0)
+        for k in (1, 2, 5, 10):
+            shots = cc.token_counts(smollm2, tasks.few_shot_prompts(smollm2, test, pool, k, seed=0))
+            assert cc.token_counts(smollm2, cc.control_prompts(smollm2, test, pool, k, 0, "matched_random")) == shots

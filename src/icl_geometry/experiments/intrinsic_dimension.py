@@ -3,11 +3,13 @@ paper's attention count ID_eps.
 
 Two halves. First the estimators against known answers: TwoNN on a 5-d subspace, and TwoNN and MLE against
 scikit-dimension on the same samples. Then a real LLM: for every prompt of `tasks` with each number of
-in-context examples in `shots` (and a random-token context of the same length), the MLP inputs of the last
-`tail_tokens` tokens form one point cloud per layer, and the last token's attention rows give the paper's count
-in both readings of eq. 8 and the effective degree. The changes with context are compared over prompts: a paired
-bootstrap for the attention counts (a mean over prompts), a paired grouped jackknife for the geometric IDs (whose
-nearest neighbours cross prompts, so they are recomputed without each deleted block of prompts).
+in-context examples in `shots` (and, at the most shots, the controls of `tasks.context_clouds`: independent random
+tokens, random tokens shared across prompts like the shots, the shots' words shuffled; optionally shots shared by
+no two prompts), the MLP inputs of the last `tail_tokens` tokens form one point cloud per layer, and the last
+token's attention rows give the paper's count in both readings of eq. 8 and the effective degree. The changes with
+context are compared over prompts: a paired bootstrap for the attention counts (a mean over prompts), a paired
+grouped jackknife for the geometric IDs (whose nearest neighbours cross prompts, so they are recomputed without
+each deleted block of prompts). The LLM steps live in `tasks.context_clouds` and are re-exported here.
 
 Rows (`run`, or the steps below stacked with `base.stack`), one part each:
 
@@ -18,34 +20,33 @@ Rows (`run`, or the steps below stacked with `base.stack`), one part each:
 - `id_change`: one row per comparison of two clouds' geometric ID (condition b minus condition a, one layer, one
   estimator), with its paired jackknife interval over prompts (`intrinsic_dim.id_difference`);
 - `layer_correlation`: one row per (geometric estimator, attention count): Spearman's rho across layers of the
-  two changes with context, with its paired jackknife over prompts (`intrinsic_dim.layer_change_correlation`).
+  two changes with context, with its paired jackknife over prompts (`intrinsic_dim.layer_change_correlation`);
+- `control_attention`: one row per (context, prompt, layer) of every control, as `attention` (issue 28).
 """
 
 from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
-import torch
-
-from icl_geometry import tasks
-from icl_geometry.core import attention_graph as ag
 from icl_geometry.core import intrinsic_dim as idm
 from icl_geometry.core import stats
 from icl_geometry.core.verdicts import ClaimSpec, Measured
 from icl_geometry.experiments import base
-from icl_geometry.llm import engine, lm
+from icl_geometry.llm import lm
+# The LLM section's steps live in tasks/context_clouds; the notebook calls them by these names.
+from icl_geometry.tasks.context_clouds import (BATCH, CONTEXT_LABELS, CONTROLS, COUNTS, LEVEL, RANDOM,  # noqa: F401
+                                               attention_rows, change_correlations, cloud, control_attention_rows,
+                                               control_changes, control_prompts, count_label, counts,
+                                               geometry_changes, make_prompts, mle_k, mle_label, per_layer_table,
+                                               prompt_groups, shots_label, summarise, trace_controls, trace_prompts)
 
-LEVEL = 0.9  # every interval of the chapter is a 90% interval
-BATCH = 8  # prompts per traced batch
 CASES = (("subspace", 5, 50), ("sphere", 2, 3), ("swiss_roll", 2, 3), ("curved", 6, 120))  # known-d manifolds
 SWEEP_DIMS = (2, 5, 10)  # true d of the curved manifolds in the sample-size sweep
 SKDIM_MAX_N = 4000  # scikit-dimension's TwoNN sorts full distance rows: compared up to this many points
-COUNTS = {"abs": "ID_eps absolute", "rel": "ID_eps relative", "eff": "effective degree"}
-RANDOM = "random control"
 
 _SHOTS_NOTE = "{measure}, mean over prompts, {k_max} vs {k0} shots; 90% paired bootstrap over prompts"
 _FORCED = {  # why the first-layer counts cannot come out otherwise (exercise 3)
@@ -55,6 +56,9 @@ _FORCED = {  # why the first-layer counts cannot come out otherwise (exercise 3)
            "that is roughly every added token, so it must rise",
 }
 MIN_PROMPTS = 20  # every LLM claim: at least 20 prompts (the size at which its interval's coverage is checked)
+MIN_CONTROL_PROMPTS = 60  # the diversity-matched controls (issue 28): judged from 60 prompts, their coverage size
+# "no effect" below half a dimension (TwoNN, MLE) or one attended key over all heads (ID_eps, absolute)
+NULL_MARGINS = {"twonn": 0.5, "mle": 0.5, "id_eps_abs": 1.0}
 # The headings of the notebook sections that measure the claims (the report links there).
 SECTIONS = {
     "known": "1. What intrinsic dimension is, and estimators you can check",
@@ -72,6 +76,27 @@ _DIVERSITY = ("the random-token context differs from the examples in how varied 
               "carrying no task: random vocabulary tokens are far more diverse than the examples' text, so a "
               "difference in the geometric ID of the tail tokens cannot be credited to the examples' content "
               "rather than to the context's diversity")
+
+
+_WHAT = {"twonn": "TwoNN of the last layer's MLP inputs", "mle": "MLE of the last layer's MLP inputs",
+         "id_eps_abs": "the last token's ID_eps (absolute) at the final layer"}
+_CONTROL = {  # what each control keeps of the shots and what it takes away
+    "matched_random": ("random-token examples shared across prompts exactly where the shots are (the same turns, "
+                       "token counts and diversity across prompts, no task)"),
+    "shuffled": "the same shots' words in a random order (the same words and diversity, no task)",
+}
+
+
+def _control_claim(measure: str, control: str) -> ClaimSpec:
+    """Shots minus a diversity-matched control at the last layer: the examples, not the context's diversity."""
+    fig7 = "; A, Fig. 7's comparison, the control's diversity matched" if measure == "id_eps_abs" else ""
+    return ClaimSpec(
+        f"the examples themselves, not the context's diversity: {_WHAT[measure]} is higher after the shots than "
+        f"after {_CONTROL[control]}{fig7}", direction="greater", null_margin=NULL_MARGINS[measure],
+        role="primary" if control == "matched_random" else "supporting", min_n=MIN_CONTROL_PROMPTS,
+        section=SECTIONS["control"],
+        against=f"{_WHAT[measure]} after the shots at or below its level after {_CONTROL[control].split(' (')[0]}: "
+                f"the difference's interval below 0, or inside +-{NULL_MARGINS[measure]:g} (no effect)")
 
 
 def _paper(statement: tuple[str, str], key: str, role: str, forced_by: str = "") -> ClaimSpec:
@@ -111,29 +136,9 @@ CLAIMS: dict[str, ClaimSpec] = {
     "spearman_twonn_change_vs_id_eps_change_rel": ClaimSpec(
         _BOUNDS, direction="greater", min_n=MIN_PROMPTS, section=SECTIONS["related"],
         against="across layers, TwoNN's change with context not rising with the relative count's change (rho <= 0)"),
+    **{f"{measure}_last_layer_shots_minus_{control}": _control_claim(measure, control)
+       for control in ("matched_random", "shuffled") for measure in ("twonn", "mle", "id_eps_abs")},
 }
-
-
-# ----------------------------------------------------------------------------- small shared rules
-
-def mle_k(n_prompts: int) -> int:
-    """MLE's neighbour count on the LLM clouds: below the size of one token's cluster (`n_prompts` points)."""
-    return min(20, int(n_prompts) // 2)
-
-
-def mle_label(n_prompts: int) -> str:
-    """How tables and notes name the MLE estimate of the LLM section."""
-    return f"MLE k={mle_k(n_prompts)}"
-
-
-def shots_label(k: int) -> str:
-    """A condition's name in the `id_change` rows: 'k shots' (or `RANDOM` for the random-token control)."""
-    return f"{int(k)} shots"
-
-
-def prompt_groups(n_prompts: int, tail_tokens: int) -> np.ndarray:
-    """Which prompt each point of a cloud came from (its `tail_tokens` tokens in a row)."""
-    return np.repeat(np.arange(n_prompts), tail_tokens)
 
 
 # ----------------------------------------------------------------------------- section 1: the estimators
@@ -197,101 +202,6 @@ def sample_size_sweep(sample_sizes: Sequence[int], seed: int) -> tuple[pd.DataFr
 
 # ----------------------------------------------------------------------------- sections 2-3: a real LLM
 
-def make_prompts(loaded: Any, family: str, n_prompts: int, shots: Sequence[int],
-                 seed: int) -> tuple[list, list, dict[int, list[str]], dict[int, list[int]]]:
-    """The test questions, the pool of examples, each question's prompt with k examples for every k in `shots`
-    (nested), and every prompt's token count."""
-    test_items, pool = tasks.split(family, n_prompts, n_pool=max(20, 2 * max(shots)), seed=seed)
-    prompts = {k: tasks.few_shot_prompts(loaded, test_items, pool, k, seed=seed) for k in shots}
-    n_tokens = {k: [len(loaded.tokenizer(p, add_special_tokens=True)["input_ids"]) for p in ps]
-                for k, ps in prompts.items()}
-    return test_items, pool, prompts, n_tokens
-
-
-def summarise(tr: Any, tail_tokens: int, eps: float) -> dict[str, Any]:
-    """The chapter's view of one traced prompt: MLP inputs of the tail tokens, and the paper's counts (both
-    readings, summed over heads and per head) and the effective degree of the last token's rows."""
-    last = tr.attention_rows[:, :, -1, :]  # (layers, heads, seq_len): the last token's attention rows
-    return {"mlp": tr.mlp_inputs[:, -tail_tokens:],
-            "abs": ag.id_eps(last, eps, "absolute", "sum", head_axis=1),
-            "rel": ag.id_eps(last, eps, "relative", "sum", head_axis=1),
-            "abs_head": ag.id_eps(last, eps, "absolute", "per_head", head_axis=1),
-            "eff": ag.effective_degree(last, "sum", head_axis=1)}
-
-
-def trace_prompts(loaded: Any, prompts: Sequence[str], tail_tokens: int, eps: float, *, prefix: int = 0,
-                  progress: bool = False, desc: str = "") -> tuple[list[dict[str, Any]], list[torch.Tensor]]:
-    """Every prompt's `summarise`, traced in batches of `BATCH`; with `prefix` > 0 also the MLP inputs of its
-    first `prefix` positions (layers, prefix, d_model), for the duplicates section."""
-    tail = tuple(range(-tail_tokens, 0))
-    positions = tuple(range(prefix)) + tail
-    starts = range(0, len(prompts), BATCH)
-    if progress:
-        from tqdm.auto import tqdm
-
-        starts = tqdm(starts, desc=desc)
-    summaries, states = [], []
-    for start in starts:
-        for tr in engine.trace_batch(loaded, prompts[start:start + BATCH], positions=positions, batch_size=BATCH):
-            if prefix:
-                states.append(tr.mlp_inputs[:, :prefix])
-            summaries.append(summarise(tr, tail_tokens, eps))
-    return summaries, states
-
-
-def cloud(summaries: Sequence[Mapping[str, Any]], n_layers: int, d_model: int) -> torch.Tensor:
-    """The per-layer point clouds of one condition: (layers, prompts x tail tokens, d_model)."""
-    return torch.stack([s["mlp"] for s in summaries], 1).reshape(n_layers, -1, d_model)
-
-
-def counts(summaries: Sequence[Mapping[str, Any]]) -> dict[str, np.ndarray]:
-    """The attention counts of one condition: (prompts, layers[, heads]) per name."""
-    return {name: np.stack([s[name] for s in summaries]) for name in ("abs", "rel", "abs_head", "eff")}
-
-
-def attention_rows(attn: Mapping[int, Mapping[str, np.ndarray]]) -> pd.DataFrame:
-    """The `attention` rows: one per (shots, prompt, layer) with the summed counts and the effective degree."""
-    frames = []
-    for k, a in attn.items():
-        n_prompts, n_layers = a["abs"].shape
-        prompt, layer = np.meshgrid(np.arange(n_prompts), np.arange(n_layers), indexing="ij")
-        frames.append(pd.DataFrame({"shots": int(k), "prompt": prompt.ravel(), "layer": layer.ravel(),
-                                    **{name: a[name].ravel() for name in COUNTS}}))
-    return pd.concat(frames, ignore_index=True)
-
-
-def _id_change(cloud_a: torch.Tensor, cloud_b: torch.Tensor, a: str, b: str, layer: int, method: str,
-               groups: np.ndarray, k: int) -> dict[str, Any]:
-    """One `id_change` row: the geometric ID of cloud b minus cloud a, paired jackknife over prompts."""
-    kw = {"k": k} if method == "mle" else {}
-    dd = idm.id_difference(cloud_a, cloud_b, method=method, groups_a=groups, groups_b=groups, ci=LEVEL, **kw)
-    return {"method": method, "layer": layer, "condition_a": a, "condition_b": b, "change": dd.difference,
-            "low": dd.ci[0], "high": dd.ci[1], "id_a": dd.a, "id_b": dd.b}
-
-
-def count_label(key: str, eps: float) -> str:
-    """How tables and figures name an attention count ('abs', 'rel' carry their eps; 'eff' has none)."""
-    return COUNTS[key] + (f" (eps={eps:g})" if key in ("abs", "rel") else "")
-
-
-def per_layer_table(clouds: Mapping[int, torch.Tensor], attn: Mapping[int, Mapping[str, np.ndarray]], k_mle: int,
-                    eps: float) -> pd.DataFrame:
-    """Every layer's geometric estimates (TwoNN, MLE, participation ratio) and mean attention counts, per shot
-    count: layer, estimate, shots, measure (and the estimators' own columns, e.g. n_duplicates)."""
-    frames = []
-    for k, c in clouds.items():
-        n_layers = len(c)
-        frames.append(idm.per_layer(c, "twonn").assign(shots=k, measure="TwoNN"))
-        frames.append(idm.per_layer(c, "mle", k=k_mle).assign(shots=k, measure=f"MLE k={k_mle}"))
-        pr = [idm.participation_ratio(c[layer]) for layer in range(n_layers)]
-        frames.append(pd.DataFrame({"layer": range(n_layers), "estimate": pr, "shots": k,
-                                    "measure": "participation ratio"}))
-        for key in COUNTS:
-            frames.append(pd.DataFrame({"layer": range(n_layers), "estimate": attn[k][key].mean(0), "shots": k,
-                                        "measure": count_label(key, eps)}))
-    return pd.concat(frames, ignore_index=True)
-
-
 def relation_table(per_layer: pd.DataFrame, correlations: pd.DataFrame,
                    config: Any) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The levels of every measure per (shots, layer) side by side, and the table relating the two notions:
@@ -307,53 +217,6 @@ def relation_table(per_layer: pd.DataFrame, correlations: pd.DataFrame,
         rows.append({"geometric": g, "attention": a, "rho levels": stats.spearman_interval(wide[g], wide[a])[0],
                      "rho changes": r.rho, "changes low": r.low, "changes high": r.high})
     return wide, pd.DataFrame(rows)
-
-
-def geometry_changes(clouds: Mapping[int, torch.Tensor], groups: np.ndarray, k_mle: int) -> pd.DataFrame:
-    """The `id_change` rows of every shot count against the fewest shots, at the first and the last layer,
-    for TwoNN and MLE (`k_mle` neighbours)."""
-    shots = list(clouds)
-    k0 = min(shots)
-    last = len(clouds[k0]) - 1
-    rows = [_id_change(clouds[k0][layer], clouds[k][layer], shots_label(k0), shots_label(k), layer, method,
-                       groups, k_mle)
-            for layer in (0, last) for k in shots if k != k0 for method in ("twonn", "mle")]
-    return pd.DataFrame(rows)
-
-
-def control_prompts(loaded: Any, test_items: Sequence, pool: Sequence, k: int, seed: int) -> list[str]:
-    """The length control: the same questions after k turns of random vocabulary tokens of the same lengths."""
-    return tasks.few_shot_prompts(loaded, test_items, pool, k, seed=seed, context="random")
-
-
-def control_changes(clouds: Mapping[int, torch.Tensor], control: torch.Tensor, groups: np.ndarray,
-                    k_mle: int) -> pd.DataFrame:
-    """The `id_change` rows of the length control at the last layer: random control minus the fewest shots,
-    and the most shots minus random control, for TwoNN and MLE."""
-    k0, k_max = min(clouds), max(clouds)
-    last = len(control) - 1
-    rows = []
-    for method in ("twonn", "mle"):
-        for a, cloud_a, b, cloud_b in ((shots_label(k0), clouds[k0], RANDOM, control),
-                                       (RANDOM, control, shots_label(k_max), clouds[k_max])):
-            rows.append(_id_change(cloud_a[last], cloud_b[last], a, b, last, method, groups, k_mle))
-    return pd.DataFrame(rows)
-
-
-def change_correlations(clouds: Mapping[int, torch.Tensor], attn: Mapping[int, Mapping[str, np.ndarray]],
-                        groups: np.ndarray, k_mle: int) -> pd.DataFrame:
-    """The `layer_correlation` rows: across layers, Spearman's rho between the change with context (most vs
-    fewest shots) of TwoNN or MLE and of each attention count, paired jackknife over prompts."""
-    k0, k_max = min(clouds), max(clouds)
-    rows = []
-    for method in ("twonn", "mle"):
-        kw = {"k": k_mle} if method == "mle" else {}
-        id_changes = idm.layer_id_changes(clouds[k0], clouds[k_max], groups, method=method, **kw)  # once per method
-        for key in COUNTS:
-            lc = idm.layer_change_correlation(clouds[k0], clouds[k_max], attn[k0][key], attn[k_max][key], groups,
-                                              method=method, ci=LEVEL, changes=id_changes)
-            rows.append({"method": method, "attention": key, "rho": lc.rho, "low": lc.ci[0], "high": lc.ci[1]})
-    return pd.DataFrame(rows)
 
 
 def run(config: Any, checkpoint: str | Path | None = None, *, progress: bool = False) -> pd.DataFrame:
@@ -375,13 +238,18 @@ def run(config: Any, checkpoint: str | Path | None = None, *, progress: bool = F
     groups = prompt_groups(int(s["n_prompts"]), int(s["tail_tokens"]))
     k_mle = mle_k(int(s["n_prompts"]))
     geo = geometry_changes(clouds, groups, k_mle)
-    ctrl = trace_prompts(loaded, control_prompts(loaded, test_items, pool, max(shots), seed),
-                         int(s["tail_tokens"]), float(s["eps"]), progress=progress, desc=RANDOM)[0]
-    ctrl_geo = control_changes(clouds, cloud(ctrl, loaded.n_layers, loaded.d_model), groups, k_mle)
+    ctrl_geo, ctrl_attn, _ = trace_controls(loaded, test_items, pool, clouds, groups, k_mle, seed=seed,
+                                            tail_tokens=int(s["tail_tokens"]), eps=float(s["eps"]),
+                                            contexts=contexts(s), progress=progress)
     corr = change_correlations(clouds, attn, groups, k_mle)
     return base.stack(known_answer=known, skdim=pd.concat([sk_known, sk_sweep], ignore_index=True),
                       attention=attention_rows(attn), id_change=pd.concat([geo, ctrl_geo], ignore_index=True),
-                      layer_correlation=corr)
+                      layer_correlation=corr, control_attention=ctrl_attn)
+
+
+def contexts(config: Any) -> tuple[str, ...]:
+    """The contexts a run traces beside the shots: every control, and disjoint shots when `disjoint_shots`."""
+    return (*CONTROLS, *(("disjoint_shots",) if base.settings(config).get("disjoint_shots") else ()))
 
 
 # ----------------------------------------------------------------------------- from rows to claims
@@ -428,6 +296,94 @@ def length_control_table(id_change: pd.DataFrame, config: Any) -> pd.DataFrame:
                          "comparison": (sel["condition_b"] + " minus " + sel["condition_a"]).to_numpy(),
                          "change": sel["change"].to_numpy(), "low": sel["low"].to_numpy(),
                          "high": sel["high"].to_numpy()})
+
+
+def control_table(rows: pd.DataFrame, config: Any) -> pd.DataFrame:
+    """The controls side by side at the last layer: per context traced beside the shots (`CONTEXT_LABELS`, in that
+    order) and per measure, the most shots minus that context ('disjoint shots' also minus the random control):
+    ID_eps absolute and relative as the mean over prompts of the paired difference (90% bootstrap over prompts,
+    as `changes_table`; needs the `attention` and `control_attention` parts), TwoNN and MLE from the `id_change`
+    rows (90% paired jackknife over prompts). Columns comparison, context, measure, change, low, high, level_a
+    (the context's), level_b (the shots'), n_prompts."""
+    s = base.settings(config)
+    parts = _parts(rows)
+    k_max = max(int(k) for k in s["shots"])
+    names = {"abs": COUNTS["abs"], "rel": COUNTS["rel"], "twonn": "TwoNN", "mle": mle_label(int(s["n_prompts"]))}
+    ic = parts.get("id_change")
+    att, ctrl = parts.get("attention"), parts.get("control_attention")
+    shots = shots_label(k_max)
+    present = set(ctrl["context"]) if ctrl is not None else set()
+    present |= set(ic["condition_a"]) if ic is not None else set()
+    pairs = [(label, shots) for label in CONTEXT_LABELS.values() if label in present]
+    if {RANDOM, CONTEXT_LABELS["disjoint_shots"]} <= present:
+        pairs.append((RANDOM, CONTEXT_LABELS["disjoint_shots"]))
+
+    def per_prompt(label: str, key: str) -> np.ndarray | None:
+        frame, col = (att, "shots") if label == shots else (ctrl, "context")
+        if frame is None or att is None:
+            return None
+        sel = frame[(frame[col] == (k_max if label == shots else label)) & (frame["layer"] == att["layer"].max())]
+        values = sel.sort_values("prompt")[key].to_numpy()
+        return values.astype(np.int64) if key in ("abs", "rel") else values
+
+    n_prompts = int(att["prompt"].nunique()) if att is not None else int(s["n_prompts"])
+    out = []
+    for a, b in pairs:
+        row = {"comparison": f"{b} minus {a}", "context": a}
+        for key in ("abs", "rel"):
+            va, vb = per_prompt(a, key), per_prompt(b, key)
+            if va is None or vb is None or len(va) != len(vb) or len(va) < 2:
+                continue
+            mean, (low, high) = stats.bootstrap_interval(vb - va, n_boot=int(s["n_boot"]), level=LEVEL,
+                                                         seed=int(s["seed"]))
+            out.append({**row, "measure": names[key], "change": mean, "low": low, "high": high,
+                        "level_a": va.mean(), "level_b": vb.mean(), "n_prompts": len(va)})
+        geo = ic[(ic.condition_a == a) & (ic.condition_b == b)] if ic is not None else pd.DataFrame()
+        for r in geo.itertuples(index=False):
+            out.append({**row, "measure": names[r.method], "change": r.change, "low": r.low, "high": r.high,
+                        "level_a": r.id_a, "level_b": r.id_b, "n_prompts": n_prompts})
+    return pd.DataFrame(out, columns=["comparison", "context", "measure", "change", "low", "high", "level_a",
+                                      "level_b", "n_prompts"])
+
+
+def findings(rows: pd.DataFrame, config: Any) -> list[str]:
+    """The controls' reading as sentences generated from the run's own `control_table` (the ci run's or a recorded
+    one's numbers, never typed-in ones): each comparison with its intervals, then, per measure, what matching the
+    random control's diversity changes."""
+    table = control_table(rows, config)
+    if table.empty:
+        return []
+
+    def side(r: Any) -> int:  # +1: interval above 0, -1: below 0, 0: it holds 0
+        return 1 if r.low > 0 else -1 if r.high < 0 else 0
+
+    n = int(table["n_prompts"].max())
+    lines = [f"{c} ({n} prompts, last layer): " + "; ".join(
+        f"{r.measure} {r.change:+.2f} [{r.low:+.2f}, {r.high:+.2f}]" for r in g.itertuples()) + "."
+        for c, g in table.groupby("comparison", sort=False)]
+    where = {1: "above", -1: "below", 0: "not separated from"}
+    matched = CONTEXT_LABELS["matched_random"]
+    for measure, g in table[table.context.isin([RANDOM, matched])].groupby("measure", sort=False):
+        got = {r.context: side(r) for r in g.itertuples()}
+        if len(got) < 2:
+            continue
+        a, b = got[RANDOM], got[matched]
+        verdict = ("the difference goes away once the diversity is matched: it was the control's diversity, not "
+                   "the examples" if a and not b else
+                   "the difference holds with the diversity matched, so it comes from the examples" if a and a == b else
+                   "only with the diversity matched do the examples stand apart" if b and not a else
+                   "the two controls disagree in sign: diversity moves it more than the examples do" if a and b else
+                   "neither control separates from the examples at this size")
+        lines.append(f"{measure}: the shots lie {where[a]} the independent random control and {where[b]} the "
+                     f"diversity-matched one; {verdict}.")
+    shuffled = table[table.context == CONTEXT_LABELS["shuffled"]]
+    if len(shuffled):
+        lines.append("Against the shots' own words shuffled (the same words, no task) the shots lie " + "; ".join(
+            f"{where[side(r)]} it for {r.measure}" for r in shuffled.itertuples()) + ".")
+    if n < MIN_CONTROL_PROMPTS:
+        lines.append(f"These rest on {n} prompts, fewer than the {MIN_CONTROL_PROMPTS} the control claims are judged "
+                     "on: read them as a preview.")
+    return lines
 
 
 def _parts(rows: pd.DataFrame) -> dict[str, pd.DataFrame]:
@@ -480,6 +436,20 @@ def claim_values(rows: pd.DataFrame, config: Any) -> dict[str, Measured]:
                 float(r["change"]), (float(r["low"]), float(r["high"])),
                 f"{labels[method]} of the last layer's MLP inputs, {k_max} shots minus a random-token context of the "
                 "same turns and token counts; 90% paired jackknife over prompts, neighbours recomputed")
+    table = control_table(rows, s)
+    for control in ("matched_random", "shuffled"):
+        for key, measure in (("twonn", "TwoNN"), ("mle", mle_label(int(s["n_prompts"]))),
+                             ("id_eps_abs", COUNTS["abs"])):
+            sel = table[(table.context == CONTEXT_LABELS[control]) & (table.measure == measure)]
+            if sel.empty:
+                continue
+            r = sel.iloc[0]
+            how = ("mean over prompts of the paired difference; 90% bootstrap over prompts" if key == "id_eps_abs"
+                   else "90% paired jackknife over prompts, neighbours recomputed")
+            out[f"{key}_last_layer_shots_minus_{control}"] = Measured(
+                float(r["change"]), (float(r["low"]), float(r["high"])),
+                f"{measure} at the last layer, {k_max} shots minus the {CONTEXT_LABELS[control]} "
+                f"({_CONTROL[control].split(' (')[0]}), {int(r['n_prompts'])} prompts; {how}")
     if "layer_correlation" in parts:
         lc = parts["layer_correlation"]
         n_layers = int(parts["attention"]["layer"].nunique()) if "attention" in parts else None

@@ -1,6 +1,8 @@
 """Prompts for the LLM chapters: question-answer prompts with k examples (as chat turns for chat models, plain
 text for base models), the controls that keep their length and layout (random tokens, shuffled text), and
 classification prompts whose demonstrations' input and label spans are kept (for attention-mass measures).
+A pool of random-token examples matched one to one to a pool of shots (`random_examples`) gives prompts that
+share random examples exactly where they share shots (`format_examples_prompt`).
 """
 
 from __future__ import annotations
@@ -193,6 +195,46 @@ def format_prompt(loaded: Any, item: Item, shots: Sequence[Item] = (), context: 
         return lm.format_prompt(loaded, build_prompt(item, shots, context, loaded.tokenizer, seed), chat=use_chat)
     messages = chat_messages(item, shots, context, loaded.tokenizer, seed)
     return loaded.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+
+def random_examples(tokenizer: Any, pool: Sequence[Item], seed: int = 0) -> list[tuple[str, str]]:
+    """One random-token example per pool item, the random counterpart of a shared pool of shots: for pool item
+    i, the (user, assistant) contents of random vocabulary words that re-tokenize to as many tokens as its
+    'Q: question' and 'A: answer' turns (`random_token_text`, per turn, as context='random' replaces them).
+    Seeded by (seed, i, the item's question), not by the test question: every prompt that uses pool item i
+    gets the same random example, so prompts share random examples exactly where they share shots."""
+    out = []
+    for i, s in enumerate(pool):
+        rng = random.Random(f"random_example:{seed}:{i}:{s.question}")
+        user, assistant = (random_token_text(tokenizer, _n_tokens(tokenizer, c), rng)
+                           for c in (f"Q: {s.question}", f"A: {s.answer}"))
+        out.append((user, assistant))
+    return out
+
+
+def example_messages(item: Item, examples: Sequence[tuple[str, str]],
+                     instruction: bool = True) -> list[dict[str, str]]:
+    """Chat messages with the given (user, assistant) example contents in place of the shots' turns, in
+    `chat_messages`' layout: the instruction opens the first user turn, the question's user turn closes."""
+    head = qa_family(item.family).instruction if instruction else ""
+    turns = [t for u, a in examples for t in (("user", u), ("assistant", a))] + [("user", f"Q: {item.question}")]
+    if head:
+        turns[0] = (turns[0][0], f"{head}\n\n{turns[0][1]}")
+    return [{"role": role, "content": content} for role, content in turns]
+
+
+def format_examples_prompt(loaded: Any, item: Item, examples: Sequence[tuple[str, str]],
+                           chat: bool | None = None) -> str:
+    """The prompt a model sees with the given (user, assistant) example contents in place of the shots: chat
+    models, `example_messages` through the chat template (multi-turn, as `format_prompt`); base models,
+    `build_prompt`'s layout with each example as the block 'user\\nassistant'."""
+    use_chat = loaded.chat if chat is None else chat
+    if use_chat:
+        return loaded.tokenizer.apply_chat_template(example_messages(item, examples), tokenize=False,
+                                                    add_generation_prompt=True)
+    head = qa_family(item.family).instruction
+    block = "\n\n".join(f"{u}\n{a}" for u, a in examples)
+    return "\n\n".join(p for p in (head, block, f"Q: {item.question}\nA:") if p)
 
 
 @dataclass(frozen=True)
