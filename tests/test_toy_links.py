@@ -241,3 +241,19 @@ def test_mediation_table_spearman_and_its_jackknife():
     assert ((judged.low <= judged.rho) & (judged.rho <= judged.high)).all()
     with pytest.raises(ValueError, match="mediators"):
         sa.mediation_table(rows, mediators=["width"])
+
+
+def test_chain_findings_quote_the_rows():
+    rows = grid_rows()
+    width = rows.assign(d_head=(8 // rows.heads))
+    refits = pd.DataFrame({"heads": [1, 1, 4, 4], "seed": [0, 1, 0, 1], "context": [1, 1, 16, 16], "components": 2,
+                           "explained": [1.0, 1.0, 0.9, 0.8], "control_mse": [0.1, 0.2, 0.1, 0.2],
+                           "projected_mse": [0.1, 0.2, 0.3, 0.2 * 1.5]})
+    text = "\n".join(sa.chain_findings(rows, width, refits))
+    assert "from context 1 to 10 the effective dimension of the MLP input rises in 100% of the 9 networks" in text
+    assert "test MSE falls in 100%" in text
+    assert "(intervention, context 1): refitting the MLP on the top-2 PCA projection of its input multiplies the " \
+           "test MSE by 1 [1, 1]" in text and "worse in 0%" in text
+    assert f"multiplies the test MSE by {math.sqrt(3 * 1.5):.3g}" in text and "carry 85.0%" in text
+    assert "Heads at a fixed width (heads x d_head = 8): at context 10, 4 heads / 1" in text
+    assert text.count("\n") == 4

@@ -92,8 +92,8 @@ settings). The chapter's claims on these rows are declared and computed in
 from icl_geometry.toys.sine_attention.grid import (INT_FIELDS, context_contrast, context_ratios, context_table,
                                                    contrasts, findings, grid_contrast, grid_ends, restore_types,
                                                    separate_contrast, spearman_columns)
-from icl_geometry.toys.sine_attention.links import (CHAIN_SIGN, MEDIATORS, heads_table, mediation_table, networks,
-                                                    within_changes)
+from icl_geometry.toys.sine_attention.links import (CHAIN_SIGN, MEDIATORS, chain_findings, heads_table,
+                                                    mediation_table, networks, within_changes)
 from icl_geometry.toys.sine_attention.measures import (EVAL_ELEMENTS, RegionCount, activation_patterns,
                                                        count_regions, effective_dim, fine_grid, fit_error,
                                                        linear_probe_error, mlp_input_rank, mlp_inputs, one_thread,
@@ -118,7 +118,7 @@ __all__ = [
     "mlp_input_rank", "mlp_inputs", "nudge_sensitivity", "one_thread", "piece_budget", "position_code", "predict",
     "rank_bound", "seeds_and_restarts", "split_times", "sweep", "target", "time_grid", "train",
     "findings", "grid_contrast", "grid_ends", "restore_types", "spearman_columns", "contrasts", "separate_contrast",
-    "CHAIN_SIGN", "MEDIATORS", "heads_table", "mediation_table", "networks", "within_changes", "ARMS", "INITS",
-    "REFIT_FIELDS", "RefitResult", "intervention_rows", "pca_basis", "pca_refit", "project", "refit_contrast",
-    "refit_many", "refit_table", "WIDTH_FIELDS", "width_pairs", "width_rows", "regions_along",
+    "CHAIN_SIGN", "MEDIATORS", "chain_findings", "heads_table", "mediation_table", "networks", "within_changes",
+    "ARMS", "INITS", "REFIT_FIELDS", "RefitResult", "intervention_rows", "pca_basis", "pca_refit", "project",
+    "refit_contrast", "refit_many", "refit_table", "WIDTH_FIELDS", "width_pairs", "width_rows", "regions_along",
 ]

@@ -148,3 +148,49 @@ def mediation_table(kept: Any, mediators: Sequence[str] = MEDIATORS, level: floa
             out.append({"mediator": m, "scope": scope, "rho": rho, "low": lo, "high": hi, "cells": cells,
                         "networks": n_net, "chain_sign": CHAIN_SIGN.get(m, 0)})
     return pd.DataFrame(out)
+
+
+def chain_findings(grid: Any, width_matched: Any = None, refits: Any = None, level: float = 0.9) -> list[str]:
+    """The chain link by link as sentences generated from a run's rows (the grid's, and where given the
+    width-matched family's and the intervention's), so that the chapter quotes that run's numbers: context ->
+    dimension (within networks), dimension -> fit (the intervention), heads at a fixed width, and which mediator
+    test MSE tracks within networks."""
+    from icl_geometry.toys.sine_attention.refit import HURT_TOL, refit_contrast
+
+    kept = _kept(grid)
+    c_lo, c_hi = int(kept.context.min()), int(kept.context.max())
+    ch = within_changes(kept, ("eff_dim", "pieces"))
+    top = ch[ch.context == c_hi]
+    lines = [f"Context -> dimension: from context {c_lo} to {c_hi} the effective dimension of the MLP input rises in "
+             f"{(top.d_eff_dim > 0).mean():.0%} of the {len(top)} networks (median change "
+             f"{top.d_eff_dim.median():+.2f}); their pieces rise in {(top.d_pieces > 0).mean():.0%} and their test MSE "
+             f"falls in {(top.d_log_test_mse < 0).mean():.0%}."]
+    if refits is not None and len(pd.DataFrame(refits)):
+        r = pd.DataFrame(refits)
+        for C in sorted(int(c) for c in r.context.unique()):
+            got = refit_contrast(r, C, min_n=2, level=level)
+            at = r[r.context == C]
+            if got is not None:
+                hurt = (at.projected_mse > at.control_mse * (1 + HURT_TOL)).mean()
+                k = int(at.components.iloc[0])
+                lines.append(f"Dimension -> fit (intervention, context {C}): refitting the MLP on the top-{k} PCA "
+                             f"projection of its input multiplies the test MSE by {got[0]:.3g} [{got[1][0]:.3g}, "
+                             f"{got[1][1]:.3g}] (geometric mean over {len(at)} networks; worse in {hurt:.0%}); the top "
+                             f"{k} components carry {at.explained.mean():.1%} of the input's variance.")
+    if width_matched is not None:
+        w = _kept(width_matched)
+        t = heads_table(w, level=level)
+        t = t[(t.context == int(w.context.max())) & (t.heads == t.heads.max())]
+        if len(t):
+            row = t.iloc[0]
+            lines.append(f"Heads at a fixed width (heads x d_head = {int(row.heads * row.d_head)}): at context "
+                         f"{int(row.context)}, {int(row.heads)} heads / {int(row.fewest)} give a test MSE ratio of "
+                         f"{row.ratio:.3g} [{row.low:.3g}, {row.high:.3g}] ({row.improved:.0%} of network pairs "
+                         "improved).")
+    med = mediation_table(kept, level=level)
+    within = med[(med.scope == "within networks") & med.rho.notna()]
+    if len(within):
+        best = within.loc[within.rho.abs().idxmax()]
+        lines.append("Mediators (within networks, Spearman with the change of log test MSE): " + ", ".join(
+            f"{r.mediator} {r.rho:+.2f}" for r in within.itertuples()) + f"; the largest in size: {best.mediator}.")
+    return lines

@@ -37,6 +37,7 @@ from icl_geometry.toys.train import warmup_fraction_cosine
 
 ARMS = ("control", "projected")  # the refit on the full MLP input, and on its projection
 INITS = ("trained", "fresh")  # where both refits start: the trained MLP's weights, or a fresh draw
+HURT_TOL = 1e-9  # the projection "hurts" a network when it raises its test MSE by more than this (relative)
 REFIT_FIELDS = ("heads", "context", "seed", "restart", "components", "explained", "original_mse", "control_mse",
                 "projected_mse", "control_train_mse", "projected_train_mse", "control_pieces", "projected_pieces")
 
@@ -250,12 +251,14 @@ def refit_contrast(rows: Any, context: int | None = None, min_n: int = 3,
 def refit_table(rows: Any) -> pd.DataFrame:
     """Per heads and context: networks, the variance share of the top components, the geometric-mean ratio
     projected / control test MSE and the share of networks the projection hurts, the control refit against the
-    original fit (geometric-mean ratio), and the mean pieces of both refits."""
+    original fit (geometric-mean ratio), and the mean pieces of both refits. A network counts as hurt when the
+    projection raises its test MSE by more than `HURT_TOL` (relative): a planar input's ratio is 1 up to round-off."""
     df = pd.DataFrame(rows)
     df = df.assign(log_ratio=np.log(df.projected_mse / df.control_mse),
                    log_control=np.log(df.control_mse / df.original_mse))
     out = df.groupby(["heads", "context"]).agg(
         networks=("seed", "size"), explained=("explained", "mean"), ratio=("log_ratio", "mean"),
-        hurt=("log_ratio", lambda v: float((v > 0).mean())), control_vs_original=("log_control", "mean"),
+        hurt=("log_ratio", lambda v: float((v > math.log1p(HURT_TOL)).mean())),
+        control_vs_original=("log_control", "mean"),
         control_pieces=("control_pieces", "mean"), projected_pieces=("projected_pieces", "mean")).reset_index()
     return out.assign(ratio=np.exp(out.ratio), control_vs_original=np.exp(out.control_vs_original))
