@@ -340,6 +340,39 @@ def count_changes(n: int):
     return lambda rng: (rng.poisson(4.5, n).astype(float), rng.poisson(5.0, n).astype(float))
 
 
+def pooled_prompt_clouds(n_prompts: int, tail: int, pool: int = 20, k: int = 10, dim: int = 64,
+                         fixed_pools: bool = True):
+    """Paired clouds with chapter 3's shared pool (issue 28): as `prompt_clouds`, but a prompt's context latent
+    is its question's own latent plus the mean latent of its k examples, drawn without replacement from a pool
+    of `pool` items (any two prompts share about k^2 / pool); condition A (the shots) and condition B (random
+    examples matched to the pool items, the same indices in every prompt) read two pools of the same law, so
+    prompts sharing examples are correlated in both. `fixed_pools`: the pools and draws are fixed (the chapter's
+    estimand is conditional on its one pool: the truth is then the mean of the estimates); else both pools are
+    drawn afresh every replicate (truth 0: A and B exchangeable)."""
+    rng0 = np.random.default_rng(zlib.crc32(b"chapter 3 pool"))
+    index = np.stack([rng0.permutation(pool)[:k] for _ in range(n_prompts)])
+    pools0 = rng0.normal(0, 1, (2, pool, 3))
+    groups = np.repeat(np.arange(n_prompts), tail)
+
+    def draw(rng):
+        centres = rng.normal(0, 3, (tail, 6))
+        question = rng.normal(0, 1, (n_prompts, 3))
+        pools = pools0 if fixed_pools else rng.normal(0, 1, (2, pool, 3))
+        w, b, v = (rng.normal(0, 1 / math.sqrt(6), (6, 32)), rng.uniform(0, 2 * np.pi, 32),
+                   rng.normal(0, 1 / math.sqrt(32), (32, dim)))
+
+        def cloud(latents: np.ndarray) -> np.ndarray:
+            ctx = (question + math.sqrt(k) * latents[index].mean(1)) / math.sqrt(2)  # unit variance per prompt
+            z = np.zeros((n_prompts * tail, 6))
+            z += centres[np.tile(np.arange(tail), n_prompts)]
+            z[:, :3] += 0.6 * ctx[groups]
+            z[:, 3:5] += 0.3 * rng.normal(0, 1, (len(z), 2))
+            return (np.sin(z @ w + b) @ v)[None]
+
+        return cloud(pools[0]), cloud(pools[1]), groups
+    return draw
+
+
 # ---- chapter 4: items with repeated prompts (k = 1..10 shots each)
 
 
@@ -724,6 +757,27 @@ def _cases() -> list[Case]:
              lambda rng: idm.manifold("subspace", 2000, d=5, D=50, seed=int(rng.integers(2**31))),
              lambda X, b: (lambda e: (e.estimate, *e.ci))(idm.twonn(X, ci=LEVEL, interval="jackknife")), None,
              replicates=200, in_test=False, claims="twonn_5d_subspace_in_r50 (a check; its interval is shown)"))
+    # issue 28: the controls' claims are judged from 60 prompts (ci tail: 16 tokens); the full profile has 160 x 32.
+    # 60 x 16 clouds take ~0.3 s a replicate: `make test` runs 40 replicates of each, the benchmark 400
+    for profile, n, n_boot in (("min_n", 60, 100), ("full", 160, 500)):
+        add(Case("stats.bootstrap_interval", "03", profile, f"{n} prompts", "integer count changes: mean 0.5",
+                 count_changes(n), lambda d, b: _triple(stats.bootstrap_interval(d[1] - d[0], n_boot=b, level=LEVEL)),
+                 0.5, n_boot=n_boot, claims="id_eps_abs_last_layer_shots_minus_*"))
+    for method, k in (("twonn", None), ("mle", 20)):
+        controls = f"{method}_last_layer_shots_minus_matched_random, {method}_last_layer_shots_minus_shuffled"
+        for design, extra, truth in (("null", 0.0, 0.0), ("a rise", 0.5, None)):
+            add(Case(f"intrinsic_dim.id_difference ({method})", "03", "min_n", "60 prompts x 16 tokens",
+                     f"paired clouds, {design}", prompt_clouds(60, 16, extra=extra), id_difference_interval(method, k),
+                     truth, test_replicates=40, in_test=design == "null", claims=controls))
+        for fixed, truth in ((True, None), (False, 0.0)):
+            add(Case(f"intrinsic_dim.id_difference ({method})", "03", "min_n", "60 prompts x 16 tokens",
+                     ("shared pool, fixed: 10 of 20 examples per prompt (conditional on the pool)" if fixed else
+                      "shared pool, redrawn: 10 of 20 examples per prompt, new pools every replicate"),
+                     pooled_prompt_clouds(60, 16, fixed_pools=fixed), id_difference_interval(method, k), truth,
+                     test_replicates=40, in_test=fixed, claims=controls))
+        add(Case(f"intrinsic_dim.id_difference ({method})", "03", "full", "160 prompts x 32 tokens",
+                 "paired clouds, null", prompt_clouds(160, 32, extra=0.0), id_difference_interval(method, k), 0.0,
+                 replicates=50, in_test=False, claims=controls))
 
     # ---- chapter 4: every claim is judged from MIN_ITEMS = 30 base items (within items: 15 that vary); the
     # recorded full runs have 300 (their cases run in benchmarks/coverage_table.py)
@@ -830,7 +884,7 @@ def _cases() -> list[Case]:
              test_n_boot=400, test_replicates=200,
              claims="larger_falls_more_* (second pass; the chapter's sizes: noise_measures.summarise below)"))
     # ---- chapter 7, second pass at its own sizes: noise_measures.summarise (the claims' function, calibrated)
-    for profile, n_fam, n_q, rates, reps, boots in (("ci", 3, 10, (0.0, 0.5, 1.0), 100, 200),
+    for profile, n_fam, n_q, rates, reps, boots in (("ci", 2, 8, (0.0, 0.5, 1.0), 100, 200),
                                                     ("full", 5, 48, (0.0, 0.5, 1.0), 100, 400)):
         add(Case("noise_measures.summarise (paired slopes)", "07", profile,
                  f"{n_fam} families x {n_q} queries x {len(rates)} rates",
