@@ -1,5 +1,21 @@
+from typing import Any, Mapping
+
 from icl_geometry.bookkit.specs.schema import ChapterSpec, Param
 from icl_geometry.tasks import families
+
+
+def _family_holds_disjoint_shots(values: Mapping[str, Any]) -> None:
+    """Disjoint shots need n_prompts x the most shots fresh questions besides the test items and the pool."""
+    if not values["disjoint_shots"]:
+        return
+    from icl_geometry import tasks
+
+    need = values["n_prompts"] * (1 + max(values["shots"])) + max(20, 2 * max(values["shots"]))
+    if len(tasks.make_items(values["family"], need, seed=2, strict=False)) < need:
+        raise ValueError(f"Parameter 'disjoint_shots' = True is not allowed with family = {values['family']!r}, "
+                         f"n_prompts = {values['n_prompts']} and shots = {values['shots']}: the family has fewer "
+                         f"than {need} distinct questions (test items, pool and {values['n_prompts']} x "
+                         f"{max(values['shots'])} disjoint shots); set it to False or use fewer prompts.")
 
 SPEC = ChapterSpec(
     number="03",
@@ -23,8 +39,8 @@ SPEC = ChapterSpec(
               help="ambient dimensions D for the bias-with-D sweep (a 5-d manifold needs D >= 8)"),
         Param("family", ci="word_problems", full="word_problems", kind="str", choices=families("qa"),
               help="question-answer task family of the prompts (icl_geometry.tasks)"),
-        Param("n_prompts", ci=20, full=400, kind="int", low=8, high=5000,
-              help="prompts per shot count for the LLM section"),
+        Param("n_prompts", ci=20, full=160, kind="int", low=8, high=5000,
+              help="prompts per shot count for the LLM section (the controls' claims need 60)"),
         Param("shots", ci=(0, 2, 5, 10), full=(0, 2, 5, 10), kind="ints", low=0, high=32,
               help="numbers of in-context examples prepended to each prompt"),
         Param("tail_tokens", ci=16, full=32, kind="int", low=1, high=512,
@@ -33,5 +49,8 @@ SPEC = ChapterSpec(
               help="threshold of the paper's ID_eps (eq. 8)"),
         Param("n_boot", ci=100, full=500, kind="int", low=10, high=10_000,
               help="bootstrap resamples for error bars"),
+        Param("disjoint_shots", ci=False, full=True, kind="bool",
+              help="also trace the most shots drawn without overlap between prompts (no example shared)"),
     ),
+    checks=(_family_holds_disjoint_shots,),
 )
