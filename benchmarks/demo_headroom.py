@@ -4,16 +4,18 @@ For every family (meaningful labels, and the foo/bar versions asked for) and eve
 queries, each with its own k balanced demonstrations drawn from a pool of `N_POOL` (`tasks.demonstrations`, the
 chapter's sampler), the label words' log-probabilities after the prompt and after the same prompt with each
 content-free input in the query slot (`tasks.calibration`). Per cell: argmax accuracy, contextually calibrated
-accuracy (Zhao et al. 2021, from the content-free input 'N/A', as the chapter does), the AUC of the raw margin, the share of
-queries answered with label 1 (label-word bias), and whether chapter 7's declared exclusion rule
+accuracy (Zhao et al. 2021, from the content-free input 'N/A', as the chapter does), the AUC of the raw
+margin, the share of queries answered with label 1 (label-word bias), and whether chapter 7's declared exclusion rule
 (`calibration.ExclusionRule`, on the calibrated accuracy) keeps the (model, family) at the chapter's k.
 Writes benchmarks/results/demo_headroom.json (the table chapter 7 prints).
 
-    nice -n 10 .venv/bin/python benchmarks/demo_headroom.py [n_queries] [family,family,...]  (default 16 queries)
+    nice -n 10 .venv/bin/python benchmarks/demo_headroom.py [n_queries] [family,...] [model,...]  (default: 16
+    queries, every family of FAMILIES, both models; other cells already in the results file are kept)
 """
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from pathlib import Path
@@ -32,7 +34,7 @@ SHOTS = (8, 16)  # the ci and full profiles' k
 N_POOL = 64  # the full profile's pool (32 per class); a family with fewer inputs uses its largest balanced pool
 SEED = 0
 MODELS = ("smollm2-135m", "gemma3-270m")
-FAMILIES = ("sentiment", "tense", "plural", "hundreds", "comparison", "language", "names", "question",
+FAMILIES = ("sentiment", "category", "tense", "plural", "hundreds", "comparison", "language", "names", "question",
             "sentiment_foobar", "names_foobar")
 CONTENT_FREE = ("N/A",)  # the chapter's content-free input (one per prompt: each costs a forward pass)
 RESULTS = Path(__file__).parent / "results" / "demo_headroom.json"
@@ -70,11 +72,12 @@ def measure(loaded: lm.LoadedModel, family: str, n: int) -> dict:
     return out
 
 
-def main(n: int = 16, families: tuple[str, ...] = FAMILIES) -> None:
+def main(n: int = 16, families: tuple[str, ...] = FAMILIES, models: tuple[str, ...] = MODELS) -> None:
     torch.set_num_threads(1)
-    old = __import__("json").loads(RESULTS.read_text()) if RESULTS.exists() else {}
-    rows = [r for r in old.get("rows", []) if "n_pool" in r and r["family"] not in families]  # keep other families
-    for name in MODELS:
+    old = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    rows = [r for r in old.get("rows", [])  # keep the other (model, family) cells of this benchmark
+            if "n_pool" in r and not (r["model"] in models and r["family"] in families)]
+    for name in models:
         loaded = lm.load(name, "cpu")
         for family in families:
             r = measure(loaded, family, n)
@@ -91,4 +94,5 @@ def main(n: int = 16, families: tuple[str, ...] = FAMILIES) -> None:
 
 if __name__ == "__main__":
     main(int(sys.argv[1]) if len(sys.argv) > 1 else 16,
-         tuple(sys.argv[2].split(",")) if len(sys.argv) > 2 else FAMILIES)
+         tuple(sys.argv[2].split(",")) if len(sys.argv) > 2 else FAMILIES,
+         tuple(sys.argv[3].split(",")) if len(sys.argv) > 3 else MODELS)

@@ -386,3 +386,24 @@ def test_recorded_runs_carry_the_current_labels():
             want = {"role": spec.role, "basis": spec.basis, "paper": spec.paper, "against": spec.against,
                     "section": spec.section, "confounded_by": spec.confounded_by}
             assert got == want, (path.name, c["claim_id"])
+
+
+def test_family_auc_and_curve_on_synthetic_rows():
+    """The AUC view averages each family's AUC (weighted by its rows); `curve` gives a value per rate with its
+    two-level interval, the same as `summarise` reads."""
+    from icl_geometry.tasks import calibration
+    from icl_geometry.tasks.noise_measures import family_auc
+
+    rows = synthetic_rows()
+    fam = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    true = np.array([0, 1, 0, 1, 0, 1, 0, 1])
+    scores = np.array([[0.1, 0.9, 0.2, 0.8, 0.9, 0.1, 0.3, 0.5]]).T
+    both = [calibration.auc(scores[fam == f, 0], true[fam == f]) for f in (0, 1)]
+    assert family_auc(fam, true, scores)[0] == pytest.approx(np.mean(both))
+    assert np.isnan(family_auc(fam, np.zeros(8), scores)[0])  # one class only: undefined
+    c = nd.curve(rows, "gemma3-270m", ["sentiment", "names", "plural"], "label", [0.0, 0.5, 1.0], n_boot=100)
+    assert list(c.value) == [1.0, 0.0, 0.0] and (c.ci_low <= c.value + 1e-12).all()
+    a = nd.curve(rows, "gemma3-270m", ["sentiment", "names", "plural"], "label", [0.0, 1.0], "auc", n_boot=100)
+    assert a.value.iloc[0] == 1.0 and a.value.iloc[1] == 0.0
+    with pytest.raises(ValueError, match="scoring"):
+        nd.summarise(rows, ["smollm2-135m", "gemma3-270m"], ["names"], [0, 1.0], [0, 1.0], "logit")

@@ -152,8 +152,8 @@ def run_experiment(loaded: Any, families: Sequence[str], n_items: int, n_pool: i
 LEVEL = 0.9  # every interval of chapter 7 is a 90% interval
 
 _MARGIN = 0.1  # a difference within +-0.1 (accuracy, or accuracy per unit noise) is 'no effect', declared beforehand
-MIN_QUERIES = 30  # a claim is judged only on at least this many queries (`min_n`) ...
-MIN_FAMILIES = 2  # ... in at least this many families (its interval resamples families, then queries)
+MIN_QUERIES = 16  # a claim is judged only on at least this many queries (`min_n`) ...
+MIN_FAMILIES = 2  # ... in at least this many families (its interval, t over families, resamples them first)
 PRIMARY_SCORING = "calibrated"  # declared before the second pass's runs: contextual calibration (Zhao et al. 2021)
 RULE = calibration.ExclusionRule(chance_band=0.10, ceiling_band=0.05)  # on clean calibrated accuracy, declared
 _B = "Shi et al. 2024 (B), LLM setting"

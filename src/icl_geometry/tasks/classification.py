@@ -47,10 +47,16 @@ _GOOD = ("wonderful", "excellent", "delightful", "great", "fantastic", "lovely",
 _BAD = ("terrible", "awful", "horrible", "dreadful", "boring", "disappointing", "poor", "bad", "miserable")
 _ANIMALS = ("dog", "cat", "horse", "tiger", "lion", "rabbit", "elephant", "wolf", "bear", "monkey", "giraffe",
             "zebra", "sheep", "goat", "mouse", "deer", "fox", "camel", "donkey", "squirrel", "leopard", "kangaroo",
-            "hamster", "otter")
+            "hamster", "otter", "cow", "pig", "owl", "eagle", "frog", "snake", "turtle", "whale", "dolphin", "shark",
+            "penguin", "parrot", "crow", "beaver", "moose", "buffalo", "rhino", "hippo", "cheetah", "panther",
+            "gorilla", "koala", "panda", "raccoon", "hedgehog", "lizard", "crocodile", "ostrich", "swan", "pigeon",
+            "badger", "weasel", "jaguar", "lynx")
 _FOODS = ("bread", "cheese", "pasta", "rice", "soup", "cake", "pizza", "butter", "banana", "carrot", "potato",
           "sandwich", "cookie", "yogurt", "noodles", "salad", "pie", "omelette", "pancake", "porridge", "burrito",
-          "muffin", "lasagna", "sausage")
+          "muffin", "lasagna", "sausage", "apple", "orange", "grape", "mango", "peach", "pear", "cherry", "lemon",
+          "melon", "plum", "tomato", "onion", "garlic", "cucumber", "spinach", "broccoli", "lettuce", "bean", "pea",
+          "popcorn", "waffle", "toast", "cereal", "dumpling", "taco", "sushi", "curry", "stew", "chips", "fries",
+          "biscuit", "donut", "bagel")
 _EUROPE = ("France", "Germany", "Italy", "Spain", "Poland", "Sweden", "Norway", "Greece", "Portugal", "Austria",
            "Ireland", "Finland", "Denmark", "Hungary", "Belgium", "Netherlands", "Romania", "Switzerland",
            "Croatia", "Bulgaria", "Czechia", "Serbia", "Ukraine", "Iceland")
@@ -63,8 +69,8 @@ def _sentences(adjectives: Sequence[str]) -> tuple[str, ...]:
     return tuple(f"The {n} was {a}." for n in _NOUNS for a in adjectives)
 
 
-# Families added for chapter 7's second pass (issue 26): at least 56 inputs per class, so that a full-profile
-# pool of 64 (32 per class) and 48 queries (24 per class) share no input.
+# Families added for chapter 7's second pass (issue 26), like category's 58 animals and 58 foods: at least 56
+# inputs per class, so that a full-profile pool of 64 (32 per class) and 48 queries (24 per class) share no input.
 _PEOPLE = ("She", "He", "My sister", "The doctor", "Our teacher", "The farmer", "His uncle", "The pilot")
 _VERBS = (("walks to work", "walked to work"), ("plays the piano", "played the piano"),
           ("cooks dinner", "cooked dinner"), ("writes a letter", "wrote a letter"), ("drives a truck", "drove a truck"),
