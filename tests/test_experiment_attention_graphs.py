@@ -384,3 +384,24 @@ def test_run_on_a_tiny_model_and_a_tiny_toy_gives_rows_every_claim_accepts(tmp_p
     from icl_geometry.llm import lm
     monkeypatch.setattr(lm, "load", refuse)
     pd.testing.assert_frame_equal(ex.run(config, checkpoint), rows)
+
+
+def test_the_notebooks_toy_grid_and_width_family_resume_from_their_checkpoint(tmp_path, monkeypatch):
+    config = {"seed": 0, "device": "cpu", "toy_heads": [1, 2], "toy_contexts": [1, 3], "toy_steps": 3,
+              "toy_seeds": 2, "toy_restarts": 1, "toy_bins": 40, "toy_hidden": 4, "toy_d_head": 4,
+              "toy_width_heads": [1, 2], "toy_width": 4}
+    checkpoint = tmp_path / "toy.pkl"
+    rows, fits = ex.toy_grid(config, progress=False, checkpoint=checkpoint)
+    width = ex.width_matched(config, rows, progress=False, checkpoint=checkpoint)
+    plain, _ = ex.toy_grid(config, progress=False)
+    pd.testing.assert_frame_equal(rows, plain)  # the checkpointed grid is the grid
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("trained a setting the checkpoint holds")
+
+    monkeypatch.setattr(ex.toy_parts, "sweep", refuse)
+    monkeypatch.setattr(ex.toy_parts, "train", refuse)
+    again, fits_again = ex.toy_grid(config, progress=False, checkpoint=checkpoint)
+    pd.testing.assert_frame_equal(again, rows)
+    assert sorted(fits_again) == sorted(fits) == [1, 2]
+    pd.testing.assert_frame_equal(ex.width_matched(config, rows, progress=False, checkpoint=checkpoint), width)

@@ -94,3 +94,11 @@ def test_found_is_a_table_with_its_frame(tmp_path):
     widths = [float(w) for w in __import__("re").findall(r"width: ([0-9.]+)%", html)]
     assert widths[2] == max(widths)  # the statement column is the widest
     assert isinstance(book.table(), pd.DataFrame)
+
+
+def test_nullable_integer_columns_show_missing_values_as_empty_cells():
+    import pandas as pd
+
+    df = pd.DataFrame({"family": ["grid", "width-matched"], "d_head": pd.array([None, 8], dtype="Int64")})
+    html_text = tables.show(df)._repr_html_()
+    assert ">8<" in html_text and "<NA>" not in html_text

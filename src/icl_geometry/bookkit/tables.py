@@ -19,6 +19,8 @@ import math
 import numbers
 from typing import Any, Mapping
 
+import pandas as pd
+
 # Characters of the book's output `<pre>` that fit the text column at 1280 px: measured in headless Chromium,
 # 656 px inside a chapter's output <pre> at 8.43 px per character (14 px monospace) = 77.8 characters
 # (tests/test_rendered_book.py re-measures it on every chapter page); a margin below that.
@@ -67,13 +69,18 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, numbers.Number) and not isinstance(value, bool)
 
 
+def _missing(value: Any) -> bool:
+    """None, NaN and pandas' NA (nullable integer columns): shown as an empty cell."""
+    return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
+
+
 def _numeric_column(series: Any) -> bool:
-    values = [v for v in series.tolist() if v is not None and v == v and v != ""]
+    values = [v for v in series.tolist() if not _missing(v) and v != ""]
     return bool(values) and all(_is_number(v) for v in values)
 
 
 def _cell(value: Any) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    if _missing(value):
         return ""
     return str(value)
 

@@ -268,10 +268,16 @@ def regions_per_bin(config: Any) -> int:
     return toy_parts.regions_per_bin(base.settings(config))
 
 
-def toy_grid(config: Any, progress: bool = True) -> tuple[pd.DataFrame, dict[int, sa.FitResult]]:
+def _toy_store(config: Any, checkpoint: str | Path | None) -> base.Checkpoint | None:
+    key = base.checkpoint_key(**base.settings(config), rows=ROWS_VERSION, fits="kept")
+    return None if checkpoint is None else base.Checkpoint(checkpoint, key)
+
+
+def toy_grid(config: Any, progress: bool = True,
+             checkpoint: str | Path | None = None) -> tuple[pd.DataFrame, dict[int, sa.FitResult]]:
     """Every heads setting of the grid trained once on all contexts and evaluated at each: the rows (one per
-    heads, seed, restart, context) and the fits by heads."""
-    return toy_parts.grid_part(base.settings(config), progress=progress)
+    heads, seed, restart, context) and the fits by heads; with `checkpoint` (a file) saved per heads setting."""
+    return toy_parts.grid_part(base.settings(config), progress=progress, store=_toy_store(config, checkpoint))
 
 
 def separate_fits(config: Any) -> pd.DataFrame:
@@ -280,10 +286,11 @@ def separate_fits(config: Any) -> pd.DataFrame:
     return toy_parts.separate_part(base.settings(config))
 
 
-def width_matched(config: Any, grid_rows: pd.DataFrame | None = None, progress: bool = True) -> pd.DataFrame:
+def width_matched(config: Any, grid_rows: pd.DataFrame | None = None, progress: bool = True,
+                  checkpoint: str | Path | None = None) -> pd.DataFrame:
     """The width-matched family (heads x d_head = toy_width for each of toy_width_heads), trained like the grid; a
     setting the grid already has is read from `grid_rows` (the `toy_grid` rows) instead of trained again."""
-    return toy_parts.width_part(base.settings(config), grid_rows, progress)
+    return toy_parts.width_part(base.settings(config), grid_rows, progress, store=_toy_store(config, checkpoint))
 
 
 def intervention(config: Any, fits: dict[int, sa.FitResult]) -> pd.DataFrame:
@@ -444,7 +451,7 @@ def run(config: Any, checkpoint: str | Path | None = None, progress: bool = Fals
     done; a rerun resumes there (the full toy grid takes about an hour on one core). The model is loaded only
     when a part that reads it is missing."""
     s = base.settings(config)
-    store = base.Checkpoint(checkpoint, base.checkpoint_key(**s, rows=ROWS_VERSION))
+    store = base.Checkpoint(checkpoint, base.checkpoint_key(**s, rows=ROWS_VERSION, fits="kept"))
     state = store.load() or {}
     done, grid, refits, width = (state.setdefault(k, {}) for k in ("parts", "grid", "intervention", "width"))
     for h in s["toy_heads"]:

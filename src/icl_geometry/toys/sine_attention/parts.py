@@ -42,13 +42,32 @@ def regions_per_bin(s: Mapping[str, Any]) -> int:
     return max(2, 4000 // s["toy_bins"])
 
 
-def grid_part(s: Mapping[str, Any], heads: Iterable[int] | None = None,
-              progress: bool = True) -> tuple[pd.DataFrame, dict[int, FitResult]]:
+def _state(store: Any) -> dict[str, Any]:
+    """The saved progress of a checkpoint `store` (anything with `load()` and `save(state)`, e.g.
+    `experiments.base.Checkpoint`), or a new state without one."""
+    return (store.load() if store is not None else None) or {}
+
+
+def grid_part(s: Mapping[str, Any], heads: Iterable[int] | None = None, progress: bool = True,
+              store: Any = None) -> tuple[pd.DataFrame, dict[int, FitResult]]:
     """Every heads setting of the grid (or those of `heads`) trained once on all contexts and evaluated at each:
-    the rows (one per heads, seed, restart, context) and the fits by heads."""
-    rows, fits = sweep(s["toy_heads"] if heads is None else heads, toy_config(s), device=toy_device(s),
-                       per_bin=regions_per_bin(s), progress=progress)
-    return pd.DataFrame(rows)[list(ROW_FIELDS)], fits
+    the rows (one per heads, seed, restart, context) and the fits by heads. With a checkpoint `store`, each
+    heads setting's rows and fits are saved once trained, and a rerun trains only the missing ones."""
+    todo = [int(h) for h in (s["toy_heads"] if heads is None else heads)]
+    state = _state(store)
+    done = state.setdefault("grid", {})
+    iterator: Iterable = todo
+    if progress:
+        from tqdm.auto import tqdm
+
+        iterator = tqdm(todo, desc="toy: heads settings")
+    for h in iterator:
+        if h not in done:
+            rows, fits = sweep([h], toy_config(s), device=toy_device(s), per_bin=regions_per_bin(s), progress=False)
+            done[h] = (pd.DataFrame(rows)[list(ROW_FIELDS)], fits[h])
+            if store is not None:
+                store.save(state)
+    return pd.concat([done[h][0] for h in todo], ignore_index=True), {h: done[h][1] for h in todo}
 
 
 def separate_part(s: Mapping[str, Any]) -> pd.DataFrame:
@@ -78,14 +97,23 @@ def width_setting(s: Mapping[str, Any], heads: int, d_head: int, grid_rows: pd.D
     return pd.DataFrame(width_rows(fit, regions_per_bin(s)))[list(WIDTH_FIELDS)]
 
 
-def width_part(s: Mapping[str, Any], grid_rows: pd.DataFrame | None = None, progress: bool = True) -> pd.DataFrame:
-    """The width-matched family: one row per (heads, d_head, seed, restart, context), `WIDTH_FIELDS`."""
+def width_part(s: Mapping[str, Any], grid_rows: pd.DataFrame | None = None, progress: bool = True,
+               store: Any = None) -> pd.DataFrame:
+    """The width-matched family: one row per (heads, d_head, seed, restart, context), `WIDTH_FIELDS`. With a
+    checkpoint `store` (see `grid_part`), each setting's rows are saved once computed."""
     pairs: Iterable = width_settings(s)
     if progress:
         from tqdm.auto import tqdm
 
         pairs = tqdm(pairs, desc="toy: width-matched settings")
-    return pd.concat([width_setting(s, h, d, grid_rows) for h, d in pairs], ignore_index=True)
+    state = _state(store)
+    done = state.setdefault("width", {})
+    for h, d in pairs:
+        if (h, d) not in done:
+            done[h, d] = width_setting(s, h, d, grid_rows)
+            if store is not None:
+                store.save(state)
+    return pd.concat([done[p] for p in width_settings(s)], ignore_index=True)
 
 
 def intervention_contexts(s: Mapping[str, Any]) -> list[int]:
