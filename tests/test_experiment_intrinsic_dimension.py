@@ -300,12 +300,12 @@ def test_findings_quote_the_run_and_read_the_controls():
                                "[+4.00, +4.00]")
     by_measure = {line.split(":")[0]: line for line in lines[3:-1]}
     assert "goes away once the diversity is matched" in by_measure["TwoNN"]  # -1 [-1.1, -0.8] vs 0.1 [-0.1, 0.3]
-    assert "below the independent random control and not separated from the diversity-matched" in by_measure["TwoNN"]
+    assert "lie below the independent random control and are not separated from the diversity" in by_measure["TwoNN"]
     assert "holds with the diversity matched" in by_measure["MLE k=20"]  # 0.5 [0.4, 0.7] and 0.75 [0.55, 0.95]
     assert "holds with the diversity matched" in by_measure["ID_eps absolute"]
-    assert lines[-1] == ("Against the shots' own words shuffled (the same words, no task) the shots lie not separated "
-                         "from it for ID_eps absolute; above it for ID_eps relative; above it for TwoNN; below it for "
-                         "MLE k=20.")
+    assert lines[-1] == ("Against their own words shuffled (the same words, no task) the shots are not separated from "
+                         "them for ID_eps absolute; lie above them for ID_eps relative; lie above them for TwoNN; lie "
+                         "below them for MLE k=20.")
     assert not any("preview" in line for line in lines)
     assert "fewer than the 60" in ex.findings(_rows(), CONFIG)[-1]
 

@@ -361,7 +361,7 @@ def findings(rows: pd.DataFrame, config: Any) -> list[str]:
     lines = [f"{c} ({n} prompts, last layer): " + "; ".join(
         f"{r.measure} {r.change:+.2f} [{r.low:+.2f}, {r.high:+.2f}]" for r in g.itertuples()) + "."
         for c, g in table.groupby("comparison", sort=False)]
-    where = {1: "above", -1: "below", 0: "not separated from"}
+    where = {1: "lie above", -1: "lie below", 0: "are not separated from"}
     matched = CONTEXT_LABELS["matched_random"]
     for measure, g in table[table.context.isin([RANDOM, matched])].groupby("measure", sort=False):
         got = {r.context: side(r) for r in g.itertuples()}
@@ -374,12 +374,12 @@ def findings(rows: pd.DataFrame, config: Any) -> list[str]:
                    "only with the diversity matched do the examples stand apart" if b and not a else
                    "the two controls disagree in sign: diversity moves it more than the examples do" if a and b else
                    "neither control separates from the examples at this size")
-        lines.append(f"{measure}: the shots lie {where[a]} the independent random control and {where[b]} the "
+        lines.append(f"{measure}: the shots {where[a]} the independent random control and {where[b]} the "
                      f"diversity-matched one; {verdict}.")
     shuffled = table[table.context == CONTEXT_LABELS["shuffled"]]
     if len(shuffled):
-        lines.append("Against the shots' own words shuffled (the same words, no task) the shots lie " + "; ".join(
-            f"{where[side(r)]} it for {r.measure}" for r in shuffled.itertuples()) + ".")
+        lines.append("Against their own words shuffled (the same words, no task) the shots " + "; ".join(
+            f"{where[side(r)]} them for {r.measure}" for r in shuffled.itertuples()) + ".")
     if n < MIN_CONTROL_PROMPTS:
         lines.append(f"These rest on {n} prompts, fewer than the {MIN_CONTROL_PROMPTS} the control claims are judged "
                      "on: read them as a preview.")
