@@ -15,6 +15,10 @@ The controls (`control_prompts`, all at k shots) differ from the shots in what t
   a few tokens longer or shorter, as words split differently in a new order.
 - 'disjoint_shots' (not a control: a second shots condition): k examples per prompt from a pool of
   n_prompts x k fresh items, no example shared by two prompts (`disjoint_shot_prompts`).
+
+Then chapter 3's rows from the clouds and counts: `attention_rows` and `control_attention_rows` (the counts per
+prompt and layer), `geometry_changes` and `control_changes` (the `id_change` rows: paired jackknife over prompts),
+`change_correlations`, `per_layer_table`; `trace_controls` runs every control from prompts to rows.
 """
 
 from __future__ import annotations
