@@ -185,21 +185,3 @@ def test_content_free_calibration_on_a_bundled_model(request, name):
     np.testing.assert_allclose(np.exp(q).sum(1), 1.0)
     s = cal.score(lp, cf, [e.true_label for e in queries])
     assert 0 <= s.calibrated_accuracy <= 1
-
-
-def test_score_columns_keep_both_scorings():
-    """The rows' scoring columns: raw argmax (label-word bias included) and calibrated (bias divided out)."""
-    from icl_geometry.tasks import calibration as cal
-
-    lp = np.log([[0.7, 0.3], [0.6, 0.4], [0.2, 0.8]])
-    cf = np.log([[[0.8, 0.2]], [[0.8, 0.2]], [[0.5, 0.5]]])
-    out = cal.score_columns(lp, cf, [1, 1, 0])
-    assert list(out["pred"]) == [0, 0, 1] and list(out["correct"]) == [False, False, False]
-    assert list(out["pred_cal"]) == [1, 1, 1] and list(out["correct_cal"]) == [True, True, False]
-    assert list(out["follows_flipped_cal"]) == [False, False, True]
-    np.testing.assert_allclose(out["margin_cal"], out["margin"] + np.log(0.8 / 0.2) * np.array([1, 1, 0]))
-    np.testing.assert_allclose(np.exp(out["cf0"]) + np.exp(out["cf1"]), 1)
-    with pytest.raises(ValueError, match="one per prompt"):
-        cal.score_columns(lp, cf[:2], [1, 1, 0])
-    with pytest.raises(ValueError, match=r"\(n, 2\)"):
-        cal.score_columns(lp[:, :1], cf, [1, 1, 0])

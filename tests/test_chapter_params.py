@@ -56,14 +56,3 @@ def test_resolve_call_passes_every_parameter(number):
     assert [ast.literal_eval(a) for a in call.args] == [spec.number]
     passed = {k.arg: k.value.id for k in call.keywords if isinstance(k.value, ast.Name)}
     assert passed == {name: name for name in spec.parameter_names()}, f"{spec.notebook}: resolve(...) arguments"
-
-
-def test_chapter7_families_hold_their_pool_and_queries():
-    """Chapter 7 draws each query's demonstrations from a balanced pool per family: a family too small for the
-    pool or the queries fails in the first cell, naming the family; the profiles' families all fit."""
-    from icl_geometry.bookkit import profiles
-
-    with pytest.raises(ValueError, match="family 'continent' has 24 inputs"):
-        profiles.resolve("07", families="continent,names", n_pool=64)
-    for profile in ("ci", "full"):
-        assert profiles.resolve("07", profile=profile).n_pool >= (64 if profile == "full" else 2)

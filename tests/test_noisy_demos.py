@@ -85,13 +85,8 @@ def test_run_experiment_shapes_and_bookkeeping(tiny_run, tiny_models):
     assert (run.attention_mass[..., 0] > 0).all() and (run.attention_mass[..., 1] > 0).all()
     assert run.id_sum.shape == run.id_head.shape == (n, loaded.n_layers)
     r = run.rows
-    assert (r.follows_flipped == ~r.correct).all() and (r.follows_flipped_cal == ~r.correct_cal).all()  # two labels
-    assert np.allclose(r.margin > 0, r.correct) and np.allclose(r.margin_cal > 0, r.correct_cal)
-    # calibration divides out the content-free prompt's label distribution, per prompt
-    shift = (r.cf0 - r.cf1).to_numpy() * np.where(r.true_label == 1, 1, -1)
-    np.testing.assert_allclose(r.margin_cal, r.margin + shift, atol=1e-9)
-    assert ((r.cf0.map(np.exp) + r.cf1.map(np.exp)) - 1).abs().max() < 1e-9
-
+    assert (r.follows_flipped == ~r.correct).all()  # two labels
+    assert np.allclose(r.margin > 0, r.correct)
     assert list(run.select("label", 1.0)) == list(range(2, n, 4))
     # the same queries in every condition, demonstrations differing only by the corruption
     assert (r.text.to_numpy()[run.select("clean", 0)] == r.text.to_numpy()[run.select("input", 1.0)]).all()
@@ -107,25 +102,6 @@ def test_run_experiment_shapes_and_bookkeeping(tiny_run, tiny_models):
             [tasks.format_classification_prompt(loaded, "category", [], tasks.split("category", 1, 2)[0][0])],
             [one.logprobs[0]],
         )
-
-
-def test_each_query_has_its_own_demonstrations_and_content_free_prompts(tiny_models):
-    """Per query a fresh balanced draw from the pool (never the query), the same in every condition; per prompt
-    one content-free prompt per `CONTENT_FREE` input: the same text up to the query's input (the sampler itself:
-    tests/test_demonstrations.py)."""
-    loaded = tiny_models["llama"]
-    conds = nd.conditions((0.5, 1.0), (1.0,))
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setitem(tasks.CLASSIFICATION_FAMILIES, "tiny", TINY)
-        meta, prompts, cf = nd.build_prompts(loaded, ["tiny"], 6, 8, 4, conds, seed=0)
-    assert len(prompts) == 6 * len(conds) and len(cf) == len(prompts) * len(nd.CONTENT_FREE)
-    head = [p.text.rsplit("Input:", 1)[0] for p in prompts]
-    clean = [head[i] for i, m in enumerate(meta) if m["noise"] == "clean"]
-    assert len(set(clean)) > 1  # not one demonstration set for the whole family
-    for p, m, c in zip(prompts, meta, cf):
-        assert c.text.rsplit("Input:", 1)[0] == p.text.rsplit("Input:", 1)[0]
-        assert c.text.rsplit("Input:", 1)[1].startswith(" N/A") and p.text.rsplit("Input:", 1)[1].startswith(
-            f" {m['text']}")
 
 
 def test_statistics_on_the_tiny_run(tiny_run):
@@ -206,15 +182,14 @@ def test_an_interrupted_run_resumes_from_its_checkpoint(tiny_run, tiny_models, t
         calls["n"] = -100  # no more interruptions; count the batches traced on resume
         resumed = nd.run_experiment(*args, **kw)
         n_batches = calls["n"] + 100
-        n_prompts = len(resumed.rows) * (1 + len(nd.CONTENT_FREE))  # each prompt and its content-free ones
-        assert n_batches == -(-(n_prompts - saved) // 5)
+        assert n_batches == -(-(len(resumed.rows) - saved) // 5)
         np.testing.assert_allclose(resumed.logprobs, tiny_run.logprobs, atol=1e-5)
         np.testing.assert_allclose(resumed.id_sum, tiny_run.id_sum)
         np.testing.assert_allclose(resumed.mlp, tiny_run.mlp, atol=1e-5)
         # another eps is another experiment: the checkpoint is not reused
         calls["n"] = -100
         nd.run_experiment(*args, **{**kw, "eps": 0.2})
-        assert calls["n"] + 100 == -(-n_prompts // 5)
+        assert calls["n"] + 100 == -(-len(resumed.rows) // 5)
 
 
 def test_accuracy_at_pairs_with_the_other_statistics(tiny_run):
@@ -226,105 +201,33 @@ def test_accuracy_at_pairs_with_the_other_statistics(tiny_run):
     assert value == 0 and interval == (0.0, 0.0)
 
 
-class _KeepAll:
-    """An exclusion rule that keeps every (model, family): random tiny models sit at chance."""
-
-    def reason(self, accuracy: float) -> None:
-        return None
-
-
-def test_claims_recomputed_from_the_kept_rows_equal_the_live_ones(tiny_models, tmp_path):
+def test_claims_recomputed_from_the_kept_rows_equal_the_live_ones(tiny_run, tiny_models, tmp_path):
     """What a recorded run commits (rows_table) is enough to recompute every claim of the chapter."""
-    fams = ["tiny", "tiny2", "tiny_foobar", "tiny2_foobar"]
     with pytest.MonkeyPatch.context() as mp:
-        for name in fams:
-            mp.setitem(tasks.CLASSIFICATION_FAMILIES, name, dataclasses.replace(TINY, name=name))
-        runs = [nd.run_experiment(tiny_models[arch], fams, 6, 8, 4, (0.5, 1.0), (1.0,), seed=0, batch_size=8,
-                                  batch_tokens=800) for arch in ("llama", "gemma3")]
-    live = nd.rows_table(runs)
-    path = base.save_rows(live, tmp_path / "results" / "07.json")
+        mp.setitem(tasks.CLASSIFICATION_FAMILIES, "tiny", TINY)
+        mp.setitem(tasks.CLASSIFICATION_FAMILIES, "tiny_foobar", TINY)
+        other = nd.run_experiment(tiny_models["gemma3"], ["tiny", "tiny_foobar"], 6, 8, 4, (0.5, 1.0), (1.0,),
+                                  seed=0, batch_size=5, batch_tokens=400)
+    live = nd.size_comparison(tiny_run, other, (0.0, 0.5, 1.0), (0.0, 1.0), n_boot=100, seed=1)
+    assert set(live["claims"]) == set(nd.CLAIMS)
+    path = base.save_rows(nd.rows_table([tiny_run, other]), tmp_path / "results" / "07.json")
     assert path.name == "07_rows.csv.gz"
-    config = {"models": f"{runs[0].model},{runs[1].model}", "flip_rates": [0.0, 0.5, 1.0], "noise_rates": [0.0, 1.0],
+    config = {"models": f"{tiny_run.model},{other.model}", "flip_rates": [0.0, 0.5, 1.0], "noise_rates": [0.0, 1.0],
               "n_boot": 100, "seed": 1}
     rows = base.load_rows(path)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(nd, "RULE", _KeepAll())
-        assert nd.claim_values(rows, config) == {}  # 12 queries per group: below MIN_QUERIES, nothing is judged
+    assert nd.claim_values(rows, config) == {}  # 12 queries: below MIN_QUERIES, nothing is judged
+    with pytest.MonkeyPatch.context() as mp:  # the same rows, judged as if 12 queries were enough
         mp.setattr(nd, "CLAIMS", {cid: dataclasses.replace(s, min_n=12) for cid, s in nd.CLAIMS.items()})
-        again, first = nd.claim_values(rows, config), nd.claim_values(live, config)
-        regime = nd.facts(rows, config)["smaller_model_wins"]
+        again = nd.claim_values(rows, config)
     assert list(again) == list(nd.CLAIMS)
+    regime = nd.facts(rows, config)["smaller_model_wins"]
     assert set(regime) == {"label", "input"} and set(regime["label"]["rates"]) <= {0.0, 0.5, 1.0}
-    assert regime["input"]["of"] == [0.0, 1.0] and regime["label"]["smaller"] == runs[0].model
+    assert regime["input"]["of"] == [0.0, 1.0] and regime["label"]["smaller"] == tiny_run.model
     assert [line.split(":")[0] for line in nd.regime_text(regime)] == ["label noise", "input noise"]
-    for cid, m in first.items():
-        np.testing.assert_allclose([again[cid].value, *again[cid].interval], [m.value, *m.interval], rtol=1e-12,
-                                   atol=1e-12, equal_nan=True, err_msg=cid)
-    assert nd.claim_values(live.drop(columns=["correct_cal"]), config) == {}  # first-pass rows: no calibration
-
-
-def synthetic_rows(n_items: int = 16, bias: float = 6.0) -> pd.DataFrame:
-    """Rows of two models on 3 meaningful and 2 foo/bar families whose answers are known: every query's label-1
-    score is +-1 (its true label's sign) plus a label-word bias of `bias` nats towards label 0 that the content-free
-    prompt measures exactly, so argmax always answers label 0 (accuracy 0.5) while calibration recovers every answer.
-    Label noise at rate p moves the score towards the flipped label by about 1.5p (smaller model) or 4p (larger),
-    more for class-1 queries: the calibrated accuracy is 1, 1, 0 (smaller) and 1, 0, 0 (larger) at p = 0, 0.5, 1.
-    Input noise changes nothing; eq. 8 changes by p (class 0) or 2p (class 1), in step with the margin's drop."""
-    from icl_geometry.tasks import calibration
-
-    fams = ["sentiment", "names", "plural", "sentiment_foobar", "names_foobar"]
-    out, item = [], 0
-    for f in fams:
-        for i in range(n_items):
-            t = i % 2
-            for noise, rate in nd.conditions((0.5, 1.0), (0.5, 1.0)):
-                for m, pull in (("smollm2-135m", 1.5), ("gemma3-270m", 4.0)):
-                    moved = (1 - pull * rate * (1.01 + 0.2 * t)) if noise == "label" else 1.0
-                    score = (2 * t - 1) * moved
-                    out.append({"model": m, "family": f, "item": item, "text": f"{f} {i}", "true_label": t,
-                                "noise": noise, "rate": rate, "lp": [bias - score / 2, score / 2],
-                                "cf": [[bias, 0.0]]})
-            item += 1
-    rows = pd.DataFrame(out)
-    cols = calibration.score_columns(np.array(list(rows.lp)) - 5.0, np.array(list(rows.cf)),
-                                     rows.true_label.to_numpy())
-    rows = rows.drop(columns=["lp", "cf"]).assign(**cols, n_tokens=50)
-    x = np.where(rows.noise == "label", rows.rate, 0.0) * np.where(rows.true_label == 1, 2.0, 1.0)
-    return rows.assign(id_sum_mean=x, id_head_mean=x)
-
-
-def test_claim_values_from_synthetic_rows():
-    """Calibration changes the verdicts: argmax sees a model at chance (label-word bias), calibration the true
-    answers; the exclusion rule leaves out the families at ceiling; every claim from the primary scoring."""
-    rows = synthetic_rows()
-    config = {"models": "smollm2-135m,gemma3-270m", "flip_rates": [0.0, 0.5, 1.0], "noise_rates": [0.0, 0.5, 1.0],
-              "n_boot": 200, "seed": 0}
-    assert (rows.pred == 0).all() and rows.correct.mean() == 0.5
-    ex = nd.exclusions(rows)
-    assert ex.excluded.all() and set(ex.group) == {"meaningful", "foo/bar"}  # clean calibrated accuracy 1: ceiling
-    # every meaningful family excluded: only the foo/bar claims (on every foo/bar family, excluded or not) remain
-    assert set(nd.claim_values(rows, config)) == {"foobar_mapping_learned_smaller", "foobar_mapping_learned_larger"}
-    assert nd.facts(rows, config)["excluded"][0]["reason"].startswith("at ceiling")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(nd, "RULE", _KeepAll())
-        values = nd.claim_values(rows, config)
-        table = nd.scoring_table(rows, config)
-    assert list(values) == list(nd.CLAIMS)
-    small = nd.slope([0, 0.5, 1], [1, 1, 0])
-    large = nd.slope([0, 0.5, 1], [1, 0, 0])
-    assert values["label_noise_hurts_smaller"].value == pytest.approx(small)
-    assert values["label_noise_hurts_larger"].value == pytest.approx(large)
-    assert values["larger_falls_more_label_noise"].value == pytest.approx(large - small)
-    assert values["larger_falls_more_input_noise"].value == 0 == values["larger_clean_accuracy_higher"].value
-    assert values["larger_follows_flipped_more"].value == 0  # both follow every flip at p = 1
-    assert values["foobar_mapping_learned_smaller"].value == pytest.approx(0.5)
-    assert values["eq8_change_predicts_distraction"].value == pytest.approx(1.0)
-    for m in values.values():
-        assert m.interval[0] <= m.value + 1e-12 and m.value <= m.interval[1] + 1e-12
-    argmax = table[(table.scoring == "argmax") & (table.model == "smollm2-135m")].set_index("measure").value
-    assert argmax["clean"] == 0.5 and argmax["label_slope"] == 0  # the bias hides everything from argmax
-    auc = table[(table.scoring == "auc") & (table.model == "gemma3-270m")].set_index("measure").value
-    assert auc["clean"] == 1.0 and auc["label_slope"] < 0 and "follow" not in auc
+    for cid, (value, interval) in live["claims"].items():
+        v2, i2 = again[cid].value, again[cid].interval
+        np.testing.assert_allclose([v2, *i2], [value, *interval], rtol=1e-12, atol=1e-12, equal_nan=True,
+                                   err_msg=cid)
 
 
 def test_the_size_claims_are_confounded_only_across_families():
@@ -350,18 +253,17 @@ def test_the_size_claims_are_confounded_only_across_families():
 
 def test_claims_carry_the_policy_fields():
     """One primary per paper statement (its source); Wei et al.'s following rate is a supporting view of the
-    label-noise claim (with two labels it is 1 - accuracy at p = 1), attributed to Wei et al. 2023; every claim
-    has a section, what would count against it and a minimum number of queries; calibrated scoring is primary."""
+    label-noise claim (with two labels it is 1 - accuracy at p = 1); every claim has a section, what would count
+    against it and a minimum number of queries."""
     from collections import Counter
 
     paper = {cid: s for cid, s in nd.CLAIMS.items() if s.kind == "paper"}
     assert set(paper) == set(nd.SIZE_CLAIMS)
-    primary = [s for s in paper.values() if s.role == "primary"]
-    assert Counter(s.source for s in primary) == Counter({s.source: 1 for s in primary}) and len(primary) == 3
+    assert Counter(s.source for s in paper.values() if s.role == "primary") == Counter(
+        {s.source: 1 for s in paper.values()})
     follow = paper["larger_follows_flipped_more"]
-    assert follow.role == "supporting" and follow.source.startswith("Wei et al. 2023")
-    assert nd.PRIMARY_SCORING == "calibrated" == nd.SCORINGS[0]
-    assert all("calibrated" in s.statement for s in primary[1:])
+    assert follow.role == "supporting" and "Wei et al. 2023" in follow.statement
+    assert follow.source == paper["larger_falls_more_label_noise"].source
     for cid, spec in nd.CLAIMS.items():
         assert spec.against and spec.section in nd.SECTIONS.values() and spec.min_n == nd.MIN_QUERIES, cid
         assert spec.kind != "paper" or spec.basis == "empirical"
@@ -386,24 +288,3 @@ def test_recorded_runs_carry_the_current_labels():
             want = {"role": spec.role, "basis": spec.basis, "paper": spec.paper, "against": spec.against,
                     "section": spec.section, "confounded_by": spec.confounded_by}
             assert got == want, (path.name, c["claim_id"])
-
-
-def test_family_auc_and_curve_on_synthetic_rows():
-    """The AUC view averages each family's AUC (weighted by its rows); `curve` gives a value per rate with its
-    two-level interval, the same as `summarise` reads."""
-    from icl_geometry.tasks import calibration
-    from icl_geometry.tasks.noise_measures import family_auc
-
-    rows = synthetic_rows()
-    fam = np.array([0, 0, 0, 0, 1, 1, 1, 1])
-    true = np.array([0, 1, 0, 1, 0, 1, 0, 1])
-    scores = np.array([[0.1, 0.9, 0.2, 0.8, 0.9, 0.1, 0.3, 0.5]]).T
-    both = [calibration.auc(scores[fam == f, 0], true[fam == f]) for f in (0, 1)]
-    assert family_auc(fam, true, scores)[0] == pytest.approx(np.mean(both))
-    assert np.isnan(family_auc(fam, np.zeros(8), scores)[0])  # one class only: undefined
-    c = nd.curve(rows, "gemma3-270m", ["sentiment", "names", "plural"], "label", [0.0, 0.5, 1.0], n_boot=100)
-    assert list(c.value) == [1.0, 0.0, 0.0] and (c.ci_low <= c.value + 1e-12).all()
-    a = nd.curve(rows, "gemma3-270m", ["sentiment", "names", "plural"], "label", [0.0, 1.0], "auc", n_boot=100)
-    assert a.value.iloc[0] == 1.0 and a.value.iloc[1] == 0.0
-    with pytest.raises(ValueError, match="scoring"):
-        nd.summarise(rows, ["smollm2-135m", "gemma3-270m"], ["names"], [0, 1.0], [0, 1.0], "logit")

@@ -101,19 +101,3 @@ def test_hierarchical_interval_edge_cases():
         resampling.hierarchical_interval(y, groups=np.arange(6) % 2, within=np.arange(6), level=90)
     with pytest.raises(ValueError, match="one label per row"):
         resampling.cluster_resamples(np.arange(6) % 2, 3, within=np.arange(5))
-
-
-def test_hierarchical_intervals_share_one_set_of_resamples():
-    """A vector statistic's components get the intervals each would get alone (the same draws), so a difference
-    of two components is paired."""
-    rng = np.random.default_rng(5)
-    fam = np.repeat(np.arange(4), 12)
-    x = rng.normal(size=(48, 2)) + fam[:, None] * 0.3
-    est, low, high = resampling.hierarchical_intervals(x, lambda a: [a[:, 0].mean(), a[:, 1].mean(),
-                                                                     (a[:, 1] - a[:, 0]).mean()],
-                                                       fam, np.arange(48), n_boot=200, seed=3)
-    for j, column in enumerate((x[:, 0], x[:, 1], x[:, 1] - x[:, 0])):
-        v, (lo, hi) = resampling.hierarchical_interval(column, None, fam, np.arange(48), n_boot=200, seed=3)
-        assert (v, lo, hi) == pytest.approx((est[j], low[j], high[j]))
-    assert np.isnan(resampling.hierarchical_intervals(x, lambda a: a.mean(0), np.zeros(48), np.arange(48),
-                                                      n_boot=20)[1]).all()  # one family: no interval

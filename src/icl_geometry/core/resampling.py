@@ -93,21 +93,18 @@ def _one_level(groups: Sequence[Any] | int, n_boot: int, seed: int) -> Iterator[
         yield np.concatenate([members[g] for g in rng.integers(0, len(labels), len(labels))])
 
 
-def hierarchical_bootstrap(values: Any, statistic: Callable[[np.ndarray], Any] | None, groups: Sequence[Any],
-                           within: Sequence[Any], n_boot: int = 1000, seed: int = 0) -> tuple[Any, np.ndarray]:
-    """A statistic of `values` (rows; default the mean of all values) and its `n_boot` two-level bootstrap
+def hierarchical_bootstrap(values: Any, statistic: Callable[[np.ndarray], float] | None, groups: Sequence[Any],
+                           within: Sequence[Any], n_boot: int = 1000, seed: int = 0) -> tuple[float, np.ndarray]:
+    """A statistic of `values` (rows; default the mean over axis 0) and its `n_boot` two-level bootstrap
     replicates (families, then queries within each drawn family: `iter_cluster_resamples(groups, ..., within)`).
-    The statistic may return a number or a vector (then the replicates are (n_boot, m): one resample serves
-    every component). Replicates that are not finite (a resample where the statistic is undefined) are NaN."""
+    Replicates that are not finite (a resample where the statistic is undefined) are kept as NaN."""
     x = np.asarray(values, dtype=float)
     g = np.asarray(groups)
     if x.ndim == 0 or len(x) != len(g):
         raise ValueError(f"hierarchical_bootstrap: {len(np.atleast_1d(x))} rows but {len(g)} group labels")
     stat = statistic or (lambda a: float(a.mean()))
-    boots = np.array([np.asarray(stat(x[rows]), dtype=float)
-                      for rows in iter_cluster_resamples(g, n_boot, seed, within)], dtype=float)
-    value = np.asarray(stat(x), dtype=float)
-    return (float(value) if value.ndim == 0 else value), boots
+    boots = np.array([stat(x[rows]) for rows in iter_cluster_resamples(g, n_boot, seed, within)], dtype=float)
+    return float(stat(x)), boots
 
 
 def hierarchical_interval(values: Any, statistic: Callable[[np.ndarray], float] | None = None,
@@ -124,35 +121,18 @@ def hierarchical_interval(values: Any, statistic: Callable[[np.ndarray], float] 
     which keeps the t interval at or above its level when families differ little. `interval='percentile'`:
     the bootstrap's central `level` quantiles, for comparison (tests/test_coverage.py measures both).
     NaN replicates are dropped; NaN interval when fewer than 2 families or 2 finite replicates."""
-    stat = statistic or (lambda a: float(a.mean()))
-    value, low, high = hierarchical_intervals(values, lambda a: [stat(a)], groups, within, n_boot, level, seed,
-                                              interval)
-    return float(value[0]), (float(low[0]), float(high[0]))
-
-
-def hierarchical_intervals(values: Any, statistic: Callable[[np.ndarray], Any], groups: Sequence[Any],
-                           within: Sequence[Any], n_boot: int = 1000, level: float = 0.9, seed: int = 0,
-                           interval: str = "t") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """`hierarchical_interval` for a statistic with several components, from one set of resamples: returns
-    (estimates, lows, highs), each of the statistic's length. Components computed on the same resamples pair
-    up (a difference of two components is itself a component the statistic can return)."""
     check_choice("interval", interval, HIERARCHICAL_INTERVALS)
     if not 0 < level < 1:
         raise ValueError(f"hierarchical_interval: level = {level!r} is not allowed: expected a number in (0, 1)")
     value, boots = hierarchical_bootstrap(values, statistic, groups, within, n_boot, seed)
-    value = np.atleast_1d(np.asarray(value, dtype=float))
-    boots = boots.reshape(len(boots), -1)
+    boots = boots[np.isfinite(boots)]
     n_groups = len(np.unique(np.asarray(groups)))
-    low, high = np.full(len(value), math.nan), np.full(len(value), math.nan)
-    for j in range(len(value)):
-        b = boots[:, j][np.isfinite(boots[:, j])]
-        if n_groups < 2 or len(b) < 2:
-            continue
-        if interval == "percentile":
-            low[j], high[j] = np.quantile(b, [(1 - level) / 2, (1 + level) / 2])
-            continue
-        from scipy import stats as st
+    if n_groups < 2 or len(boots) < 2:
+        return value, (math.nan, math.nan)
+    if interval == "percentile":
+        lo, hi = np.quantile(boots, [(1 - level) / 2, (1 + level) / 2])
+        return value, (float(lo), float(hi))
+    from scipy import stats as st
 
-        half = float(st.t.ppf(0.5 + level / 2, n_groups - 1)) * float(b.std(ddof=1))
-        low[j], high[j] = value[j] - half, value[j] + half
-    return value, low, high
+    half = float(st.t.ppf(0.5 + level / 2, n_groups - 1)) * float(boots.std(ddof=1))
+    return value, (value - half, value + half)

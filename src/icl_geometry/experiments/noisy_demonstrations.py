@@ -1,68 +1,70 @@
 """Chapter 7's experiment (paper B's LLM experiments, after Wei et al. 2023): in-context classification with
 noisy demonstrations, on any causal LM, through the engine.
 
-For every query (balanced, clean) of every family, its own k balanced demonstrations are drawn from the family's
-pool (`tasks.demonstrations`); for every condition (clean; label noise at each flip rate p; input noise at each
-rate q) the prompt goes through `engine.trace_batch` once: the label words' log-probabilities at the last prompt
-token, and per layer the last token's attention row (its mass on demonstration labels, inputs and everything
-else; paper A's eq. 8 in both readings) and its MLP input (TwoNN over queries). The same prompt with the
-content-free input 'N/A' in the query slot gives the label bias that contextual calibration (Zhao et al. 2021,
-`tasks.calibration`) divides out: calibrated accuracy is the primary scoring, raw argmax and the AUC of the
-margins are shown beside it. A declared rule (`RULE`) leaves out a (model, family) at chance or at ceiling
-when clean; meaningful-label and foo/bar families are reported apart. Every interval of a claim resamples
-families, then queries (`noise_measures.summarise`).
+For every query (balanced, clean) and every condition (clean; label noise at each flip rate p; input noise at
+each rate q), one prompt of k demonstrations (`tasks`) goes through `engine.trace_batch` once: the label words'
+log-probabilities at the last prompt token (constrained choice: accuracy, and whether the answer follows the
+flipped mapping), and per layer the last token's attention row (its mass on demonstration labels, inputs and
+everything else; paper A's eq. 8 in both readings) and its MLP input (TwoNN over queries). Conditions share
+the queries and the demonstrations, so every comparison is item by item, and every interval comes from a
+bootstrap over queries (`stats.cluster_resamples`).
 """
 
 from __future__ import annotations
 
-import hashlib
-import re
 import time
 from pathlib import Path
 from typing import Any, Sequence
+
+import hashlib
+import re
 
 import numpy as np
 import pandas as pd
 
 from icl_geometry import tasks
 from icl_geometry.core.attention_graph import id_eps
+from icl_geometry.core.stats import cluster_resamples
 from icl_geometry.core.verdicts import ClaimSpec, Measured
 from icl_geometry.experiments import base
 from icl_geometry.llm import engine, lm
-from icl_geometry.tasks import calibration, demonstrations
-from icl_geometry.tasks.noise_measures import (SCORINGS, NoisyRun, accuracy_at, accuracy_curve,  # noqa: F401
-                                               conditions, curve, distraction, distraction_correlation,
-                                               following_rate, geometry_change, mass_profile, noise_slope,
-                                               paired_difference, percentile, query_columns, same_queries, slope,
-                                               summarise, twonn_profile)
+from icl_geometry.tasks.noise_measures import (NoisyRun, accuracy_at, accuracy_curve,  # noqa: F401  (notebook, tests)
+                                               distraction_correlation, following_rate, noise_slope,
+                                               paired_difference, percentile, same_queries, slope)
 
 NOISES = ("label", "input")
 
 
-CONTENT_FREE = ("N/A",)  # the content-free input of the calibration (one per prompt: each costs a forward pass)
+def conditions(flip_rates: Sequence[float], noise_rates: Sequence[float]) -> list[tuple[str, float]]:
+    """('clean', 0) first, then ('label', p) for every p > 0 and ('input', q) for every q > 0."""
+    out = [("clean", 0.0)]
+    for noise, rates in (("label", flip_rates), ("input", noise_rates)):
+        for r in rates:
+            if not 0.0 <= float(r) <= 1.0:
+                raise ValueError(f"{noise} noise rate {r!r} is not allowed: expected numbers in [0, 1]")
+            if float(r) > 0 and (noise, float(r)) not in out:
+                out.append((noise, float(r)))
+    return out
 
 
 def build_prompts(loaded: Any, families: Sequence[str], n_items: int, n_pool: int, k: int,
-                  conds: Sequence[tuple[str, float]], seed: int = 0,
-                  ) -> tuple[list[dict], list[tasks.DemoPrompt], list[tasks.DemoPrompt]]:
-    """Every (query, condition) prompt, its metadata and its content-free prompts (`CONTENT_FREE` in the query
-    slot, the same demonstrations). Each query has its own k demonstrations (`demonstrations.sample_demonstrations`
-    from the family's pool of `n_pool`), the same in every condition (clean, then corrupted)."""
-    meta, prompts, cf = [], [], []
+                  conds: Sequence[tuple[str, float]], seed: int = 0) -> tuple[list[dict], list[tasks.DemoPrompt]]:
+    """Every (query, condition) prompt and its metadata; queries of each family share their demonstrations
+    across conditions (the same k clean demonstrations, then corrupted)."""
+    meta, prompts = [], []
     item = 0
     for family in families:
-        queries, pool = demonstrations.pool_and_queries(family, n_items, n_pool, seed)
-        for i, query in enumerate(queries):
-            clean = demonstrations.sample_demonstrations(pool, query, k, family, seed)
+        test, pool = tasks.split(family, n_items, n_pool, seed)
+        for i, query in enumerate(test):
+            clean = tasks.choose_examples(pool, k, seed, i)
             for noise, rate in conds:
                 shown = tasks.corrupt(clean, rate if noise == "label" else 0.0, rate if noise == "input" else 0.0,
                                       loaded.tokenizer, seed, i)
                 prompts.append(tasks.format_classification_prompt(loaded, family, shown, query))
-                cf += calibration.content_free_prompts(loaded, family, shown, CONTENT_FREE)
                 meta.append({"family": family, "item": item, "text": query.text, "true_label": query.true_label,
                              "noise": noise, "rate": rate})
             item += 1
-    return meta, prompts, cf
+    return meta, prompts
 
 
 def attention_mass(rows: np.ndarray, groups: np.ndarray) -> np.ndarray:
@@ -74,7 +76,7 @@ def attention_mass(rows: np.ndarray, groups: np.ndarray) -> np.ndarray:
 
 # Per prompt, what the experiment keeps of its trace (the rest is dropped batch by batch).
 _KEPT = ("logprobs", "attention_mass", "id_sum", "id_head", "mlp")
-CHECKPOINT_VERSION = 3  # bump when what a checkpoint holds, or how it is computed, changes
+CHECKPOINT_VERSION = 2  # bump when what a checkpoint holds, or how it is computed, changes
 
 
 def checkpoint_key(loaded: Any, texts: Sequence[str], eps: float) -> str:
@@ -88,41 +90,39 @@ def run_experiment(loaded: Any, families: Sequence[str], n_items: int, n_pool: i
                    flip_rates: Sequence[float], noise_rates: Sequence[float], seed: int = 0, eps: float = 0.1,
                    batch_size: int = 16, batch_tokens: int = 4096, progress: bool = False,
                    checkpoint: str | Path | None = None, checkpoint_every: float = 60.0) -> NoisyRun:
-    """Trace every (query, condition) prompt and its content-free prompts once (batches by `engine.batches`,
-    shortest first), keeping per prompt only the label log-probabilities and, for the (query, condition) prompts,
-    the last token's attention summaries and MLP inputs; the rows carry both scorings (`calibration.score_columns`).
+    """Trace every (query, condition) prompt once (batches by `engine.batches`, shortest first), keeping per
+    prompt only the label log-probabilities and the last token's attention summaries and MLP inputs.
 
     With `checkpoint` (a file, `base.Checkpoint`) the kept arrays are saved every `checkpoint_every` seconds and
-    at the end; a later call with the same model, prompts and eps resumes from them (batches already done are
-    skipped), so an interrupted long run loses at most a minute. Results are the same with or without resuming;
+    at the end;
+    a later call with the same model, prompts and eps resumes from them (batches already done are skipped),
+    so an interrupted long run loses at most a minute. Results are the same with or without resuming;
     `seconds` adds up the time of every call that worked on the run.
     """
     t0 = time.perf_counter()
     conds = conditions(flip_rates, noise_rates)
-    meta, prompts, cf_prompts = build_prompts(loaded, families, n_items, n_pool, k, conds, seed)
-    every = prompts + cf_prompts  # the content-free prompts after the (query, condition) ones
-    texts = [p.text for p in every]
-    n, n_all = len(prompts), len(every)
+    meta, prompts = build_prompts(loaded, families, n_items, n_pool, k, conds, seed)
+    texts = [p.text for p in prompts]
+    n = len(texts)
     lengths, groups = engine.length_batches(loaded, texts, batch_size, batch_tokens)
     saved = base.Checkpoint(checkpoint, checkpoint_key(loaded, texts, eps))
     state = saved.load()
     resumed = int(state["done"].sum()) if state is not None else 0
     if state is None:
-        state = {"done": np.zeros(n_all, bool), "logprobs": np.zeros((n_all, 2)),
+        state = {"done": np.zeros(n, bool), "logprobs": np.zeros((n, 2)),
                  "attention_mass": np.zeros((n, loaded.n_layers, len(tasks.GROUPS))),
                  "id_sum": np.zeros((n, loaded.n_layers)), "id_head": np.zeros((n, loaded.n_layers)),
                  "mlp": np.zeros((n, loaded.n_layers, loaded.d_model), np.float32), "seconds": np.zeros(())}
     before = float(state["seconds"])  # tracing time of earlier, interrupted calls
     todo = [g for g in groups if not state["done"][g].all()]
     if resumed and progress:
-        print(f"{loaded.name}: resuming from {checkpoint} ({resumed} of {n_all} prompts done)", flush=True)
+        print(f"{loaded.name}: resuming from {checkpoint} ({resumed} of {n} prompts done)", flush=True)
     last_save = time.perf_counter()
     for group in engine.progress_bar(todo, progress, f"tracing {loaded.name}"):
         traces = engine.trace_batch(loaded, [texts[i] for i in group], batch_size=len(group), last_logits_only=True)
-        state["logprobs"][group] = tasks.label_logprobs(loaded, [every[i] for i in group], [tr.logits for tr in traces])
+        logits = [tr.logits for tr in traces]
+        state["logprobs"][group] = tasks.label_logprobs(loaded, [prompts[i] for i in group], logits)
         for i, tr in zip(group, traces):
-            if i >= n:  # a content-free prompt: its label log-probabilities are all it gives
-                continue
             rows_att = tr.attention_rows[:, :, -1].numpy()  # (layers, heads, T): the last token's rows
             state["attention_mass"][i] = attention_mass(rows_att, tasks.token_groups(loaded, prompts[i]))
             state["id_sum"][i] = id_eps(rows_att, eps, reduce="sum", head_axis=1)
@@ -135,16 +135,76 @@ def run_experiment(loaded: Any, families: Sequence[str], n_items: int, n_pool: i
             last_save = time.perf_counter()
     if todo:
         saved.save(state)
-    logp = state["logprobs"][:n]
-    cf = state["logprobs"][n:].reshape(n, len(CONTENT_FREE), 2)
+    logp = state["logprobs"]
     rows = pd.DataFrame(meta)
-    for name, col in calibration.score_columns(logp, cf, rows.true_label.to_numpy()).items():
-        rows[name] = col
-    rows["n_tokens"] = lengths[:n]
+    true = rows.true_label.to_numpy()
+    pred = logp.argmax(1)
+    rows["pred"] = pred
+    rows["correct"] = pred == true
+    rows["follows_flipped"] = pred == 1 - true
+    rows["margin"] = logp[np.arange(len(true)), true] - logp[np.arange(len(true)), 1 - true]
+    rows["n_tokens"] = lengths
     clean_i = int(np.flatnonzero(rows.noise == "clean")[0])
     examples = [texts[clean_i]] + [texts[clean_i + j] for j in range(1, len(conds)) if conds[j][1] == 1.0]
     return NoisyRun(loaded.name, loaded.n_layers, loaded.n_heads, k, eps, rows, logp, state["attention_mass"],
                     state["id_sum"], state["id_head"], state["mlp"], examples, before + time.perf_counter() - t0)
+
+
+# ============================================================================= statistics
+
+def mass_profile(run: NoisyRun, cond: Sequence[tuple[str, float]]):
+    """Long DataFrame: model, condition, layer, group, mean attention mass of the last token (over queries)."""
+    import pandas as pd
+
+    out = []
+    for noise, rate in cond:
+        m = run.attention_mass[run.select(noise, rate)].mean(0)
+        for layer in range(run.n_layers):
+            for g, name in enumerate(tasks.GROUPS):
+                out.append({"model": run.model, "condition": f"{noise} {rate:g}" if noise != "clean" else "clean",
+                            "layer": layer, "depth": layer / max(run.n_layers - 1, 1), "group": name,
+                            "mass": float(m[layer, g])})
+    return pd.DataFrame(out)
+
+
+def geometry_change(run: NoisyRun, noise: str, rate: float, n_boot: int = 1000, level: float = 0.9, seed: int = 0):
+    """Per layer: mean eq. 8 (both readings) clean and noisy, and the item-paired change with its bootstrap
+    interval over queries. Returns a DataFrame."""
+    import pandas as pd
+
+    a, b = run.select("clean", 0.0), run.select(noise, rate)
+    rows = []
+    resamples = cluster_resamples(len(a), n_boot, seed)
+    for name, arr in (("sum", run.id_sum), ("per_head", run.id_head)):
+        d = arr[b] - arr[a]
+        boot = np.stack([d[idx].mean(0) for idx in resamples])
+        for layer in range(run.n_layers):
+            lo, hi = percentile(boot[:, layer], level)
+            rows.append({"model": run.model, "reading": name, "layer": layer,
+                         "depth": layer / max(run.n_layers - 1, 1), "clean": float(arr[a, layer].mean()),
+                         "noisy": float(arr[b, layer].mean()), "change": float(d[:, layer].mean()),
+                         "ci_low": lo, "ci_high": hi})
+    return pd.DataFrame(rows)
+
+
+def twonn_profile(run: NoisyRun, cond: Sequence[tuple[str, float]], layers: Sequence[int] | None = None,
+                  level: float = 0.9, n_boot: int = 100, seed: int = 0):
+    """TwoNN of the last token's MLP inputs over queries, per layer and condition (one point per query),
+    with its bootstrap interval over queries."""
+    import pandas as pd
+
+    from icl_geometry.core.intrinsic_dim import twonn
+
+    layers = range(run.n_layers) if layers is None else layers
+    out = []
+    for noise, rate in cond:
+        idx = run.select(noise, rate)
+        for layer in layers:
+            est = twonn(run.mlp[idx, layer].astype(np.float64), ci=level, n_boot=n_boot, seed=seed)
+            out.append({"model": run.model, "condition": f"{noise} {rate:g}" if noise != "clean" else "clean",
+                        "layer": layer, "depth": layer / max(run.n_layers - 1, 1), "twonn": float(est.estimate),
+                        "ci_low": float(est.ci[0]), "ci_high": float(est.ci[1])})
+    return pd.DataFrame(out)
 
 
 # ================================================================ the chapter's claims, and runs kept as rows
@@ -152,12 +212,8 @@ def run_experiment(loaded: Any, families: Sequence[str], n_items: int, n_pool: i
 LEVEL = 0.9  # every interval of chapter 7 is a 90% interval
 
 _MARGIN = 0.1  # a difference within +-0.1 (accuracy, or accuracy per unit noise) is 'no effect', declared beforehand
-MIN_QUERIES = 16  # a claim is judged only on at least this many queries (`min_n`) ...
-MIN_FAMILIES = 2  # ... in at least this many families (its interval, t over families, resamples them first)
-PRIMARY_SCORING = "calibrated"  # declared before the second pass's runs: contextual calibration (Zhao et al. 2021)
-RULE = calibration.ExclusionRule(chance_band=0.10, ceiling_band=0.05)  # on clean calibrated accuracy, declared
+MIN_QUERIES = 30  # every claim is a bootstrap over queries: judged only on at least this many (`min_n`)
 _B = "Shi et al. 2024 (B), LLM setting"
-_WEI = "Wei et al. 2023, flipped labels (the observation B explains)"
 SECTIONS = {"accuracy": "3. Accuracy under label noise and input noise",
             "geometry": "5. Geometry: eq. 8 and TwoNN, clean vs noisy"}  # the notebook's headings, exactly
 SIZE_CLAIMS = ("larger_clean_accuracy_higher", "larger_falls_more_label_noise", "larger_falls_more_input_noise",
@@ -199,8 +255,7 @@ def size_confound(models: Any) -> str:
 
 
 def _declare(confound: str) -> dict[str, ClaimSpec]:
-    """Chapter 7's claims, all under the primary scoring (calibrated accuracy) on the meaningful-label families
-    the exclusion rule keeps for both models; the size comparisons carry `confound` (see `size_confound`)."""
+    """Chapter 7's claims; the size comparisons carry `confound` (see `size_confound`)."""
     def size(statement: str, source: str, direction: str, against: str, role: str) -> ClaimSpec:
         return ClaimSpec(statement, source, "paper", direction, null_margin=_MARGIN, confounded_by=confound,
                          role=role, basis="empirical", against=against, min_n=MIN_QUERIES,
@@ -212,35 +267,30 @@ def _declare(confound: str) -> dict[str, ClaimSpec]:
 
     claims = {
         "larger_clean_accuracy_higher": size(
-            "larger models do better with clean demonstrations (calibrated accuracy)", f"{_B} (clean demonstrations)",
-            "greater", "the larger model no more accurate with clean demonstrations (the difference's interval at "
-            "or below 0)", "primary"),
+            "larger models do better with clean demonstrations", f"{_B} (clean demonstrations)", "greater",
+            "the larger model no more accurate with clean demonstrations (the difference's interval at or below 0)",
+            "primary"),
         "larger_falls_more_label_noise": size(
-            "the larger model's calibrated accuracy falls more with label noise", f"{_B} (label noise)", "less",
+            "the larger model's accuracy falls more with label noise", f"{_B} (label noise)", "less",
             "the larger model's accuracy falling no faster with label noise (the slope difference at or above 0)",
             "primary"),
         "larger_falls_more_input_noise": size(
-            "the larger model's calibrated accuracy falls more with input noise", f"{_B} (input noise)", "less",
+            "the larger model's accuracy falls more with input noise", f"{_B} (input noise)", "less",
             "the larger model's accuracy falling no faster with input noise (the slope difference at or above 0)",
             "primary"),
         "larger_follows_flipped_more": size(
-            "Wei et al. 2023's measure: with every label flipped the larger model answers the flipped label more "
-            "often (with two labels this is 1 - accuracy at p = 1: a supporting view of the label-noise claim)",
-            _WEI, "greater", "the larger model answering the flipped label no more often at p = 1", "supporting"),
+            "Wei et al. 2023's measure: at p = 1 the larger model answers the flipped label more often (with two "
+            "labels this is 1 - accuracy at p = 1, a view of the label-noise claim)", f"{_B} (label noise)",
+            "greater", "the larger model answering the flipped label no more often at p = 1", "supporting"),
     }
     for tag in ("smaller", "larger"):
         for noise, rate in (("label", "p"), ("input", "q")):
             claims[f"{noise}_noise_hurts_{tag}"] = ours(
-                f"{noise} noise lowers calibrated accuracy", "less",
+                f"{noise} noise lowers accuracy", "less",
                 f"the {tag} model's accuracy not falling with {rate} (the slope's interval at or above 0)")
-    for tag in ("smaller", "larger"):
-        claims[f"foobar_mapping_learned_{tag}"] = ours(
-            "with clean demonstrations the model answers foo/bar labels above chance (calibrated accuracy minus "
-            "0.5): it reads an arbitrary mapping from the demonstrations", "greater",
-            f"the {tag} model's calibrated accuracy on the foo/bar families at or below chance")
     claims["eq8_change_predicts_distraction"] = ours(
         "the change of eq. 8 under flipped labels predicts how far the answer moves", "greater",
-        "no positive rank correlation between the change of eq. 8 and the drop of the true label's calibrated margin",
+        "no positive rank correlation between the change of eq. 8 and the drop of the true label's margin",
         SECTIONS["geometry"])
     return claims
 
@@ -257,115 +307,103 @@ def claims_for(config: Any) -> dict[str, ClaimSpec]:
     return _declare(size_confound(base.settings(config)["models"]))
 
 
-def is_foobar(family: str) -> bool:
-    """Whether a family's labels are the unrelated words foo / bar (its mapping only the demonstrations give)."""
-    fam = tasks.CLASSIFICATION_FAMILIES.get(family)
-    return family.endswith("_foobar") or (fam is not None and fam.labels == tasks.UNRELATED)
-
-
-def exclusions(rows: pd.DataFrame, rule: calibration.ExclusionRule | None = None) -> pd.DataFrame:
-    """`rule` (default: the declared `RULE`) applied to every (model, family) of the rows on its clean calibrated
-    accuracy: model, family, group ('meaningful' or 'foo/bar'), n, accuracy, excluded, reason."""
-    clean = rows[rows.noise == "clean"]
-    out = calibration.exclusions(clean, rule or RULE, accuracy="correct_cal")
-    out.insert(2, "group", ["foo/bar" if is_foobar(f) else "meaningful" for f in out.family])
+def size_comparison(small: NoisyRun, large: NoisyRun, flip_rates: Sequence[float], noise_rates: Sequence[float],
+                    n_boot: int = 1000, level: float = LEVEL, seed: int = 0) -> dict[str, Any]:
+    """Everything chapter 7's claims are read from, for the smaller and the larger model (same queries):
+    per model the clean accuracy, the slopes under each noise and the following rate at the largest flip rate
+    (each a `Slope` with its bootstrap over queries), and `claims`: claim id -> (value, interval), the size
+    differences from the paired bootstrap and the distraction correlation (see `CLAIMS`)."""
+    same_queries(small, large)
+    p_max = max(flip_rates)
+    out: dict[str, Any] = {"clean": {}, "slope": {}, "follow": {}}
+    for run in (small, large):
+        out["clean"][run.model] = accuracy_at(run, "clean", 0.0, n_boot, level, seed)
+        for noise, rates in (("label", flip_rates), ("input", noise_rates)):
+            out["slope"][run.model, noise] = noise_slope(run, noise, sorted(rates), n_boot, level, seed)
+        out["follow"][run.model] = following_rate(run, p_max, n_boot, level, seed)
+    S, L = small.model, large.model
+    claims = {
+        "larger_clean_accuracy_higher": paired_difference(out["clean"][S], out["clean"][L], level),
+        "larger_falls_more_label_noise": paired_difference(out["slope"][S, "label"], out["slope"][L, "label"], level),
+        "larger_falls_more_input_noise": paired_difference(out["slope"][S, "input"], out["slope"][L, "input"], level),
+        "larger_follows_flipped_more": paired_difference(out["follow"][S], out["follow"][L], level),
+    }
+    for tag, name in (("smaller", S), ("larger", L)):
+        for noise in NOISES:
+            s = out["slope"][name, noise]
+            claims[f"{noise}_noise_hurts_{tag}"] = (s.value, s.interval)
+    rho, rho_ci, each = distraction_correlation([small, large], "label", p_max, n_boot, level, seed)
+    claims["eq8_change_predicts_distraction"] = (rho, rho_ci)
+    out["claims"], out["rho_each"] = claims, each
     return out
 
 
-def kept_families(rows: pd.DataFrame, group: str = "meaningful") -> list[str]:
-    """The families of `group` the rule keeps for every model of the run, in the run's order."""
-    ex = exclusions(rows)
-    mine = ex[ex.group == group]
-    dropped = set(mine.family[mine.excluded])
-    return [f for f in dict.fromkeys(mine.family) if f not in dropped]
+def rows_table(runs: Sequence[NoisyRun]) -> pd.DataFrame:
+    """One row per (model, query, condition): what every claim of `size_comparison` is computed from (the
+    answers, the true label's margin, and eq. 8 averaged over layers), compact enough to commit with a
+    recorded run so that a test can recompute its verdicts without the models."""
+    return pd.concat([run.rows.assign(model=run.model, id_sum_mean=run.id_sum.mean(1), id_head_mean=run.id_head.mean(1))
+                      for run in runs], ignore_index=True)
 
 
-def _names(config: Any) -> tuple[dict[str, Any], str, str]:
-    cfg = base.settings(config)
-    names = lm.model_names(cfg["models"])  # the run's models, smallest first (checked when the run was made)
-    return cfg, names[0], names[-1]
-
-
-def scoring_table(rows: pd.DataFrame, config: Any, group: str = "meaningful",
-                  scorings: Sequence[str] = SCORINGS) -> pd.DataFrame:
-    """Every measure under every scoring on the kept families of `group`: scoring, measure, model (the smaller,
-    the larger, 'difference'), value, low, high (two-level bootstrap, families then queries). Empty when fewer
-    than `MIN_FAMILIES` families are kept."""
-    cfg, S, L = _names(config)
-    fams = kept_families(rows, group)
-    out = []
-    if len(fams) >= MIN_FAMILIES:
-        for scoring in scorings:
-            numbers = summarise(rows, [S, L], fams, sorted(cfg["flip_rates"]), sorted(cfg["noise_rates"]), scoring,
-                                cfg["n_boot"], LEVEL, cfg["seed"])
-            out += [{"scoring": scoring, "measure": w, "model": who, "value": v, "low": lo, "high": hi}
-                    for (w, who), (v, (lo, hi)) in numbers.items()]
-    return pd.DataFrame(out, columns=["scoring", "measure", "model", "value", "low", "high"])
+def runs_from_rows(table: Any) -> dict[str, NoisyRun]:
+    """Inverse of `rows_table` for the statistics (per-layer arrays are not kept: eq. 8 comes back as one
+    layer-averaged column, which is all `distraction_correlation` uses)."""
+    out = {}
+    for name, df in table.groupby("model", sort=False):
+        rows = df.drop(columns=["model", "id_sum_mean", "id_head_mean"]).reset_index(drop=True)
+        n = len(rows)
+        out[name] = NoisyRun(name, 1, 0, 0, float("nan"), rows, np.zeros((n, 2)), np.zeros((n, 1, len(tasks.GROUPS))),
+                             df.id_sum_mean.to_numpy()[:, None], df.id_head_mean.to_numpy()[:, None],
+                             np.zeros((n, 1, 0), np.float32))
+    return out
 
 
 def claim_values(rows: pd.DataFrame, config: Any) -> dict[str, Measured]:
-    """Every claim of chapter 7 from its rows (`rows_table`) and the run's models, rates, n_boot and seed, under
-    the primary scoring on the kept meaningful-label families (the foo/bar claims on every foo/bar family): the
-    size differences compare the first model of `models` (the smaller) with the last. Rows without calibrated
-    columns (a run of the first pass, which asked no content-free prompts) give no claim."""
-    if "correct_cal" not in rows:
-        return {}
-    cfg, S, L = _names(config)
+    """Every claim of chapter 7 from its rows (`rows_table`) and the run's models, rates, n_boot and seed: the
+    size differences compare the first model of `models` (the smaller) with the last."""
+    cfg = base.settings(config)
+    runs = runs_from_rows(rows)
+    names = lm.model_names(cfg["models"])  # the run's models, smallest first (checked when the run was made)
+    S, L = names[0], names[-1]
     flips, noises = sorted(cfg["flip_rates"]), sorted(cfg["noise_rates"])
-    fams = kept_families(rows)
-    n_queries = int(((rows.model == S) & (rows.noise == "clean") & rows.family.isin(fams)).sum())
-    out: dict[str, tuple[float, tuple[float, float], str]] = {}
-    n_of = dict.fromkeys(CLAIMS, n_queries)  # the queries each claim is judged on (its `min_n` applies to them)
-    size = f"{L} vs {S}" + ("" if not size_confound([S, L]) else " (two models, not two sizes: see confounded_by)")
-    where = f"calibrated accuracy on {len(fams)} kept families ({', '.join(fams)}; {n_queries} queries)"
-    if len(fams) >= MIN_FAMILIES:
-        num = summarise(rows, [S, L], fams, flips, noises, PRIMARY_SCORING, cfg["n_boot"], LEVEL, cfg["seed"])
-        out["larger_clean_accuracy_higher"] = (*num["clean", "difference"], f"clean {where}, larger minus smaller; "
-                                               + size)
-        for noise, rate in (("label", "p"), ("input", "q")):
-            out[f"larger_falls_more_{noise}_noise"] = (*num[f"{noise}_slope", "difference"],
-                                                       f"slope of {where} vs {rate}, larger minus smaller (negative: "
-                                                       f"larger falls more); {size}")
-            for tag, name in (("smaller", S), ("larger", L)):
-                out[f"{noise}_noise_hurts_{tag}"] = (*num[f"{noise}_slope", name], f"{name}: slope of {where} "
-                                                     f"vs {rate}")
-        out["larger_follows_flipped_more"] = (*num["follow", "difference"], f"rate of answering the flipped label "
-                                              f"(calibrated) at p = {max(flips):g}, larger minus smaller; {size}")
-        rho, rho_ci, each = distraction(rows, [S, L], fams, max(flips), "margin_cal", cfg["n_boot"], LEVEL,
-                                        cfg["seed"])
-        out["eq8_change_predicts_distraction"] = (rho, rho_ci, (
-            "mean over the two models of Spearman rho(change of eq. 8 summed over heads, averaged over layers; drop "
-            "of the true label's calibrated margin), per query; " + ", ".join(f"{n}: {r:.2f}" for n, r in
-                                                                           zip((S, L), each))))
-    foobar = [f for f in dict.fromkeys(rows.family) if is_foobar(f)]
-    n_foobar = int(((rows.model == S) & (rows.noise == "clean") & rows.family.isin(foobar)).sum())
-    n_of.update({f"foobar_mapping_learned_{tag}": n_foobar for tag in ("smaller", "larger")})
-    if len(foobar) >= MIN_FAMILIES:
-        num = summarise(rows, [S, L], foobar, flips, noises, PRIMARY_SCORING, cfg["n_boot"], LEVEL, cfg["seed"])
-        for tag, name in (("smaller", S), ("larger", L)):
-            v, (lo, hi) = num["clean", name]
-            out[f"foobar_mapping_learned_{tag}"] = (v - 0.5, (lo - 0.5, hi - 0.5), (
-                f"{name}: clean calibrated accuracy minus 0.5 on {', '.join(foobar)} ({n_foobar} queries)"))
-    return {cid: Measured(float(out[cid][0]), tuple(float(x) for x in out[cid][1]), out[cid][2]) for cid in CLAIMS
-            if cid in out and n_of[cid] >= CLAIMS[cid].min_n}
+    numbers = size_comparison(runs[S], runs[L], flips, noises, cfg["n_boot"], LEVEL, cfg["seed"])
+    size = f"{L} vs {S}" + ("" if not size_confound(names) else " (two models, not two sizes: see confounded_by)")
+    notes = {"larger_clean_accuracy_higher": f"clean accuracy, larger minus smaller; {size}",
+             "larger_falls_more_label_noise": f"slope of accuracy vs p, larger minus smaller (negative: larger falls "
+                                              f"more); {size}",
+             "larger_falls_more_input_noise": f"slope of accuracy vs q, larger minus smaller; {size}",
+             "larger_follows_flipped_more": f"rate of answering the flipped label at p = {max(flips):g}, larger minus "
+                                            f"smaller; {size}",
+             "eq8_change_predicts_distraction": (
+                 "mean over the two models of Spearman rho(change of eq. 8 summed over heads, averaged over layers; "
+                 "drop of the true label's margin), per query; "
+                 + ", ".join(f"{n}: {r:.2f}" for n, r in zip((S, L), numbers["rho_each"])))}
+    for tag, name in (("smaller", S), ("larger", L)):
+        notes[f"label_noise_hurts_{tag}"] = f"{name}: slope of accuracy vs p"
+        notes[f"input_noise_hurts_{tag}"] = f"{name}: slope of accuracy vs q"
+    n_queries = len(runs[S].select("clean", 0.0))
+    return {cid: Measured(float(value), tuple(float(v) for v in interval), notes[cid])
+            for cid, (value, interval) in numbers["claims"].items() if n_queries >= CLAIMS[cid].min_n}
 
 
 def smaller_wins(rows: pd.DataFrame, config: Any) -> dict[str, dict[str, Any]]:
     """The regime where the smaller model wins, in the run's own units: per noise ('label': flip rate p, 'input':
-    input-noise rate q), the rates (0: clean) at which the first model of `models` has the higher calibrated
-    accuracy on the kept meaningful-label families (point estimates, no interval), with the two models and
-    whether they are one family (`size_confound`). The run fact `smaller_model_wins` of the results JSON."""
-    cfg, S, L = _names(config)
-    fams = kept_families(rows)
+    input-noise rate q), the rates (0: clean) at which the first model of `models` answers more queries correctly
+    than the last (point estimates on the run's queries, no interval), with the two models and whether they are
+    one family (`size_confound`). The run fact `smaller_model_wins` of the results JSON (`facts`)."""
+    cfg = base.settings(config)
+    runs = runs_from_rows(rows)
+    names = lm.model_names(cfg["models"])
+    small, large = runs[names[0]], runs[names[-1]]
+    confound = size_confound(names)
     out = {}
     for noise, unit, rates in (("label", "flip rate p", sorted(cfg["flip_rates"])),
                                ("input", "input-noise rate q", sorted(cfg["noise_rates"]))):
-        conds = [("clean", 0.0) if r == 0 else (noise, r) for r in rates]
-        acc_s, acc_l = (query_columns(rows, m, fams, conds, "correct_cal")[0].mean(0) if fams else [np.nan] * len(rates)
-                        for m in (S, L))
+        acc_s, acc_l = (r.correct_matrix(noise, rates).mean(0) for r in (small, large))
         out[noise] = {"unit": unit, "rates": [float(r) for r, a, b in zip(rates, acc_s, acc_l) if a > b],
-                      "of": [float(r) for r in rates], "smaller": S, "larger": L,
-                      "one family": not size_confound([S, L])}
+                      "of": [float(r) for r in rates], "smaller": names[0], "larger": names[-1],
+                      "one family": not confound}
     return out
 
 
@@ -381,22 +419,9 @@ def regime_text(wins: dict[str, dict[str, Any]]) -> list[str]:
 
 
 def facts(rows: pd.DataFrame, config: Any) -> dict[str, Any]:
-    """The run facts chapter 7 records beside its claims, from the rows alone: `excluded` (the (model, family)
-    pairs the declared rule leaves out, with the reason) and `smaller_model_wins`. None from first-pass rows."""
-    if "correct_cal" not in rows:
-        return {}
-    ex = exclusions(rows)
-    return {"excluded": [{"model": r.model, "family": r.family, "group": r.group, "reason": r.reason}
-                         for r in ex[ex.excluded].itertuples()],
-            "smaller_model_wins": smaller_wins(rows, config)}
-
-
-def rows_table(runs: Sequence[NoisyRun]) -> pd.DataFrame:
-    """One row per (model, query, condition): what every claim is computed from (both scorings' answers and
-    margins, the label and content-free log-probabilities, and eq. 8 averaged over layers), compact enough to
-    commit with a recorded run so that a test can recompute its verdicts without the models."""
-    return pd.concat([run.rows.assign(model=run.model, id_sum_mean=run.id_sum.mean(1), id_head_mean=run.id_head.mean(1))
-                      for run in runs], ignore_index=True)
+    """The run facts chapter 7 records beside its claims, from the rows alone (a recorded run gets them recomputed
+    by benchmarks/relabel_recorded.py): `smaller_model_wins`."""
+    return {"smaller_model_wins": smaller_wins(rows, config)}
 
 
 def run(config: Any, checkpoints: str | Path | None = None, *, progress: bool = False) -> pd.DataFrame:

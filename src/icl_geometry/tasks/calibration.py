@@ -95,26 +95,6 @@ def class_score(logprobs: Any, positive: int = 1) -> np.ndarray:
     return label_margin(lp, np.full(len(lp), positive))
 
 
-def score_columns(logprobs: Any, cf_logprobs: Any, true: Sequence[int]) -> dict[str, np.ndarray]:
-    """Per prompt (two labels), what chapter 7's rows keep of its scoring: the raw label log-probabilities
-    (`lp0`, `lp1`) and the content-free distribution's logs (`cf0`, `cf1`), then for argmax (`pred`, `correct`,
-    `follows_flipped`: the answer is the other label, `margin`: true minus other) and for the calibrated scoring
-    the same with the suffix `_cal`. `cf_logprobs` (n, n_cf, 2): each prompt's content-free prompts."""
-    lp = np.asarray(logprobs, dtype=np.float64)
-    t = np.asarray(true, dtype=int)
-    if lp.ndim != 2 or lp.shape[1] != 2 or len(t) != len(lp):
-        raise ValueError(f"score_columns: expected (n, 2) log-probabilities and n labels, got {lp.shape}, {t.shape}")
-    log_cf = np.log(content_free_distribution(cf_logprobs))
-    if log_cf.shape != lp.shape:
-        raise ValueError(f"score_columns: cf_logprobs gives {log_cf.shape}, expected {lp.shape} (one per prompt)")
-    out = {"lp0": lp[:, 0], "lp1": lp[:, 1], "cf0": log_cf[:, 0], "cf1": log_cf[:, 1]}
-    for suffix, scores in (("", lp), ("_cal", calibrated_logprobs(lp, cf_logprobs))):
-        pred = scores.argmax(1)
-        out.update({f"pred{suffix}": pred, f"correct{suffix}": pred == t, f"follows_flipped{suffix}": pred == 1 - t,
-                    f"margin{suffix}": label_margin(scores, t)})
-    return out
-
-
 # --------------------------------------------------------------------------------------------- AUC
 def auc(scores: Sequence[float], labels: Sequence[int]) -> float:
     """Area under the ROC curve of `scores` for the binary `labels` (1 = positive): P(score of a positive >
