@@ -552,60 +552,6 @@ def family_slope_statistic(n_models: int = 1):
     return stat
 
 
-def chapter7_rows(n_families: int, n_queries: int, rates: tuple[float, ...], sd_intercept: float = 0.3,
-                  sd_slope: float = 0.5, slopes: tuple[float, float] = (-1.0, -2.0)):
-    """`families_design` at chapter 7's own sizes and rates, as the rows `noise_measures.summarise` reads: two
-    models, calibrated correctness per (query, condition), label noise and input noise drawn alike."""
-    def draw(rng):
-        b, c = rng.normal(0, sd_intercept, n_families), rng.normal(0, sd_slope, (2, n_families))
-        fam = np.repeat(np.arange(n_families), n_queries)
-        d = rng.normal(0, 1, len(fam))
-        frames = []
-        for j, (model, s) in enumerate(zip(("S", "L"), slopes)):
-            for noise in ("label", "input"):
-                p = 1 / (1 + np.exp(-(1 + b[fam, None] + d[:, None] + (s + c[j, fam, None]) * np.asarray(rates))))
-                ok = rng.random(p.shape) < p
-                for k, r in enumerate(rates):
-                    if r == 0 and noise == "input":
-                        continue
-                    frames.append(pd.DataFrame({"model": model, "family": fam.astype(str), "item": np.arange(len(fam)),
-                                                "true_label": np.arange(len(fam)) % 2,
-                                                "noise": "clean" if r == 0 else noise, "rate": float(r),
-                                                "correct_cal": ok[:, k], "follows_flipped_cal": ~ok[:, k]}))
-        return pd.concat(frames, ignore_index=True)
-    return draw
-
-
-@cache
-def chapter7_truth(rates: tuple[float, ...], sd_intercept: float = 0.3, sd_slope: float = 0.5,
-                   slopes: tuple[float, float] = (-1.0, -2.0)) -> float:
-    """The population difference of the two models' slopes (larger minus smaller) under `chapter7_rows`."""
-    from icl_geometry.tasks.noise_measures import slope
-
-    rng = np.random.default_rng(2027)
-    n = 2_000_000
-    b, d = rng.normal(0, sd_intercept, n), rng.normal(0, 1, n)
-    out = []
-    for s in slopes:
-        c = rng.normal(0, sd_slope, n)
-        out.append(float(slope(rates, np.array([np.mean(1 / (1 + np.exp(-(1 + b + d + (s + c) * r))))
-                                                for r in rates]))))
-    return out[1] - out[0]
-
-
-def chapter7_summary(rates: tuple[float, ...], measure: str = "label_slope", who: str = "difference"):
-    """The chapter's interval for one measure (`noise_measures.summarise`, primary scoring) from `chapter7_rows`."""
-    from icl_geometry.tasks.noise_measures import summarise
-
-    def build(rows, b):
-        return _triple(summarise(rows, ["S", "L"], sorted(set(rows.family)), rates, rates, "calibrated", b,
-                                 LEVEL)[measure, who])
-    return build
-
-
-# ============================================================================= the cases
-
-
 def _cases() -> list[Case]:
     from icl_geometry.experiments import noisy_demonstrations as nd
     from icl_geometry.toys import sine_attention as sa
@@ -851,21 +797,20 @@ def _cases() -> list[Case]:
         return rho, *ci
 
     for profile, n, n_boot in (("ci", 30, 500), ("full", 72, 2000)):
-        design = queries_design(n)
-        first = "(first pass: no claim uses it now; the claims use noise_measures.summarise)"
+        design, fast = queries_design(n), profile == "ci"
         add(Case("noisy_demonstrations.noise_slope", "07", profile, f"{n} queries x 5 rates",
                  "logistic accuracy curve, slope -1 per unit rate", design, slope_small, lambda: qt()["small"],
-                 n_boot=n_boot, in_test=False, test_replicates=200, claims=f"*_noise_hurts_* {first}"))
+                 n_boot=n_boot, in_test=fast, test_replicates=200, claims="*_noise_hurts_*"))
         add(Case("noisy_demonstrations.paired_difference (slopes)", "07", profile, f"{n} queries x 5 rates",
                  "two models' slopes -1 and -2 on shared queries", design, slope_diff,
-                 lambda: qt()["large"] - qt()["small"], n_boot=n_boot, in_test=False, test_replicates=200,
-                 claims=f"larger_falls_more_* {first}"))
+                 lambda: qt()["large"] - qt()["small"], n_boot=n_boot, in_test=fast, test_replicates=200,
+                 claims="larger_falls_more_*"))
         add(Case("noisy_demonstrations.paired_difference (rates)", "07", profile, f"{n} queries",
-                 "following rates 0.3 and 0.5", design, follow_diff, 0.2, n_boot=n_boot, in_test=False,
-                 test_replicates=200, claims=f"larger_follows_flipped_more, larger_clean_accuracy_higher {first}"))
+                 "following rates 0.3 and 0.5", design, follow_diff, 0.2, n_boot=n_boot, in_test=fast,
+                 test_replicates=200, claims="larger_follows_flipped_more, larger_clean_accuracy_higher"))
         add(Case("noisy_demonstrations.distraction_correlation", "07", profile, f"{n} queries x 2 models",
                  "Gaussian copula per model: Spearman -0.2", design, distraction, -0.2, n_boot=n_boot,
-                 in_test=False, claims="eq8_change_predicts_distraction (first pass; now noise_measures.distraction)"))
+                 in_test=False, claims="eq8_change_predicts_distraction"))
 
     # ---- chapter 7, second pass: queries nested in families, two-level bootstrap with a t interval over families
     for n_fam, sd_b, sd_c, what in ((5, 0.3, 0.5, "comparable"), (8, 0.3, 0.5, "comparable"),
@@ -880,18 +825,8 @@ def _cases() -> list[Case]:
              "two models' slopes -1 and -2 on shared queries, family effects per model (comparable)",
              families_design(5, 48, 0.3, 0.5, (-1.0, -2.0)), lambda d, b: _triple(resampling.hierarchical_interval(
                  d[0], family_slope_statistic(2), d[1], d[2], n_boot=b, level=LEVEL)),
-             lambda: (lambda t: t[1] - t[0])(families_truth(0.3, 0.5, (-1.0, -2.0))), n_boot=1000, in_test=False,
-             test_n_boot=400, test_replicates=200,
-             claims="larger_falls_more_* (second pass; the chapter's sizes: noise_measures.summarise below)"))
-    # ---- chapter 7, second pass at its own sizes: noise_measures.summarise (the claims' function, calibrated)
-    for profile, n_fam, n_q, rates, reps, boots in (("ci", 2, 8, (0.0, 0.5, 1.0), 100, 200),
-                                                    ("full", 5, 48, (0.0, 0.5, 1.0), 100, 400)):
-        add(Case("noise_measures.summarise (paired slopes)", "07", profile,
-                 f"{n_fam} families x {n_q} queries x {len(rates)} rates",
-                 "two models' slopes -1 and -2 on shared queries, family effects per model (comparable)",
-                 chapter7_rows(n_fam, n_q, rates), chapter7_summary(rates), lambda rates=rates: chapter7_truth(rates),
-                 n_boot=500 if profile == "ci" else 2000, test_n_boot=boots, test_replicates=reps,
-                 claims="larger_falls_more_*, *_noise_hurts_* (second pass, primary scoring)"))
+             lambda: (lambda t: t[1] - t[0])(families_truth(0.3, 0.5, (-1.0, -2.0))), n_boot=1000,
+             test_n_boot=400, test_replicates=200, claims="larger_falls_more_* (second pass)"))
     return cases
 
 
