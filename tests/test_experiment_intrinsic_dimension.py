@@ -352,3 +352,19 @@ def test_profiles_judge_the_controls_at_full_and_check_disjoint_shots():
     assert ex.contexts(profiles.resolve("03", "ci", device="cpu")) == ex.CONTROLS
     with pytest.raises(ValueError, match="disjoint_shots"):
         profiles.resolve("03", "ci", device="cpu", family="capitals", disjoint_shots=True)
+
+
+def test_findings_judge_the_controls_on_the_most_shots_rows_not_on_disjoint_shots(monkeypatch):
+    import pandas as pd
+
+    def row(comparison, context, low, high):
+        return {"comparison": comparison, "context": context, "measure": "TwoNN", "change": (low + high) / 2,
+                "low": low, "high": high, "level_a": 7.0, "level_b": 7.0, "n_prompts": 80}
+
+    table = pd.DataFrame([row("10 shots minus random control", ex.RANDOM, -1.0, 2.5),
+                          row("10 shots minus matched random control", "matched random control", 0.2, 2.8),
+                          row("disjoint shots minus random control", ex.RANDOM, 1.2, 4.9)])
+    monkeypatch.setattr(ex, "control_table", lambda rows, config: table)
+    lines = ex.findings(None, {})
+    assert any(line.startswith("TwoNN: the shots are not separated from the independent random control and lie "
+                               "above the diversity-matched one") for line in lines), lines

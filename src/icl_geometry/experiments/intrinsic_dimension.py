@@ -363,7 +363,8 @@ def findings(rows: pd.DataFrame, config: Any) -> list[str]:
         for c, g in table.groupby("comparison", sort=False)]
     where = {1: "lie above", -1: "lie below", 0: "are not separated from"}
     matched = CONTEXT_LABELS["matched_random"]
-    for measure, g in table[table.context.isin([RANDOM, matched])].groupby("measure", sort=False):
+    shots_rows = ~table.comparison.str.startswith(CONTEXT_LABELS["disjoint_shots"])  # the most shots minus each
+    for measure, g in table[shots_rows & table.context.isin([RANDOM, matched])].groupby("measure", sort=False):
         got = {r.context: side(r) for r in g.itertuples()}
         if len(got) < 2:
             continue
