@@ -283,3 +283,55 @@ def test_recorded_runs_carry_the_current_labels():
             want = {"role": spec.role, "basis": spec.basis, "paper": spec.paper, "against": spec.against,
                     "section": spec.section, "forced_by": spec.forced_by, "confounded_by": spec.confounded_by}
             assert got == want, (path.name, c["claim_id"])
+
+
+def test_the_last_layers_are_the_last_quarter():
+    assert cg.last_layers(30).tolist() == list(range(22, 30))
+    assert cg.last_layers(18).tolist() == list(range(13, 18))
+    assert cg.last_layers(4).tolist() == [3] and cg.last_layers(1).tolist() == [0]
+    with pytest.raises(ValueError, match="share"):
+        cg.last_layers(8, share=0)
+
+
+def test_table_deltas_orders_layers_numerically():
+    import pandas as pd
+
+    table = pd.DataFrame({"d_id_abs_10": [10.0], "d_id_abs_2": [2.0], "d_id_abs_0": [0.0], "item": [0]})
+    assert cg.table_deltas(table)["id_abs"].tolist() == [[0.0, 2.0, 10.0]]
+
+
+def test_the_premise_claims_and_layer_means_have_known_answers():
+    """In `_table` the final layer (the band of 4 layers) changes by k with examples (mean over k = 1..6: 3.5)
+    and by k - 5 with random tokens: the premise is +3.5 from 0 shots and +5 against random tokens."""
+    table = _table(n_items=cg.MIN_ITEMS)
+    values = cg.claim_values(table, CONFIG)
+    for key in ("abs", "rel"):
+        assert values[f"examples_raise_last_layers_id_{key}"].value == pytest.approx(3.5, abs=0.05)
+        assert values[f"examples_raise_last_layers_id_{key}_vs_random"].value == pytest.approx(5.0, abs=0.05)
+        lo, hi = values[f"examples_raise_last_layers_id_{key}"].interval
+        assert lo < 3.5 < hi
+    assert "examples_raise_last_layers_id_abs" in cg.PRIMARY
+    assert cg.CLAIMS["fig8_abs_first_layer_flat"].confounded_by and "fig8_abs_first_layer_flat" not in cg.PRIMARY
+    means = cg.layer_means(table, {"absolute": "id_abs"})
+    final = means[(means.layer == 3)].set_index("context")["mean"]
+    assert final["shots"] == pytest.approx(3.5, abs=0.05) and final["random"] == pytest.approx(-1.5, abs=0.05)
+    assert means[means.last_layers].layer.unique().tolist() == [3]
+
+
+def test_headroom_families_drop_a_family_at_the_floor_for_either_model():
+    from icl_geometry.tasks import size_contrasts as sizes
+
+    a, b = _table(n_items=40, seed=0), _table(n_items=40, seed=1)
+    assert sizes.headroom_families(a, b) == ["arithmetic", "sequence"]
+    b.loc[b.family == "sequence", "correct"] = False  # the larger model at the floor on one family
+    assert sizes.headroom_families(a, b) == ["arithmetic"]
+    small = a[a["item"] < 2 * sizes.MIN_FAMILY_ITEMS - 2]  # fewer than MIN_FAMILY_ITEMS items of each family
+    assert sizes.headroom_families(small, b) == []
+
+
+def test_every_size_row_carries_the_model_confound_and_an_adjusted_slope():
+    large, small = _table(n_items=30, seed=0), _table(n_items=30, seed=1)
+    out = {c["claim_id"]: c for c in cg.size_comparison(small, large, n_boot=50)}
+    assert {"size_fig8_abs_final_slope_adjusted", "size_fig8_rel_final_slope_adjusted"} <= set(out)
+    assert all(c["confounded_by"] for c in out.values())
+    assert "arithmetic, sequence" in out["size_fig8_abs_final_slope_adjusted"]["note"]

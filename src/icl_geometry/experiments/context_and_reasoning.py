@@ -21,8 +21,10 @@ import pandas as pd
 from icl_geometry import tasks
 from icl_geometry.core import jackknife, stats
 from icl_geometry.core.stats import item_mean_interval
-from icl_geometry.tasks.context_contrasts import check_answers_vary, context_contrast, contrast_pairs
-from icl_geometry.core.verdicts import ClaimSpec, Measured, judge
+from icl_geometry.tasks import size_contrasts as sizes
+from icl_geometry.tasks.context_contrasts import (check_answers_vary, context_contrast, last_layers,  # noqa: F401
+                                                  layer_means, table_deltas)
+from icl_geometry.core.verdicts import ClaimSpec, Measured
 from icl_geometry.experiments import base
 from icl_geometry.llm import lm
 
@@ -209,80 +211,21 @@ def rows_table(run: ContextRun) -> pd.DataFrame:
     return pd.concat([base.reset_index(drop=True), pd.DataFrame(cols)], axis=1)
 
 
-def table_deltas(table: Any) -> dict[str, np.ndarray]:
-    """measure -> (n_rows, n_layers) from a `rows_table`."""
-    out = {}
-    for m in MEASURES:
-        cols = sorted((c for c in table.columns if c.startswith(f"d_{m}_")), key=lambda c: int(c.rsplit("_", 1)[1]))
-        out[m] = table[cols].to_numpy(float)
-    return out
+SIZE_MARGINS = sizes.SIZE_MARGINS  # larger minus smaller model: the margins declared before any full run
 
 
-SIZE_MARGINS = {"within_item": 0.1, "fig8_slope": FIG8_FLAT_MARGIN, "accuracy_gain": 0.05}  # declared beforehand
-
-
-def size_comparison(small: Any, large: Any, n_boot: int = 1000, level: float = 0.9,
+def size_comparison(small: pd.DataFrame, large: pd.DataFrame, n_boot: int = 1000, level: float = 0.9,
                     seed: int = 0) -> list[dict[str, Any]]:
-    """Chapter 4's key statistics, larger model minus smaller, from two runs' `rows_table`s (different models,
-    so different base items: the runs are independent samples and each is resampled on its own).
-
-    Returns dicts like `claim_values` (kind 'ours', direction 'greater': the larger model shows more of it;
-    'no effect' when the interval lies within the margin of `SIZE_MARGINS`, declared before any full run):
-    the within-item correlation (both readings, both scorings; items that vary within), the Fig. 8
-    final-layer slope (both readings, greedy) and the accuracy gain of examples over random tokens (both
-    scorings)."""
-    out: list[dict[str, Any]] = []
-    boot = dict(n_boot=n_boot, level=level, seed=seed)
-
-    def add(claim_id, value, interval, margin, note):
-        out.append({"claim_id": claim_id, "value": float(value), "interval": tuple(float(v) for v in interval),
-                    "kind": "ours", "direction": "greater", "null_margin": margin,
-                    "paper": "not in the paper: does the larger bundled model show it more?",
-                    "note": note + ", larger minus smaller model, each run resampled over its own items"})
-
-    def rows_of(t, scoring):
-        shots = (t["context"] == "shots").to_numpy()
-        return shots & (t["choice_base"].to_numpy(bool) if scoring == "choice" else True)
-
-    last = {name: table_deltas(t) for name, t in (("small", small), ("large", large))}
-    for scoring, column in SCORINGS.items():
-        sfx = "" if scoring == "greedy" else "_choice"
-        for key, m in READINGS.items():
-            per = []
-            for name, t in (("small", small), ("large", large)):
-                r = rows_of(t, scoring)
-                d = last[name][m]
-                per.append(stats.per_item_correlations(d[r, -1], t[column].to_numpy(float)[r], t["item"].to_numpy()[r]))
-            if min(len(p) for p in per) >= MIN_WITHIN_ITEMS:
-                value, ci = stats.independent_difference(per[0], per[1], **boot)
-                add(f"size_within_item_{key}{sfx}", value, ci, SIZE_MARGINS["within_item"],
-                    f"Fig. 6 within-item rho, {key} reading, {scoring} ({len(per[0])} and {len(per[1])} items)")
-            ys = [t[column].to_numpy(float)[rows_of(t, scoring)] for t in (small, large)]
-            if scoring == "greedy" and all(len(y) >= 4 and np.ptp(y) > 0 for y in ys):
-                fits = []
-                for offset, (name, t) in enumerate((("small", small), ("large", large))):
-                    r = rows_of(t, scoring)
-                    fits.append(stats.fit_logistic({"change": last[name][m][r, -1]}, t[column].to_numpy(float)[r],
-                                                   t["item"].to_numpy()[r], n_boot, level, seed + offset))
-                value, ci = stats.slope_difference(fits[1], fits[0], level, paired=False)
-                add(f"size_fig8_{key}_final_slope", value, ci, SIZE_MARGINS["fig8_slope"],
-                    f"Fig. 8 final-layer logistic slope per SD, {key} reading, greedy")
-        if {"random"} <= set(small["context"]) & set(large["context"]):
-            per = []
-            for t in (small, large):
-                sel = t["choice_base"].to_numpy(bool) if scoring == "choice" else None
-                diffs, items = contrast_pairs(t, t[column].to_numpy(float), "shots", "random", sel)
-                per.append(np.array([diffs[items == i].mean() for i in np.unique(items)]))
-            value, ci = stats.independent_difference(per[0], per[1], **boot)
-            add(f"size_accuracy_shots_minus_random{sfx}", value, ci, SIZE_MARGINS["accuracy_gain"],
-                f"Fig. 7 accuracy, examples minus random tokens (same item and k), {scoring}")
-    return out
+    """Chapter 4's key statistics, larger model minus smaller, from two runs' `rows_table`s
+    (`tasks.size_contrasts.size_comparison` with this chapter's readings, scorings and within-item minimum)."""
+    return sizes.size_comparison(small, large, READINGS, SCORINGS, MIN_WITHIN_ITEMS, n_boot, level, seed)
 
 
 LEVEL = 0.9  # every interval of chapter 4 is a 90% interval
 # Every claim resamples base items and is judged only from its `min_n` of them (fewer: "not judged at this size"),
 # where its interval covers (tests/test_coverage.py; the chapter's "Minimum size" gives the numbers).
 MIN_ITEMS = 30  # every claim but the within-item ones
+LAST_SHARE_WORDS = "quarter of the layers"  # tasks.context_contrasts.LAST_LAYERS_SHARE, in words
 
 # The notebook sections that measure the claims (their headings, exactly).
 SECTIONS = {"accuracy": "The base set, and one pass per question",
@@ -292,8 +235,13 @@ SECTIONS = {"accuracy": "The base set, and one pass per question",
             "twonn": "4. The geometric ID beside the attention count"}
 # One primary claim per paper statement, declared before the runs that judge it (the notebook's table says why
 # each): Fig. 6, Fig. 7 (accuracy; final-layer ID), Fig. 8 (its first-layer half), Sec. 3 (forced either way).
+# Fig. 7's premise (examples raise the last layers' ID) and Fig. 8's first-layer half with k and family held fixed
+# (the first-layer change alone mostly counts added tokens) were added before the fixed-k runs (issue 27).
 PRIMARY = {"fig6_abs_final_rise_predicts_correct", "fig7_accuracy_shots_minus_random",
-           "fig7_abs_final_rise_shots_minus_random", "fig8_abs_first_layer_flat", "first_layer_rise_any_context_abs"}
+           "fig7_abs_final_rise_shots_minus_random", "fig8_abs_first_layer_flat_controlling_k_family",
+           "first_layer_rise_any_context_abs", "examples_raise_last_layers_id_abs"}
+LENGTH_CONFOUND = ("prompt length: with nested shots the first-layer change mostly counts the tokens added (section 2 "
+                   "shows its rank correlation with k), so its slope alone mixes length with correctness")
 
 _FIG = {
     "fig6_{key}_final_rise_predicts_correct{sfx}": (
@@ -311,7 +259,7 @@ _FIG = {
         "correctness not rising with the final-layer change (the slope's interval at or below 0)", SECTIONS["fits"]),
     "fig8_{key}_first_layer_flat{sfx}": (
         "A, Fig. 8", "the first layers' ID change is not informative of correctness",
-        {"direction": "none", "null_margin": FIG8_FLAT_MARGIN},
+        {"direction": "none", "null_margin": FIG8_FLAT_MARGIN, "confounded_by": LENGTH_CONFOUND},
         f"the first-layer change predicting correctness (the slope's interval outside ±{FIG8_FLAT_MARGIN} per SD "
         "and away from 0)", SECTIONS["fits"]),
 }
@@ -357,6 +305,18 @@ def _declare() -> dict[str, ClaimSpec]:
                   "random or shuffled context raises the final-layer ID less than examples do",
                   "A, Fig. 7 (final-layer ID)", f"{_CONTROL[other]} raising the final-layer ID as much as examples "
                   "(the interval of the difference at or below 0)", SECTIONS["figures"])
+    for key in READINGS:
+        paper(f"examples_raise_last_layers_id_{key}", "examples raise the last layers' ID (the premise of Figs. 6-8)",
+              "A, Fig. 7 (premise)", f"the mean change from 0 shots over the last {LAST_SHARE_WORDS} at or below 0",
+              SECTIONS["changes"])
+        paper(f"examples_raise_last_layers_id_{key}_vs_random", "examples raise the last layers' ID more than random "
+              "tokens of the same length", "A, Fig. 7 (premise)", f"the change over the last {LAST_SHARE_WORDS} with "
+              "examples at or below that with random tokens (same item and k)", SECTIONS["changes"])
+        paper(f"fig8_{key}_first_layer_flat_controlling_k_family", "the first layers' ID change is not informative "
+              "of correctness (with k and family held fixed)", "A, Fig. 8",
+              f"the first-layer change predicting correctness beyond k and family (the slope's interval outside "
+              f"±{FIG8_FLAT_MARGIN} per SD and away from 0)", SECTIONS["fits"], direction="none",
+              null_margin=FIG8_FLAT_MARGIN)
     for key in (*READINGS, "twonn"):
         claims[f"final_{key}_slope_controlling_k_family"] = ClaimSpec(
             "does the final-layer change predict beyond k and family?", "not in the paper", "ours", "greater",
@@ -366,6 +326,10 @@ def _declare() -> dict[str, ClaimSpec]:
         "Fig. 6 with a geometric ID (TwoNN)", "not in the paper", "ours", "greater",
         against="prompts with a larger final-layer TwoNN increase no more often correct", min_n=MIN_ITEMS,
         section=SECTIONS["twonn"])
+    claims["fig6_twonn_within_item"] = ClaimSpec(
+        "Fig. 6 with a geometric ID (TwoNN), within a question", "not in the paper", "ours", "greater",
+        against="within a question, the k with a larger final-layer TwoNN increase no more often right",
+        min_n=MIN_WITHIN_ITEMS, section=SECTIONS["twonn"])
     return claims
 
 
@@ -427,7 +391,16 @@ def claim_values(rows: pd.DataFrame, config: Any) -> dict[str, Measured]:
                 value, ci, n_items = context_contrast(table, y, "shots", other, LEVEL, rows=only)
                 add(f"fig7_accuracy_shots_minus_{other}{sfx}", value, ci,
                     f"fraction correct, same item and k, {n_items} items, {how}", n_items)
+    band = last_layers(L)
     for key, m in READINGS.items():
+        in_band = delta[m][:, band].mean(1)
+        value, ci, n_items = item_mean_interval(in_band[shots], groups[shots], level=LEVEL)
+        add(f"examples_raise_last_layers_id_{key}", value, ci, f"eq. 8 {key} reading, mean change from 0 shots over "
+            f"layers {band[0]}-{band[-1]} and every k, {n_items} items", n_items)
+        if "random" in contexts:
+            value, ci, n_items = context_contrast(table, in_band, "shots", "random", LEVEL)
+            add(f"examples_raise_last_layers_id_{key}_vs_random", value, ci, f"eq. 8 {key} reading, layers "
+                f"{band[0]}-{band[-1]}, examples minus random tokens, same item and k, {n_items} items", n_items)
         value, ci, n_items = item_mean_interval(delta[m][:, 0], groups, level=LEVEL)
         add(f"first_layer_rise_any_context_{key}", value, ci,
             f"eq. 8 {key} reading, layer 0, mean change over all context prompts, {n_items} items", n_items)
@@ -446,22 +419,24 @@ def claim_values(rows: pd.DataFrame, config: Any) -> dict[str, Measured]:
                                                           y[shots], groups[shots], LEVEL)
             add(f"final_{key}_slope_controlling_k_family", value, ci, f"{key}: logistic slope per SD, with k and "
                 "family covariates, greedy answers, jackknife over items", n_shots)
+            if key in READINGS:
+                value, ci = jackknife.logistic_slope_interval({"change": delta[m][shots, 0], "k": k, **fam},
+                                                              y[shots], groups[shots], LEVEL)
+                add(f"fig8_{key}_first_layer_flat_controlling_k_family", value, ci, f"{key}: first-layer logistic "
+                    "slope per SD, with k and family covariates, greedy answers, jackknife over items", n_shots)
         rho, ci = stats.bootstrap_correlation(delta["twonn"][shots, last], y[shots], groups[shots], **boot)
         add("fig6_twonn_final_rise_predicts_correct", rho, ci,
             "Spearman rho, TwoNN of the question tokens' MLP inputs at the final layer, greedy answers", n_shots)
+        r_w, ci_w, n_w = stats.within_item_correlation(delta["twonn"][shots, last], y[shots], groups[shots], **boot)
+        add("fig6_twonn_within_item", r_w, ci_w, f"mean over {n_w} items of the within-item Spearman rho over k, "
+            "TwoNN at the final layer, greedy answers", n_w)
     return {cid: out[cid] for cid in CLAIMS if cid in out}
 
 
 def size_table(small: pd.DataFrame, large: pd.DataFrame, n_boot: int = 1000, level: float = LEVEL,
                seed: int = 0) -> pd.DataFrame:
-    """`size_comparison` judged (`core.verdicts.judge`) as a table: claim, value, interval, verdict, expectation."""
-    recs = []
-    for c in size_comparison(small, large, n_boot, level, seed):
-        verdict, expect = judge(c["value"], interval=c["interval"], direction=c["direction"],
-                                null_margin=c["null_margin"])
-        recs.append({"claim": c["claim_id"], "larger minus smaller": c["value"], "low": c["interval"][0],
-                     "high": c["interval"][1], "verdict": verdict, "expected": expect, "note": c["note"]})
-    return pd.DataFrame(recs)
+    """`size_comparison` judged, as a table (`tasks.size_contrasts.size_table`)."""
+    return sizes.size_table(size_comparison(small, large, n_boot, level, seed))
 
 
 WITHIN_ITEM_IDS = {scoring: {name: f"fig6_{key}_within_item{'' if scoring == 'greedy' else '_choice'}"

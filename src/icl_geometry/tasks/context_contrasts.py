@@ -1,15 +1,56 @@
 """A run's questions asked in several contexts (examples, random tokens or shuffled text of the same length, at k
 shots), compared prompt by prompt: the (item, k) pairs two contexts share, their differences, the mean over items
-with its interval; and the check that a run's answers vary at all.
+with its interval; a rows table's per-layer changes, the band of last layers and their per-layer means; and the
+check that a run's answers vary at all.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from icl_geometry.core.stats import item_mean_interval
+
+LAST_LAYERS_SHARE = 0.25  # "the last layers" (paper A, Figs. 7-8): the last quarter, declared before the runs
+
+
+def table_deltas(table: Any) -> dict[str, np.ndarray]:
+    """measure -> (n_rows, n_layers) from a rows table's `d_<measure>_<layer>` columns (change from 0 shots)."""
+    by: dict[str, list[tuple[int, str]]] = {}
+    for c in table.columns:
+        if c.startswith("d_") and c.rsplit("_", 1)[-1].isdigit():
+            measure, layer = c[2:].rsplit("_", 1)
+            by.setdefault(measure, []).append((int(layer), c))
+    return {m: table[[c for _, c in sorted(cols)]].to_numpy(float) for m, cols in by.items()}
+
+
+def last_layers(n_layers: int, share: float = LAST_LAYERS_SHARE) -> np.ndarray:
+    """The band of "last layers": the last ceil(share x n_layers) layer indices (at least one)."""
+    if not 0 < share <= 1:
+        raise ValueError(f"share = {share!r} is not allowed: expected a number in (0, 1]")
+    return np.arange(n_layers - max(1, math.ceil(share * n_layers)), n_layers)
+
+
+def layer_means(table: Any, measures: dict[str, str], contexts: tuple[str, ...] = ("shots", "random"),
+                level: float = 0.9) -> pd.DataFrame:
+    """Per measure (label -> measure), context and layer: the mean change from 0 shots over items (each item's
+    rows averaged first) with its Student-t interval (`item_mean_interval`); the band of last layers flagged."""
+    deltas, recs = table_deltas(table), []
+    items = table["item"].to_numpy()
+    for label, m in measures.items():
+        band = set(last_layers(deltas[m].shape[1]).tolist())
+        for ctx in contexts:
+            sel = (table["context"] == ctx).to_numpy()
+            if not sel.any():
+                continue
+            for layer in range(deltas[m].shape[1]):
+                mean, (lo, hi), n = item_mean_interval(deltas[m][sel, layer], items[sel], level=level)
+                recs.append({"measure": label, "context": ctx, "layer": layer, "mean": mean, "low": lo, "high": hi,
+                             "items": n, "last_layers": layer in band})
+    return pd.DataFrame(recs)
 
 
 def contrast_pairs(table: Any, values: np.ndarray, a: str, b: str,
