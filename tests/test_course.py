@@ -3,11 +3,12 @@ one removed (Markdown for a written answer, code for code); instructor notebooks
 committed outputs, make widgets live and are plain Markdown (icl_geometry.bookkit.myst_plain, one test per
 construct); course/README.md holds the instructors' notes; the student book (HTML) has no solution.
 
-The fast tests run on the committed chapters without executing anything. The slow test executes student
-notebooks top to bottom with papermill (ci profile, CPU): chapters 01, 02 and 05, the three cheapest
-(about 65, 45 and 50 s of chapter time on 2 cores); 00, 03 and 04 (about 160, 100 and 150 s) are executed
-by nbval in `make test` from the same source notebooks, and the course copies differ from those only in
-markdown cells, the dropped injected-parameters cell and the live-widgets cell.
+The fast tests run on the committed chapters without executing anything. A student copy runs exactly the
+code its chapter runs: `test_student_code_is_the_chapters_code` checks, for every chapter, that its code cells
+are the chapter's own in order, plus the live-widgets cell and answer cells that hold only a comment (the
+solutions are Markdown), and nbval executes every chapter in `make test`. So the slow test executes one student
+notebook top to bottom with papermill (ci profile, CPU), chapter 05, the cheapest (about 45 s on 2 cores), for
+what only a student copy has: its folder, its parameters cell without the injected one, its answer cells.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from icl_geometry.bookkit.myst_plain import MystContext, to_plain
 from icl_geometry.bookkit.specs import all_specs
 
 ROOT = Path(__file__).resolve().parents[1]
-CHEAP = ("01", "02", "05")  # executed by the slow test
+CHEAP = ("05",)  # executed by the slow test
 SOLUTION_DIRECTIVE = re.compile(r"(?im)^[ \t]*(`{3,}|:{3,})\{[\w:-]+\}[ \t]*solution|\{solution\}")
 
 
@@ -173,6 +174,32 @@ def test_student_notebook_executes_top_to_bottom(kit, number, tmp_path, monkeypa
     run = subprocess.run(cmd, capture_output=True, text=True, timeout=1200,
                          env={**os.environ, "ICL_GEOMETRY_STATIC": "1"})
     assert run.returncode == 0, run.stderr[-3000:]
+
+
+@pytest.mark.parametrize("number", list(all_specs()))
+def test_student_code_is_the_chapters_code(kit, number):
+    """What a student executes is what nbval executes: the chapter's code cells in order (papermill's injected
+    cell aside), plus the live-widgets cell and answer cells whose code is only a comment."""
+    out, _ = kit
+    spec = all_specs()[number]
+    source = nbformat.read(str(ROOT / "book" / spec.notebook), as_version=4)
+    student = nbformat.read(str(out / "student" / spec.notebook), as_version=4)
+    own = [c.source for c in source.cells
+           if c.cell_type == "code" and "injected-parameters" not in c.metadata.get("tags", [])]
+    kept, extra = [], []
+    for cell in student.cells:
+        if cell.cell_type != "code":
+            continue
+        tags = cell.metadata.get("tags", [])
+        if course.LIVE_TAG in tags:
+            extra.append(cell.source)
+        elif course.ANSWER_TAG in tags:
+            assert all(not line.strip() or line.lstrip().startswith("#") for line in cell.source.split("\n")), (
+                f"chapter {number}: an answer cell runs code: {cell.source!r}")
+        else:
+            kept.append(cell.source)
+    assert kept == own, f"chapter {number}: the student copy's code differs from the chapter's"
+    assert extra == [course.LIVE_SOURCE]
 
 
 def test_student_copies_turn_the_explorers_live(kit):
