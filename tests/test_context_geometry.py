@@ -99,6 +99,33 @@ def test_packed_pass_equals_unpacked_and_the_plain_tracer(smollm2, capitals):
 
 
 @pytest.mark.slow
+def test_choices_on_the_answer_pass_equal_the_separate_scoring(smollm2, capitals):
+    """Chapter 4's one pass (answers, measurements and constrained choices on one key-value cache, SDPA where no
+    attention weights are read) against the former path: the pass without choices, all eager, then
+    `choice_scores`' second prefill. Packed and unpacked agree too."""
+    prompts, items, _ = capitals
+    kw = dict(max_new_tokens=6, batch_size=3)
+    old, old_correct = tasks.answer(smollm2, items, prompts, sdpa=False, **kw)
+    new, new_correct = tasks.answer(smollm2, items, prompts, options=True, **kw)
+    plain, _ = tasks.answer(smollm2, items, prompts, options=True, pack=False, **kw)
+    assert new.outputs == old.outputs == plain.outputs and np.array_equal(new_correct, old_correct)
+    assert np.mean(new.id_abs == old.id_abs) > 0.99 and np.mean(new.id_rel == old.id_rel) > 0.99
+    np.testing.assert_allclose(new.twonn, old.twonn, rtol=1e-3)
+    prefix = tasks.answer_prefix(smollm2)
+    options = [[prefix + c for c in tasks.choices(it)] for it in items]
+    lengths = {len(t) for p, o in zip(prompts, options) for t in engine.choice_token_ids(smollm2, p, o)[1]}
+    assert len(lengths) > 1  # candidates of different token lengths
+    reference = engine.score_choices(smollm2, prompts, options)
+    for run in (new, plain):
+        for got, want in zip(run.choice_scores, reference):
+            np.testing.assert_allclose(got, want, atol=1e-4)
+    correct, margin = tasks.choice_scores(smollm2, items, prompts)
+    got_correct, got_margin = tasks.choice_outcome(items, new.choice_scores)
+    assert np.array_equal(got_correct, correct)
+    np.testing.assert_allclose(got_margin, margin, atol=1e-4)
+
+
+@pytest.mark.slow
 def test_run_experiment_small(smollm2, tmp_path):
     import pickle
 

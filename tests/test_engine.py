@@ -178,6 +178,63 @@ def test_packed_pass_equals_unpacked_and_the_plain_tracer(tiny_models, architect
     assert packed.outputs == engine.generate(loaded, prompts, max_new_tokens=3)
 
 
+CANDIDATES = [" 3", " 4 5", " apple tree red", " 1 2 3 4", " 13"]  # 1 to 4 tokens
+
+
+def _choice_ids(loaded, prompts):
+    """Per prompt, 2 to 5 candidates (1 to 4 tokens each) as token ids after the prompt."""
+    return [engine.choice_token_ids(loaded, p, CANDIDATES[:2 + i % 4])[1] for i, p in enumerate(prompts)]
+
+
+@pytest.mark.parametrize("architecture", tiny.ARCHITECTURES)
+def test_choices_scored_on_the_answer_pass_equal_score_choices(tiny_models, architecture):
+    """Candidates scored on the packed pass's cache (and the unpacked one's, which Gemma-3 takes past its 16-token
+    window) equal `engine.score_choices`; answers and measurements do not change; SDPA where no weights are read
+    agrees with eager everywhere."""
+    loaded = tiny_models[architecture]
+    prompts = _prompts() + _prompts(range(3), "Q : 1 + 2 ? A :") + ["Q : 5 + 5 ? A :", "a is b Q : 2 + 9 ? A :"]
+    tails = packing.tail_lengths(loaded, prompts, [p[p.rfind("Q :"):] for p in prompts])
+    ids = _choice_ids(loaded, prompts)
+    assert {len(t) for c in ids for t in c} == {1, 2, 3, 4} and len({len(x) for x in lm.token_ids(loaded, prompts)}) > 5
+    kw = dict(max_new_tokens=3, batch_size=3, batch_tokens=200)
+    before = packing.trace_generate(loaded, prompts, tails, sdpa=False, **kw)  # the path without choices, eager
+    runs = {(pack, sdpa): packing.trace_generate(loaded, prompts, tails, choices=ids, pack=pack, sdpa=sdpa, **kw)
+            for pack in (True, False) for sdpa in (True, False)}
+    reference = engine.score_choices(loaded, prompts, [CANDIDATES[:2 + i % 4] for i in range(len(prompts))])
+    if architecture == "gemma3":  # both paths ran: packed prompts inside the window, plain ones past it
+        lengths = [len(x) + 4 for x in lm.token_ids(loaded, prompts)]
+        assert min(lengths) <= 16 < max(lengths)
+    assert before.choice_scores is None
+    for run in runs.values():
+        assert run.outputs == before.outputs
+        np.testing.assert_array_equal(run.id_abs, before.id_abs)
+        np.testing.assert_array_equal(run.id_rel, before.id_rel)
+        np.testing.assert_allclose(run.twonn, before.twonn, rtol=1e-5)
+        np.testing.assert_allclose(run.last_mlp.astype(np.float32), before.last_mlp.astype(np.float32), atol=2e-3)
+        assert [s.shape for s in run.choice_scores] == [(len(c),) for c in ids]
+        for got, want in zip(run.choice_scores, reference):
+            np.testing.assert_allclose(got, want, atol=1e-4)
+    if architecture == "llama":  # every prompt packed: the shared shots were computed once
+        assert runs[True, True].tokens_fed < runs[False, True].tokens_fed
+    with pytest.raises(ValueError, match="choices"):
+        packing.trace_generate(loaded, prompts, tails, choices=ids[:-1])
+
+
+def test_attention_implementation_switches_and_restores(model):
+    """SDPA inside the block, eager again after; hooks that read attention weights force eager inside it."""
+    assert model.model.config._attn_implementation == "eager"
+    seen = []
+    with lm.attention_implementation(model, "sdpa"):
+        assert model.model.config._attn_implementation == "sdpa"
+        with lm.layer_hooks(model, on_attn=lambda layer, w: seen.append(w.shape)):
+            assert model.model.config._attn_implementation == "eager"
+            _plain(model, PROMPTS[0])
+        assert model.model.config._attn_implementation == "sdpa"
+        sdpa = _plain(model, PROMPTS[1]).logits
+    assert model.model.config._attn_implementation == "eager" and len(seen) == model.n_layers
+    torch.testing.assert_close(sdpa, _plain(model, PROMPTS[1]).logits, rtol=0, atol=1e-5)
+
+
 def test_make_packs_groups_nested_heads_with_a_common_tail():
     tail = [7, 8, 9]
     ids = [[1, 2] + tail, [1, 2, 3, 4] + tail, [1, 2, 3] + tail, [1, 5] + tail, [1, 2, 3, 4] + [6, 8, 9]]
@@ -230,10 +287,13 @@ def test_a_sharded_model_gives_the_same_traces_answers_and_scores(tiny_models, t
                                engine.score_choices(whole, PROMPTS, [" red", " 3 4"]), atol=1e-4)
     prompts = _prompts(range(3))
     tails = [8] * 3
-    a = packing.trace_generate(whole, prompts, tails, max_new_tokens=3)
-    b = packing.trace_generate(sharded, prompts, tails, max_new_tokens=3)
+    ids = _choice_ids(whole, prompts)
+    a = packing.trace_generate(whole, prompts, tails, max_new_tokens=3, choices=ids)
+    b = packing.trace_generate(sharded, prompts, tails, max_new_tokens=3, choices=ids)
     assert a.outputs == b.outputs and np.array_equal(a.id_abs, b.id_abs)
     np.testing.assert_allclose(a.twonn, b.twonn, rtol=1e-5)
+    for x, y in zip(a.choice_scores, b.choice_scores):
+        np.testing.assert_allclose(x, y, atol=1e-4)
 
 
 def test_score_choices_on_a_cache_is_exact_past_the_sliding_window(model):

@@ -85,7 +85,8 @@ def run_experiment(loaded: Any, families: Sequence[str], n_candidates: int, shot
        families interleaved), leaving out two-option items (`tasks.two_option`: a coin flip plus format).
     2. Each base item with k shots for k in `shots` (context 'shots'), and with random tokens or shuffled shot
        text in the same turns and of the same length for k in `perturbed_shots`. Every prompt is traced at
-       every layer and answered greedily in the same pass, then scored by constrained choice.
+       every layer, answered greedily and scored by constrained choice in the same pass (the choices run on
+       its key-value cache).
 
     `checkpoint` (a file): the run saves its state after the 0-shot pass and after every `items_per_pass` base
     items (default: all in one pass), and resumes from it when called again with the same settings (other
@@ -117,8 +118,8 @@ def run_experiment(loaded: Any, families: Sequence[str], n_candidates: int, shot
     if "zero" not in state:
         zero_prompts = tasks.prompts_for(loaded, cand, pools, cand_idx, 0, "shots", seed, chat_style)
         t0 = time.perf_counter()
-        res0, correct0 = tasks.answer(loaded, cand, zero_prompts, progress=progress, **kw)
-        choice0, margin0 = tasks.choice_scores(loaded, cand, zero_prompts, batch_size, batch_tokens)
+        res0, correct0 = tasks.answer(loaded, cand, zero_prompts, options=True, progress=progress, **kw)
+        choice0, margin0 = tasks.choice_outcome(cand, res0.choice_scores)  # scored on the answer pass's cache
         state["zero"], state["zero_seconds"] = (res0, correct0, choice0, margin0), time.perf_counter() - t0
         saved.save(state)
     res0, correct0, choice0, margin0 = state["zero"]
@@ -151,9 +152,9 @@ def run_experiment(loaded: Any, families: Sequence[str], n_candidates: int, shot
         prompts = [tasks.prompts_for(loaded, [items[b]], pools, [cand_idx[base_idx[b]]], k, c, seed, chat_style)[0]
                    for b, c, k in chunk]
         chunk_items = [items[b] for b, _, _ in chunk]
-        res, correct = tasks.answer(loaded, chunk_items, prompts, progress=progress and bar is None, **kw)
-        shared = [b if c == "shots" else f"{b}:{c}:{k}" for b, c, k in chunk]  # a question's nested k-shot prompts
-        choice, margin = tasks.choice_scores(loaded, chunk_items, prompts, batch_size, batch_tokens, groups=shared)
+        res, correct = tasks.answer(loaded, chunk_items, prompts, options=True, progress=progress and bar is None,
+                                    **kw)
+        choice, margin = tasks.choice_outcome(chunk_items, res.choice_scores)
         state["parts"].append((chunk, res, correct, choice, margin, time.perf_counter() - t1))
         state["done"] = min((n_chunk + 1) * step, len(base_idx))
         saved.save(state)

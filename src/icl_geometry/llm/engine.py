@@ -329,20 +329,33 @@ def score_choices(loaded: LoadedModel, prompts: Sequence[str], choices: Sequence
         dev = loaded.device
         out = loaded.model(input_ids=ids.to(dev), attention_mask=mask.to(dev), position_ids=pos.to(dev),
                            use_cache=True, logits_to_keep=1)
-        _score_candidates(loaded, out, mask, pos[:, -1], [tails[i] for i in group], [scores[i] for i in group])
+        score_candidates(loaded, out.logits[:, -1], out.past_key_values, mask, pos[:, -1], [tails[i] for i in group],
+                         [scores[i] for i in group])
     return scores
 
 
-def _score_candidates(loaded: LoadedModel, out: Any, mask: torch.Tensor, last_pos: torch.Tensor,
-                      tails: list[list[list[int]]], scores: list[np.ndarray]) -> None:
-    """Add to `scores[b][j]` the log-probability of candidate j of row b, given a forward `out` over the rows'
-    prompts (use_cache=True, last-token logits), their attention `mask` and last position ids: the first
-    tokens are read off the last logits; the rest run once on the cache, repeated for every candidate."""
+def add_logprobs(logits: torch.Tensor, targets: Sequence[int], owners: Sequence[tuple[int, int]],
+                 scores: list[np.ndarray], chunk: int = 256) -> None:
+    """Add log p(targets[n]) under the next-token logits row `logits[n]` (natural log, float64) to
+    `scores[b][j]` for (b, j) = owners[n]: the one place candidate scores are read off logits (the scoring
+    passes here and the packed pass). Rows go through log-softmax in chunks, which bounds the float64 copy."""
+    for lo in range(0, len(targets), chunk):
+        rows = logits[lo:lo + chunk].double()
+        target = torch.as_tensor(targets[lo:lo + chunk], device=rows.device)
+        lp = torch.log_softmax(rows, dim=-1).gather(1, target[:, None])[:, 0].cpu().numpy()
+        for (b, j), v in zip(owners[lo:lo + chunk], lp):
+            scores[b][j] += float(v)
+
+
+def score_candidates(loaded: LoadedModel, last_logits: torch.Tensor, cache: Any, mask: torch.Tensor,
+                     last_pos: torch.Tensor, tails: list[list[list[int]]], scores: list[np.ndarray]) -> None:
+    """Add to `scores[b][j]` the log-probability of candidate j of row b, given a left-padded forward over the
+    rows' prompts: its next-token logits `last_logits` (rows, vocab), key-value `cache` (used up: repeated and
+    extended), 2D attention `mask` and last position ids. The first tokens are read off the last logits; the
+    rest run once on the cache, repeated for every candidate."""
     dev = loaded.device
-    first = torch.log_softmax(out.logits[:, -1].double(), dim=-1)
-    for b, cands in enumerate(tails):
-        for j, t in enumerate(cands):
-            scores[b][j] += float(first[b, t[0]])
+    first = [(b, j) for b, cands in enumerate(tails) for j in range(len(cands))]
+    add_logprobs(last_logits[[b for b, _ in first]], [tails[b][j][0] for b, j in first], first, scores)
     reps = max(len(c) for c in tails)
     longest = max(len(t) for c in tails for t in c)
     if longest == 1:
@@ -356,18 +369,15 @@ def _score_candidates(loaded: LoadedModel, out: Any, mask: torch.Tensor, last_po
             t = cands[min(j, len(cands) - 1)]
             cont[b * reps + j, :len(t) - 1] = torch.tensor(t[:-1])
             cmask[b * reps + j, :len(t) - 1] = 1
-    cache = out.past_key_values
     cache.batch_repeat_interleave(reps)
     full_mask = torch.cat([mask.to(dev).repeat_interleave(reps, 0), cmask.to(dev)], dim=1)
     cpos = last_pos.to(dev).reshape(-1, 1).repeat_interleave(reps, 0) + 1 + torch.arange(longest - 1, device=dev)
     o = loaded.model(input_ids=cont.to(dev), attention_mask=full_mask, position_ids=cpos, past_key_values=cache,
                      use_cache=False)
-    logp = torch.log_softmax(o.logits.double(), dim=-1)  # position p predicts the candidate's token p + 1
-    for b, cands in enumerate(tails):
-        for j, t in enumerate(cands):
-            if len(t) > 1:
-                target = torch.tensor(t[1:], device=logp.device)
-                scores[b][j] += float(logp[b * reps + j, :len(t) - 1].gather(-1, target[:, None]).sum())
+    rest = [(b, j, p) for b, j in first for p in range(len(tails[b][j]) - 1)]  # position p predicts token p + 1
+    rows = torch.tensor([b * reps + j for b, j, _ in rest]), torch.tensor([p for _, _, p in rest])
+    add_logprobs(o.logits[rows[0].to(o.logits.device), rows[1].to(o.logits.device)],
+                 [tails[b][j][p + 1] for b, j, p in rest], [(b, j) for b, j, _ in rest], scores)
 
 
 def _score_shared_prefix(loaded: LoadedModel, heads: list[list[int]], tails: list[list[list[int]]],
@@ -402,4 +412,4 @@ def _score_shared_prefix(loaded: LoadedModel, heads: list[list[int]], tails: lis
         pos = torch.arange(c, c + len(own))[None]
         out = loaded.model(input_ids=torch.tensor([own], device=dev), attention_mask=mask.to(dev),
                            position_ids=pos.to(dev), past_key_values=cache, use_cache=True, logits_to_keep=1)
-        _score_candidates(loaded, out, mask, pos[:, -1], [tails[i]], [scores[i]])
+        score_candidates(loaded, out.logits[:, -1], out.past_key_values, mask, pos[:, -1], [tails[i]], [scores[i]])

@@ -14,7 +14,7 @@ import re
 import shutil
 import tempfile
 import time
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -367,10 +367,38 @@ def encode(loaded: LoadedModel, prompts: Sequence[str]) -> dict[str, torch.Tenso
 
 
 @contextmanager
+def attention_implementation(loaded: LoadedModel, name: str) -> Iterator[None]:
+    """While the block runs, forward passes use attention implementation `name` ('eager' or 'sdpa'); the
+    model's own is restored after.
+
+    The model is loaded eager because only eager attention returns its weights; passes whose weights nobody
+    reads run faster with 'sdpa' (no (batch, heads, T, T) tensors; the same result up to rounding, 4D additive
+    masks and sliding windows included). transformers reads `config._attn_implementation` at every forward
+    (both the attention function and the mask builder), so switching between calls is exact. A model that
+    cannot switch (no SDPA support, or attention not dispatched through transformers' registry) keeps its own.
+    """
+    model = loaded.model
+    before = model.config._attn_implementation
+    switched = False
+    if name != before and model._can_set_attn_implementation():
+        try:
+            model.set_attn_implementation(name)
+            switched = True
+        except (ValueError, ImportError):  # the model does not support `name`: keep its own
+            pass
+    try:
+        yield
+    finally:
+        if switched:
+            model.set_attn_implementation(before)
+
+
+@contextmanager
 def layer_hooks(loaded: LoadedModel, on_mlp: Callable[[int, torch.Tensor], None] | None = None,
                 on_attn: Callable[[int, torch.Tensor], None] | None = None) -> Iterator[None]:
     """While the block runs, every forward pass calls on_mlp(layer, MLP input) and on_attn(layer, attention
-    weights (batch, heads, queries, keys)) for each decoder layer, in order; the hooks are removed after."""
+    weights (batch, heads, queries, keys)) for each decoder layer, in order; the hooks are removed after.
+    With `on_attn` the block runs eager attention (inside an `attention_implementation(loaded, 'sdpa')` too)."""
     def mlp_hook(index: int, _module, args, kwargs):
         on_mlp(index, args[0] if args else kwargs["hidden_states"])
 
@@ -380,8 +408,11 @@ def layer_hooks(loaded: LoadedModel, on_mlp: Callable[[int, torch.Tensor], None]
             raise RuntimeError("The attention module returned no weights: the model must use eager attention")
         on_attn(index, weights)
 
-    handles = []
-    try:
+    handles: list[Any] = []
+    with ExitStack() as stack:
+        stack.callback(lambda: [h.remove() for h in handles])
+        if on_attn is not None:
+            stack.enter_context(attention_implementation(loaded, "eager"))
         for index, layer in enumerate(loaded.layers):
             if on_mlp is not None:
                 handles.append(mlp_module(layer).register_forward_pre_hook(partial(mlp_hook, index),
@@ -389,6 +420,3 @@ def layer_hooks(loaded: LoadedModel, on_mlp: Callable[[int, torch.Tensor], None]
             if on_attn is not None:
                 handles.append(attention_module(layer).register_forward_hook(partial(attn_hook, index)))
         yield
-    finally:
-        for h in handles:
-            h.remove()

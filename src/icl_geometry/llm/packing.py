@@ -17,9 +17,13 @@ import numpy as np
 import torch
 
 from icl_geometry.core import attention_graph as ag
-from icl_geometry.llm.engine import Stop, batches, continue_greedy, greedy, pad_id, progress_bar
 from icl_geometry.core.intrinsic_dim import twonn_clouds
-from icl_geometry.llm.lm import LoadedModel, encode, layer_hooks, sliding_window, token_ids
+from icl_geometry.llm.engine import (Stop, add_logprobs, batches, continue_greedy, greedy, pad_id, progress_bar,
+                                     score_candidates)
+from icl_geometry.llm.lm import (LoadedModel, attention_implementation, encode, layer_hooks, sliding_window,
+                                 token_ids)
+
+Choices = Sequence[Sequence[Sequence[int]]]  # per prompt, each candidate's token ids after the prompt
 
 
 @dataclass
@@ -34,7 +38,8 @@ class PromptPass:
     n_tail: np.ndarray  # (n,) tail tokens whose MLP inputs form the TwoNN cloud
     last_mlp: np.ndarray  # (n, len(mlp_layers), d_model) float16: the last token's MLP input at mlp_layers
     mlp_layers: tuple[int, ...] = ()
-    tokens_fed: int = 0  # token positions the model actually computed (prefill and decoding, padding included)
+    tokens_fed: int = 0  # token positions the model computed (prefill, decoding, candidates; padding included)
+    choice_scores: list[np.ndarray] | None = None  # per prompt, each candidate's summed log-probability (float64)
 
 
 def tail_lengths(loaded: LoadedModel, prompts: Sequence[str], markers: Sequence[str]) -> list[int]:
@@ -89,8 +94,8 @@ def make_packs(ids: Sequence[Sequence[int]], tails: Sequence[int], max_members: 
 @torch.no_grad()
 def trace_generate(loaded: LoadedModel, prompts: Sequence[str], tails: Sequence[int], *, eps: float = 0.1,
                    max_new_tokens: int = 16, batch_size: int = 32, batch_tokens: int = 4096,
-                   stop: Stop | None = None, mlp_layers: Sequence[int] = (0, -1),
-                   pack: bool = True, progress: bool = False) -> PromptPass:
+                   stop: Stop | None = None, mlp_layers: Sequence[int] = (0, -1), choices: Choices | None = None,
+                   pack: bool = True, sdpa: bool = True, progress: bool = False) -> PromptPass:
     """Trace and answer prompts in one go; results are in input order.
 
     tails[i]: how many final tokens of prompt i (its question) form its TwoNN cloud (>= 3).
@@ -103,22 +108,35 @@ def trace_generate(loaded: LoadedModel, prompts: Sequence[str], tails: Sequence[
     positions, so the result is the unpacked one up to floating-point rounding (`pack=False` checks it; in
     float32 the answers agree, in bfloat16 rounding can flip a near-tied greedy token or a weight at eps).
     Prompts too long for a sliding-window model's window are never packed.
+
+    choices[i] (optional): candidate continuations of prompt i as token ids after its tokens
+    (`engine.choice_token_ids`); their summed log-probabilities (`engine.score_choices`' numbers, up to
+    rounding) come back in `choice_scores`, computed on the answer pass's key-value cache instead of a second
+    prefill. sdpa=True: only the forward whose attention weights are measured runs eager attention; the
+    prefill, decoding and candidates run SDPA (faster; the same up to rounding; False runs all of it eager).
     """
     n, L = len(prompts), loaded.n_layers
     if len(tails) != n:
         raise ValueError(f"tails: expected one length per prompt ({n}), got {len(tails)}")
     if any(int(t) < 3 for t in tails):
         raise ValueError("tails: TwoNN needs at least 3 tail tokens per prompt")
+    if choices is not None and (len(choices) != n or any(len(c) == 0 or any(len(t) == 0 for t in c)
+                                                         for c in choices)):
+        raise ValueError(f"choices: expected one non-empty list of non-empty token-id lists per prompt ({n})")
     layers_kept = tuple(sorted({m % L for m in mlp_layers}))
     res = PromptPass([""] * n, np.zeros((n, L), np.int64), np.zeros((n, L), np.int64), np.full((n, L), np.nan),
                      np.zeros(n, np.int64), np.asarray(tails, np.int64),
                      np.zeros((n, len(layers_kept), loaded.d_model), np.float16), layers_kept)
+    cands = [[list(map(int, t)) for t in c] for c in choices] if choices is not None else None
+    if cands is not None:
+        res.choice_scores = [np.zeros(len(c)) for c in cands]
     ids = token_ids(loaded, prompts)
     if any(int(t) > len(x) for t, x in zip(tails, ids)):
         raise ValueError("tails: a tail is longer than its prompt")
     res.n_tokens[:] = [len(x) for x in ids]
     window = sliding_window(loaded)
-    packable = [i for i in range(n) if window is None or len(ids[i]) + max_new_tokens <= window]
+    extra = [max(max_new_tokens, max(len(t) for t in cands[i]) if cands else 0) for i in range(n)]
+    packable = [i for i in range(n) if window is None or len(ids[i]) + extra[i] <= window]
     plain = sorted(set(range(n)) - set(packable), key=lambda i: len(ids[i]))
     if pack:
         packs = make_packs([ids[i] for i in packable], [int(tails[i]) for i in packable])
@@ -130,12 +148,13 @@ def trace_generate(loaded: LoadedModel, prompts: Sequence[str], tails: Sequence[
     jobs: list[tuple[str, Any]] = [("pack", b) for b in batches(packs, [p.length for p in packs], batch_size,
                                                                 batch_tokens)]
     jobs += [("plain", b) for b in batches(plain, [len(ids[i]) for i in plain], batch_size, batch_tokens)]
-    for kind, job in progress_bar(jobs, progress, f"trace + generate ({loaded.name})"):
-        if kind == "pack":
-            _run_packs(loaded, job, res, eps, max_new_tokens, stop, layers_kept)
-        else:
-            _run_plain(loaded, [prompts[i] for i in job], np.asarray([int(tails[i]) for i in job]),
-                       np.asarray(job), res, eps, max_new_tokens, stop, layers_kept)
+    with attention_implementation(loaded, "sdpa" if sdpa else "eager"):
+        for kind, job in progress_bar(jobs, progress, f"trace + generate ({loaded.name})"):
+            if kind == "pack":
+                _run_packs(loaded, job, res, eps, max_new_tokens, stop, layers_kept, cands)
+            else:
+                _run_plain(loaded, [prompts[i] for i in job], np.asarray([int(tails[i]) for i in job]),
+                           np.asarray(job), res, eps, max_new_tokens, stop, layers_kept, cands)
     return res
 
 
@@ -145,10 +164,19 @@ def _measure_attention(res: PromptPass, idx: np.ndarray, layer: int, rows: torch
     res.id_rel[idx, layer] = ag.id_eps(rows, eps, "relative", "sum", head_axis=1)
 
 
+def _additive(mask: np.ndarray, dtype: torch.dtype, device: Any) -> torch.Tensor:
+    """A boolean (B, queries, keys) mask as the 4D additive float mask the model takes (0 or dtype's min: finite,
+    so a masked key never turns a row into NaN)."""
+    m = torch.zeros(mask.shape, dtype=dtype)
+    m.masked_fill_(~torch.from_numpy(np.ascontiguousarray(mask)), torch.finfo(dtype).min)
+    return m[:, None].to(device)
+
+
 def _run_packs(loaded: LoadedModel, packs: list[Pack], res: PromptPass, eps: float, max_new_tokens: int,
-               stop: Stop | None, layers_kept: tuple[int, ...]) -> None:
+               stop: Stop | None, layers_kept: tuple[int, ...], cands: list[list[list[int]]] | None) -> None:
     """Prefill: heads plus every tail but its last token; step 0: the tails' last tokens (measured), whose
-    logits start `engine.greedy`; each later step feeds one new token per prompt."""
+    logits start `engine.greedy` (and score the candidates' first tokens); each later step feeds one new token
+    per prompt."""
     from transformers import DynamicCache
 
     dev, dtype = loaded.device, next(loaded.model.parameters()).dtype
@@ -181,13 +209,9 @@ def _run_packs(loaded: LoadedModel, packs: list[Pack], res: PromptPass, eps: flo
             tail_cols[b, j], who[b, j] = cols, i
         allowed[b, np.arange(o), np.arange(o)] = True  # padding rows see themselves (no all-masked softmax rows)
 
-    def additive(mask: np.ndarray) -> torch.Tensor:
-        m = torch.zeros(mask.shape, dtype=dtype)
-        m.masked_fill_(~torch.from_numpy(np.ascontiguousarray(mask)), torch.finfo(dtype).min)
-        return m[:, None].to(dev)
-
-    bi, ji = np.nonzero(who >= 0)  # live slots; in step 0, slot (b, j) is query j of row b
+    bi, ji = np.nonzero(who >= 0)  # live slots, row-major; in step 0, slot (b, j) is query j of row b
     idx = who[bi, ji]
+    live = torch.from_numpy(who >= 0)  # logits_to_keep: the live slots' logits, in the order of (bi, ji)
     live_b, live_j = torch.from_numpy(bi), torch.from_numpy(ji)
     T = np.array([len(packs[b].tail) for b in bi])
     groups = {int(t): np.flatnonzero(T == t) for t in np.unique(T)}
@@ -214,7 +238,7 @@ def _run_packs(loaded: LoadedModel, packs: list[Pack], res: PromptPass, eps: flo
     cache = DynamicCache()  # plain full-attention layers: the block mask decides what each query sees
     res.tokens_fed += B * W
     with layer_hooks(loaded, on_mlp=keep_tails):
-        loaded.model(input_ids=torch.from_numpy(input_ids).to(dev), attention_mask=additive(allowed),
+        loaded.model(input_ids=torch.from_numpy(input_ids).to(dev), attention_mask=_additive(allowed, dtype, dev),
                      position_ids=torch.from_numpy(positions).to(dev), past_key_values=cache, use_cache=True,
                      logits_to_keep=1)
 
@@ -224,10 +248,10 @@ def _run_packs(loaded: LoadedModel, packs: list[Pack], res: PromptPass, eps: flo
     def forward(ids: np.ndarray) -> torch.Tensor:  # one query per slot; logits of the live slots
         state["mask"] = np.concatenate([state["mask"], eye], axis=2)  # each query also sees its earlier ones
         res.tokens_fed += B * J
-        out = loaded.model(input_ids=torch.from_numpy(ids).to(dev), attention_mask=additive(state["mask"]),
+        out = loaded.model(input_ids=torch.from_numpy(ids).to(dev), attention_mask=_additive(state["mask"], dtype, dev),
                            position_ids=torch.from_numpy(state["pos"]).to(dev), past_key_values=cache,
-                           use_cache=True)
-        return out.logits[live_b.to(out.logits.device), live_j.to(out.logits.device)]
+                           use_cache=True, logits_to_keep=live.to(dev))
+        return out.logits
 
     def step(ids: torch.Tensor) -> torch.Tensor:
         state["pos"] = state["pos"] + 1
@@ -237,14 +261,69 @@ def _run_packs(loaded: LoadedModel, packs: list[Pack], res: PromptPass, eps: flo
 
     with layer_hooks(loaded, measure_mlp, measure_attn):
         first = forward(step_ids)
+    if cands is not None:
+        scores = [res.choice_scores[i] for i in idx]
+        res.tokens_fed += _score_packed(loaded, cache, first, state["mask"], step_pos, bi, ji,
+                                        [cands[i] for i in idx], scores)
     texts, _ = greedy(loaded, first, step, max_new_tokens, stop)
     for i, text in zip(idx, texts):
         res.outputs[i] = text
 
 
+def _score_packed(loaded: LoadedModel, cache: Any, first: torch.Tensor, seen: np.ndarray, last_pos: np.ndarray,
+                  bi: np.ndarray, ji: np.ndarray, cands: list[list[list[int]]], scores: list[np.ndarray],
+                  max_logits: int = 1 << 26) -> int:
+    """Add each live slot's candidate log-probabilities to `scores` (slot s = (bi[s], ji[s])); returns the token
+    positions fed. first (slots, vocab): the step-0 logits, which score every first token. The candidates'
+    other tokens (all but the last) go in one block of columns per pack row, on the cache after step 0: each
+    sees what its slot's step-0 query saw (`seen` (B, J, C): its prompt columns and its own step-0 column) and
+    its candidate's earlier tokens, at its true positions (`last_pos`: each slot's last prompt position). The
+    block runs in column chunks that keep at most `max_logits` logits; the cache is cropped back after."""
+    dev, dtype = loaded.device, next(loaded.model.parameters()).dtype
+    owners = [(s, c) for s, cs in enumerate(cands) for c in range(len(cs))]
+    add_logprobs(first[[s for s, _ in owners]], [cands[s][c][0] for s, c in owners], owners, scores)
+    B, _, C = seen.shape
+    fill = np.zeros(B, np.int64)
+    entries = []  # (row, column, slot j, candidate start column, token, position, target, owner); row-major
+    for s, (b, j) in enumerate(zip(bi, ji)):
+        for c, t in enumerate(cands[s]):
+            start = fill[b]
+            for m in range(len(t) - 1):
+                entries.append((b, fill[b], j, start, t[m], last_pos[b, j] + 1 + m, t[m + 1], (s, c)))
+                fill[b] += 1
+    Q = int(fill.max())
+    if Q == 0:
+        return 0
+    ids = np.full((B, Q), pad_id(loaded), np.int64)
+    pos = np.zeros((B, Q), np.int64)
+    mask = np.zeros((B, Q, C + Q), bool)
+    mask[:, np.arange(Q), C + np.arange(Q)] = True  # each column sees itself (padding columns: no empty rows)
+    keep = np.zeros((B, Q), bool)
+    for b, q, j, start, tok, p, _, _ in entries:
+        ids[b, q], pos[b, q], keep[b, q] = tok, p, True
+        mask[b, q, :C] = seen[b, j]
+        mask[b, q, C + start:C + q] = True
+    vocab = loaded.model.config.get_text_config().vocab_size
+    width = max(1, max_logits // (B * vocab))
+    for lo in range(0, Q, width):
+        hi = min(Q, lo + width)
+        out = loaded.model(input_ids=torch.from_numpy(ids[:, lo:hi]).to(dev),
+                           attention_mask=_additive(mask[:, lo:hi, :C + hi], dtype, dev),
+                           position_ids=torch.from_numpy(pos[:, lo:hi]).to(dev), past_key_values=cache,
+                           use_cache=True, logits_to_keep=torch.from_numpy(keep[:, lo:hi]).to(dev))
+        part = [e for e in entries if lo <= e[1] < hi]  # row-major, as logits_to_keep orders the logits
+        add_logprobs(out.logits, [e[6] for e in part], [e[7] for e in part], scores)
+    cache.crop(-Q)
+    return B * Q
+
+
 def _run_plain(loaded: LoadedModel, prompts: list[str], tails: np.ndarray, idx: np.ndarray, res: PromptPass,
-               eps: float, max_new_tokens: int, stop: Stop | None, layers_kept: tuple[int, ...]) -> None:
-    """The unpacked path: one left-padded batch, the model's own masks (sliding windows included)."""
+               eps: float, max_new_tokens: int, stop: Stop | None, layers_kept: tuple[int, ...],
+               cands: list[list[list[int]]] | None) -> None:
+    """The unpacked path: one left-padded batch, the model's own masks (sliding windows included); candidates
+    run on a copy of the prefill's cache (`engine.score_candidates`)."""
+    import copy
+
     enc = encode(loaded, prompts)
     mask = enc["attention_mask"]
     B, W = mask.shape
@@ -263,6 +342,11 @@ def _run_plain(loaded: LoadedModel, prompts: list[str], tails: np.ndarray, idx: 
 
     with layer_hooks(loaded, measure_mlp, measure_attn):
         out = loaded.model(**enc, use_cache=True, logits_to_keep=1)
+    if cands is not None:
+        mine = [cands[i] for i in idx]
+        score_candidates(loaded, out.logits[:, -1], copy.deepcopy(out.past_key_values), mask,
+                         enc["position_ids"][:, -1], mine, [res.choice_scores[i] for i in idx])
+        res.tokens_fed += B * max(len(c) for c in mine) * (max(len(t) for c in mine for t in c) - 1)
     texts, steps = continue_greedy(loaded, out, mask, enc["position_ids"], max_new_tokens, stop)
     res.tokens_fed += B * (W + steps)
     for i, text in zip(idx, texts):

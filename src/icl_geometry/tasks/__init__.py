@@ -15,8 +15,9 @@ The names below are the package's public face: `from icl_geometry import tasks` 
 
 from icl_geometry.tasks.classification import (BASE_FAMILIES, CLASSIFICATION_FAMILIES, GROUPS, UNRELATED,
                                                DemoFamily, Example)
-from icl_geometry.tasks.evaluation import (Evaluation, answer, answer_prefix, choice_scores, clean_accuracy, evaluate,
-                                           few_shot_prompts, prompts_for, question_marker, trace_all)
+from icl_geometry.tasks.evaluation import (Evaluation, answer, answer_prefix, choice_outcome, choice_scores,
+                                           clean_accuracy, evaluate, few_shot_prompts, prompts_for, question_marker,
+                                           trace_all)
 from icl_geometry.tasks.noise import corrupt, n_corrupted
 from icl_geometry.tasks.prompts import (CHAT_STYLES, CONTEXTS, DemoPrompt, build_prompt, chat_messages, context_block,
                                         format_classification_prompt, format_prompt, qa_block, random_token_text,

@@ -1,7 +1,7 @@
 """A model answering a task: greedy answers to k-shot question prompts scored by extraction (`evaluate`);
-questions traced and answered in one packed pass and scored by constrained choice (`answer`, `choice_scores`,
-chapter 4); classification prompts traced in length-sorted batches and scored by the label words
-(`clean_accuracy`, the headroom benchmark's measurement).
+questions traced and answered in one packed pass and scored by constrained choice on the same pass (`answer`
+with options, `choice_outcome`; chapter 4) or separately (`choice_scores`); classification prompts traced in
+length-sorted batches and scored by the label words (`clean_accuracy`, the headroom benchmark's measurement).
 """
 
 from __future__ import annotations
@@ -97,10 +97,19 @@ def prompts_for(loaded: Any, items: Sequence[Item], pools: dict[str, Sequence[It
                                 chat_style) for it, i in zip(items, indices, strict=True)]
 
 
-def answer(loaded: Any, items: Sequence[Item], prompts: Sequence[str], **kwargs: Any) -> tuple[PromptPass, np.ndarray]:
+def answer(loaded: Any, items: Sequence[Item], prompts: Sequence[str], options: bool = False,
+           **kwargs: Any) -> tuple[PromptPass, np.ndarray]:
     """`packing.trace_generate` on prompts whose tails are the items' questions, answers stopped at the end of
-    their first line (`stop_at_newline`); returns the pass and correctness."""
+    their first line (`stop_at_newline`); returns the pass and correctness.
+
+    options=True also scores each item's admissible answers (`scoring.choices` after `answer_prefix`) on the
+    same pass's key-value cache (`res.choice_scores`; `choice_outcome` reads them): the numbers of
+    `choice_scores`, without its second prefill of every prompt."""
     tails = tail_lengths(loaded, prompts, [question_marker(it) for it in items])
+    if options:
+        prefix = answer_prefix(loaded)
+        kwargs["choices"] = [engine.choice_token_ids(loaded, p, [prefix + c for c in choices(it)])[1]
+                             for it, p in zip(items, prompts, strict=True)]
     res = trace_generate(loaded, prompts, tails, **{"stop": stop_at_newline, **kwargs})
     return res, np.array([is_correct(it, o) for it, o in zip(items, res.outputs)], bool)
 
@@ -118,13 +127,18 @@ def choice_scores(loaded: Any, items: Sequence[Item], prompts: Sequence[str], ba
     the gold and its family's distractors) after each prompt (`engine.score_choices`; `groups` marks prompts
     that share their examples, scored on one cache). Returns whether the gold scored highest, and its margin
     over the best distractor (log-probability, natural log)."""
-    options = [choices(it) for it in items]
     prefix = answer_prefix(loaded)
-    scores = engine.score_choices(loaded, prompts, [[prefix + c for c in opts] for opts in options],
+    scores = engine.score_choices(loaded, prompts, [[prefix + c for c in choices(it)] for it in items],
                                   batch_size=batch_size, batch_tokens=batch_tokens, groups=groups)
+    return choice_outcome(items, scores)
+
+
+def choice_outcome(items: Sequence[Item], scores: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """From each item's scores of its admissible answers (in `scoring.choices` order): whether the gold scored
+    highest, and its margin over the best distractor (log-probability, natural log)."""
     correct, margin = np.zeros(len(items), bool), np.zeros(len(items))
-    for n, (it, opts, s) in enumerate(zip(items, options, scores)):
-        g = opts.index(it.answer)
-        best_other = max(s[j] for j in range(len(opts)) if j != g)
+    for n, (it, s) in enumerate(zip(items, scores, strict=True)):
+        g = choices(it).index(it.answer)
+        best_other = max(s[j] for j in range(len(s)) if j != g)
         correct[n], margin[n] = s[g] > best_other, s[g] - best_other
     return correct, margin
