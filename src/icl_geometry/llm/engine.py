@@ -3,8 +3,9 @@ the MLP input and the attention rows of chosen positions), greedy answers (`gene
 of candidate answers (`score_choices`).
 
 Every path that answers decodes with the same greedy loop, `greedy`; the packed pass of chapter 4
-(`icl_geometry.llm.packing.trace_generate`) uses it too. Batches are formed by `batches`: prompts sorted by
-length, at most `batch_size` per forward pass and at most `batch_tokens` padded token positions.
+(`icl_geometry.llm.packing.trace_generate`) uses it too, and reads candidates' log-probabilities with the same
+`add_logprobs`. Batches are formed by `batches`: prompts sorted by length, at most `batch_size` per forward
+pass and at most `batch_tokens` padded token positions.
 
 Sharded models (accelerate's `device_map`, see `lm.load`) work unchanged: inputs go to `loaded.device` (the
 input embedding's), and a hooked tensor is always indexed with index tensors moved to that tensor's device.

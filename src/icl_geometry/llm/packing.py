@@ -5,7 +5,8 @@ Per prompt and layer it keeps the paper's ID_eps at the last prompt token (both 
 over heads), the TwoNN dimension of the MLP inputs of the prompt's tail tokens (its question), and the last
 token's MLP input at a few layers. Prompts that differ only by how many nested examples precede the same
 question (k-shot prompts of one question, k = 1..10) are packed into one sequence under a block attention
-mask with each prompt's own position ids: exact, and about 3-4x fewer tokens.
+mask with each prompt's own position ids: exact, and about 3-4x fewer tokens. Candidate answers (constrained
+choice) are scored on the same key-value cache, and every forward whose attention weights are not read runs SDPA.
 """
 
 from __future__ import annotations
