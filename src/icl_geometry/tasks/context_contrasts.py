@@ -37,7 +37,8 @@ def last_layers(n_layers: int, share: float = LAST_LAYERS_SHARE) -> np.ndarray:
 def layer_means(table: Any, measures: dict[str, str], contexts: tuple[str, ...] = ("shots", "random"),
                 level: float = 0.9) -> pd.DataFrame:
     """Per measure (label -> measure), context and layer: the mean change from 0 shots over items (each item's
-    rows averaged first) with its Student-t interval (`item_mean_interval`); the band of last layers flagged."""
+    rows averaged first, non-finite values left out) with its Student-t interval (`item_mean_interval`); the band
+    of last layers flagged."""
     deltas, recs = table_deltas(table), []
     items = table["item"].to_numpy()
     for label, m in measures.items():
@@ -47,7 +48,10 @@ def layer_means(table: Any, measures: dict[str, str], contexts: tuple[str, ...] 
             if not sel.any():
                 continue
             for layer in range(deltas[m].shape[1]):
-                mean, (lo, hi), n = item_mean_interval(deltas[m][sel, layer], items[sel], level=level)
+                ok = sel & np.isfinite(deltas[m][:, layer])  # TwoNN is undefined on a degenerate cloud
+                if not ok.any():
+                    continue
+                mean, (lo, hi), n = item_mean_interval(deltas[m][ok, layer], items[ok], level=level)
                 recs.append({"measure": label, "context": ctx, "layer": layer, "mean": mean, "low": lo, "high": hi,
                              "items": n, "last_layers": layer in band})
     return pd.DataFrame(recs)
