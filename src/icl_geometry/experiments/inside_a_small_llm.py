@@ -70,8 +70,10 @@ def answers_table(results: dict[tuple[str, int], tasks.Evaluation]) -> pd.DataFr
 
 def trace_edges(loaded: Any, prompts: Sequence[str]) -> dict[str, np.ndarray]:
     """The last token's attention edges above `EPS` at every layer: 'abs' and 'rel' (items, layers), the
-    first layer per head 'first_heads' (items, heads), and 'n_tokens' (items,)."""
-    traces = engine.trace_batch(loaded, prompts, positions=(-1,), batch_size=8)
+    first layer per head 'first_heads' (items, heads), and 'n_tokens' (items,). Only attention weights are read,
+    so the output head runs at the last token alone (a large vocabulary's logits at every token cost more than
+    the rest of the pass on Gemma-3)."""
+    traces = engine.trace_batch(loaded, prompts, positions=(-1,), batch_size=8, last_logits_only=True)
     return {"abs": np.stack([attention_graph.id_eps(t.attention_rows, eps=EPS, mode="absolute", reduce="sum")[:, 0]
                              for t in traces]),
             "rel": np.stack([attention_graph.id_eps(t.attention_rows, eps=EPS, mode="relative", reduce="sum")[:, 0]
