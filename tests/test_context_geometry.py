@@ -166,11 +166,13 @@ def test_the_spec_refuses_a_pool_smaller_than_the_largest_k():
         profiles.resolve("04", device="cpu", n_pool=9, shots=(1, 2))
 
 
-def _table(n_items=2 * cg.MIN_ITEMS, ks=range(1, 7), L=4, seed=0, n_varying=None):
+def _table(n_items=2 * cg.MIN_ITEMS, ks=range(1, 7), L=4, seed=0, n_varying=None, n_sets=0):
     """A rows_table with known structure: within every item, the k with the larger final-layer change are the
     right ones (both scorings); the first layer's change is noise; controls have lower final-layer change.
     `n_varying`: only the first n items are right at some k (the others wrong at every k). Every third item is
-    right at 0 shots under constrained choice (not in the choice-scored base set)."""
+    right at 0 shots under constrained choice (not in the choice-scored base set). `n_sets`: each item also at
+    k = 4 with that many example sets ('set_shots': the sets with the larger final-layer change are the right ones)
+    and their random-token controls ('set_random', final-layer change 5 lower)."""
     import pandas as pd
 
     rng = np.random.default_rng(seed)
@@ -187,14 +189,27 @@ def _table(n_items=2 * cg.MIN_ITEMS, ks=range(1, 7), L=4, seed=0, n_varying=None
                     for layer in range(L):
                         rec[f"d_{m}_{layer}"] = final if layer == L - 1 else rng.normal()
                 recs.append(rec)
-    return pd.DataFrame(recs)
+        for s in range(n_sets):
+            for c in ("set_shots", "set_random"):
+                final = s + rng.normal(0, 0.1) - (5.0 if c == "set_random" else 0.0)
+                ok = bool(c == "set_shots" and s >= n_sets // 2)
+                rec = {"item": i, "family": "arithmetic" if i % 2 else "sequence", "context": c, "k": 4, "set": s,
+                       "correct": ok, "choice_correct": ok, "n_tokens": 140, "choice_base": i % 3 != 0}
+                for m in cg.MEASURES:
+                    for layer in range(L):
+                        rec[f"d_{m}_{layer}"] = final if layer == L - 1 else rng.normal()
+                recs.append(rec)
+    out = pd.DataFrame(recs)
+    if n_sets:
+        out["set"] = out["set"].fillna(-1).astype(int)
+    return out
 
 
 CONFIG = {"n_boot": 200, "seed": 0}
 
 
 def test_claim_values_on_a_table_with_known_answers():
-    values = cg.claim_values(_table(n_items=cg.MIN_ITEMS * 3 // 2 + 1), CONFIG)  # 2/3 in the choice base set
+    values = cg.claim_values(_table(n_items=cg.MIN_ITEMS * 3 // 2 + 1, n_sets=4), CONFIG)  # 2/3 in the choice base set
     assert list(values) == [cid for cid in cg.CLAIMS if cid in values]  # recorded in the declared order
     assert set(values) == set(cg.CLAIMS)  # enough items (all vary within): every claim is judged
     for sfx in ("", "_choice"):
@@ -362,3 +377,20 @@ def test_every_size_row_carries_the_model_confound_and_an_adjusted_slope():
     assert {"size_fig8_abs_final_slope_adjusted", "size_fig8_rel_final_slope_adjusted"} <= set(out)
     assert all(c["confounded_by"] for c in out.values())
     assert "arithmetic, sequence" in out["size_fig8_abs_final_slope_adjusted"]["note"]
+
+
+def test_the_fixed_k_claims_have_known_answers():
+    """At fixed k the example sets with the larger final-layer change are the right ones (a within-item rho near
+    its maximum, about 0.87 for 4 sets split 2/2), and each set's random control is 5 lower."""
+    values = cg.claim_values(_table(n_items=cg.MIN_ITEMS, n_sets=4), CONFIG)
+    for key in ("abs", "rel"):
+        assert values[f"fig6_{key}_fixed_k_within_item"].value > 0.8
+        assert values[f"fig6_{key}_fixed_k_within_item"].interval[0] > 0.7
+        assert values[f"examples_raise_last_layers_id_{key}_fixed_k_vs_random"].value == pytest.approx(5.0, abs=0.05)
+    assert "fig6_abs_fixed_k_within_item" in cg.PRIMARY and "fig6_abs_final_rise_predicts_correct" not in cg.PRIMARY
+    # the nested claims do not see the sets: the first-layer rise is the same with and without them
+    with_sets = cg.claim_values(_table(n_items=cg.MIN_ITEMS, n_sets=4, seed=3), CONFIG)
+    nested = _table(n_items=cg.MIN_ITEMS, n_sets=4, seed=3)
+    nested = nested[~nested.context.str.startswith("set_")]
+    without = cg.claim_values(nested, CONFIG)
+    assert with_sets["first_layer_rise_any_context_abs"].value == without["first_layer_rise_any_context_abs"].value

@@ -738,7 +738,7 @@ def _cases() -> list[Case]:
                  "0/1 differences: examples minus random tokens, mean 0.1", item_differences(n),
                  lambda d, b: (lambda r: (r[0], *r[1]))(stats.item_mean_interval(d[0], d[1], level=LEVEL)),
                  item_difference_truth, in_test=profile == "min_n",
-                 claims="fig7_*_shots_minus_*, first_layer_rise_any_context_*"))
+                 claims="fig7_*_shots_minus_*, first_layer_rise_any_context_*, examples_raise_last_layers_id_*"))
         add(Case("jackknife.logistic_slope_interval", "04", profile, f"{n} items x 10 prompts",
                  "item difficulty and shift, logistic outcome", items_design(n),
                  lambda d, b: _triple(jackknife.logistic_slope_interval({"x": d[0]}, d[1], d[2], LEVEL)),
@@ -751,7 +751,7 @@ def _cases() -> list[Case]:
                  lambda d, b: (lambda r: (r[0], *r[1]))(stats.within_item_correlation(d[0], d[1], d[2], n_boot=b,
                                                                                       level=LEVEL)),
                  lambda: tr()["within"], n_boot=n_boot, test_n_boot=200, test_replicates=200,
-                 in_test=profile == "min_n", claims="fig6_*_within_item*"))
+                 in_test=profile == "min_n", claims="fig6_*_within_item* (nested k; at fixed k across 8 sets)"))
     add(Case("stats.independent_difference", "04", "full", "60 and 80 items",
              "per-item correlations: means 0.1 and 0.0", lambda rng: (np.tanh(rng.normal(0, 0.5, 60)),
                                                                      np.tanh(0.1 + rng.normal(0, 0.5, 80))),

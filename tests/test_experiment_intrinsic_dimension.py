@@ -342,14 +342,17 @@ def test_control_changes_name_the_control_and_take_its_last_layer():
 
 
 def test_profiles_judge_the_controls_at_full_and_check_disjoint_shots():
-    """The full profile has the prompts the controls' claims need and traces disjoint shots; a family too small
+    """The full profile has the prompts the controls' claims need and traces every control and disjoint shots; ci
+    leaves the shuffled words out unless asked; a family too small
     for them fails in the first cell, naming the parameter."""
     from icl_geometry.bookkit import profiles
 
     full = profiles.resolve("03", "full", device="cpu")
     assert full.n_prompts >= ex.MIN_CONTROL_PROMPTS and full.disjoint_shots
     assert ex.contexts(full) == (*ex.CONTROLS, "disjoint_shots")
-    assert ex.contexts(profiles.resolve("03", "ci", device="cpu")) == ex.CONTROLS
+    # ci traces the two random controls only (the shuffled words are a supporting view, about 35 s)
+    assert ex.contexts(profiles.resolve("03", "ci", device="cpu")) == ("random", "matched_random")
+    assert ex.contexts(profiles.resolve("03", "ci", device="cpu", shuffled_control=True)) == ex.CONTROLS
     with pytest.raises(ValueError, match="disjoint_shots"):
         profiles.resolve("03", "ci", device="cpu", family="capitals", disjoint_shots=True)
 

@@ -77,7 +77,7 @@ def run_experiment(loaded: Any, families: Sequence[str], n_candidates: int, shot
                    batch_size: int = 32, batch_tokens: int = 4096, max_new_tokens: int = 16,
                    chat_style: str = "multi_turn",
                    mlp_layers: Sequence[int] = (0, -1), progress: bool = False, checkpoint: Path | str | None = None,
-                   items_per_pass: int | None = None) -> ContextRun:
+                   items_per_pass: int | None = None, fixed_k: int = 4, n_sets: int = 0) -> ContextRun:
     """Paper A's section-3 experiment on `loaded`.
 
     1. `n_candidates` test items per family (fewer if a family has fewer), answered at 0 shots, greedily and by
@@ -87,6 +87,9 @@ def run_experiment(loaded: Any, families: Sequence[str], n_candidates: int, shot
        text in the same turns and of the same length for k in `perturbed_shots`. Every prompt is traced at
        every layer, answered greedily and scored by constrained choice in the same pass (the choices run on
        its key-value cache).
+    3. With `n_sets` > 0, each base item at `fixed_k` shots with `n_sets` independent example sets (context
+       'set_shots', row column `set`), each beside random tokens matched to it in turns and tokens ('set_random'):
+       the conditional test of Figs. 6/8, where the number of shots cannot explain a difference.
 
     `checkpoint` (a file): the run saves its state after the 0-shot pass and after every `items_per_pass` base
     items (default: all in one pass), and resumes from it when called again with the same settings (other
@@ -100,6 +103,8 @@ def run_experiment(loaded: Any, families: Sequence[str], n_candidates: int, shot
         raise ValueError("shots and perturbed_shots: every k must be >= 1 (0 shots is the baseline)")
     if ks_all and max(ks_all) > n_pool:
         raise ValueError(f"n_pool = {n_pool} is smaller than the largest k ({max(ks_all)})")
+    if n_sets < 0 or (n_sets and not 1 <= fixed_k <= n_pool):
+        raise ValueError(f"n_sets = {n_sets!r}, fixed_k = {fixed_k!r}: expected n_sets >= 0 and 1 <= fixed_k <= n_pool")
     if items_per_pass is not None and items_per_pass < 1:
         raise ValueError(f"items_per_pass = {items_per_pass!r} is not allowed: expected an integer >= 1 or None")
     kw = dict(eps=eps, batch_size=batch_size, batch_tokens=batch_tokens, max_new_tokens=max_new_tokens,
@@ -107,7 +112,7 @@ def run_experiment(loaded: Any, families: Sequence[str], n_candidates: int, shot
     saved = base.Checkpoint(checkpoint, base.checkpoint_key(
         model=loaded.name, families=list(families), n_candidates=n_candidates, shots=list(shots),
         perturbed=list(perturbed_shots), n_base=n_base, contexts=list(contexts), seed=seed, n_pool=n_pool,
-        chat_style=chat_style, **kw))
+        chat_style=chat_style, fixed_k=fixed_k, n_sets=n_sets, **kw))
     state = saved.load() or {"done": 0, "parts": []}
     pools, cand, cand_idx = {}, [], []
     for fam in families:
@@ -135,8 +140,10 @@ def run_experiment(loaded: Any, families: Sequence[str], n_candidates: int, shot
     base_idx = base_idx[:n_base] if n_base is not None else base_idx
     items = [cand[i] for i in base_idx]
 
-    spec = [(b, c, k) for b in range(len(base_idx)) for c in contexts
+    spec = [(b, c, k, -1) for b in range(len(base_idx)) for c in contexts
             for k in (shots if c == "shots" else perturbed_shots)]
+    spec += [(b, f"set_{c}", fixed_k, s) for b in range(len(base_idx)) for s in range(n_sets)
+             for c in ("shots", "random")]
     step = items_per_pass or max(len(base_idx), 1)
     chunks = [[r for r in spec if lo <= r[0] < lo + step] for lo in range(0, len(base_idx), step)]
     bar = None
@@ -149,9 +156,9 @@ def run_experiment(loaded: Any, families: Sequence[str], n_candidates: int, shot
         if n_chunk < state["done"] // step or not chunk:
             continue
         t1 = time.perf_counter()
-        prompts = [tasks.prompts_for(loaded, [items[b]], pools, [cand_idx[base_idx[b]]], k, c, seed, chat_style)[0]
-                   for b, c, k in chunk]
-        chunk_items = [items[b] for b, _, _ in chunk]
+        prompts = [tasks.prompts_for(loaded, [items[b]], pools, [cand_idx[base_idx[b]]], k, c.removeprefix("set_"),
+                                     seed if s < 0 else seed + 1 + s, chat_style)[0] for b, c, k, s in chunk]
+        chunk_items = [items[b] for b, *_ in chunk]
         res, correct = tasks.answer(loaded, chunk_items, prompts, options=True, progress=progress and bar is None,
                                     **kw)
         choice, margin = tasks.choice_outcome(chunk_items, res.choice_scores)
@@ -159,7 +166,7 @@ def run_experiment(loaded: Any, families: Sequence[str], n_candidates: int, shot
         state["done"] = min((n_chunk + 1) * step, len(base_idx))
         saved.save(state)
         if bar is not None:
-            bar.update(len({b for b, _, _ in chunk}))
+            bar.update(len({b for b, *_ in chunk}))
     if bar is not None:
         bar.close()
     parts = state["parts"]
@@ -167,10 +174,11 @@ def run_experiment(loaded: Any, families: Sequence[str], n_candidates: int, shot
     L = loaded.n_layers
     cat = (lambda xs, shape: np.concatenate(xs) if xs else np.zeros(shape))
     outputs = [o for part in parts for o in part[1].outputs]
-    rows = pd.DataFrame({"item": [b for b, _, _ in spec_done], "family": [items[b].family for b, _, _ in spec_done],
-                         "context": [c for _, c, _ in spec_done], "k": [k for _, _, k in spec_done],
+    rows = pd.DataFrame({"item": [r[0] for r in spec_done], "family": [items[r[0]].family for r in spec_done],
+                         "context": [r[1] for r in spec_done], "k": [r[2] for r in spec_done],
+                         "set": [r[3] for r in spec_done],
                          "correct": cat([p[2] for p in parts], (0,)).astype(bool),
-                         "outcome": [tasks.outcome(items[b], o) for (b, _, _), o in zip(spec_done, outputs)],
+                         "outcome": [tasks.outcome(items[r[0]], o) for r, o in zip(spec_done, outputs)],
                          "choice_correct": cat([p[3] for p in parts], (0,)).astype(bool),
                          "choice_margin": cat([p[4] for p in parts], (0,)),
                          "output": outputs, "n_tokens": cat([p[1].n_tokens for p in parts], (0,)).astype(int)})
@@ -206,7 +214,7 @@ def rows_table(run: ContextRun) -> pd.DataFrame:
     wrong_choice0 = {q for q, ok in zip(run.candidates.question, run.candidates.choice_correct) if not ok}
     item_wrong_choice0 = np.array([it.question in wrong_choice0 for it in run.items], bool)
     r = run.rows
-    base = r[["item", "family", "context", "k", "correct", "choice_correct", "n_tokens"]].copy()
+    base = r[["item", "family", "context", "k", "set", "correct", "choice_correct", "n_tokens"]].copy()
     base["choice_base"] = item_wrong_choice0[r["item"].to_numpy()] if len(r) else np.zeros(0, bool)
     cols = {f"d_{m}_{layer}": run.delta(m)[:, layer] for m in MEASURES for layer in range(run.n_layers)}
     return pd.concat([base.reset_index(drop=True), pd.DataFrame(cols)], axis=1)
@@ -217,8 +225,7 @@ SIZE_MARGINS = sizes.SIZE_MARGINS  # larger minus smaller model: the margins dec
 
 def size_comparison(small: pd.DataFrame, large: pd.DataFrame, n_boot: int = 1000, level: float = 0.9,
                     seed: int = 0) -> list[dict[str, Any]]:
-    """Chapter 4's key statistics, larger model minus smaller, from two runs' `rows_table`s
-    (`tasks.size_contrasts.size_comparison` with this chapter's readings, scorings and within-item minimum)."""
+    """Larger model minus smaller from two runs' `rows_table`s (`tasks.size_contrasts`, this chapter's settings)."""
     return sizes.size_comparison(small, large, READINGS, SCORINGS, MIN_WITHIN_ITEMS, n_boot, level, seed)
 
 
@@ -236,9 +243,10 @@ SECTIONS = {"accuracy": "The base set, and one pass per question",
             "twonn": "4. The geometric ID beside the attention count"}
 # One primary claim per paper statement, declared before the runs that judge it (the notebook's table says why
 # each): Fig. 6, Fig. 7 (accuracy; final-layer ID), Fig. 8 (its first-layer half), Sec. 3 (forced either way).
-# Fig. 7's premise (examples raise the last layers' ID) and Fig. 8's first-layer half with k and family held fixed
-# (the first-layer change alone mostly counts added tokens) were added before the fixed-k runs (issue 27).
-PRIMARY = {"fig6_abs_final_rise_predicts_correct", "fig7_accuracy_shots_minus_random",
+# Fig. 7's premise (examples raise the last layers' ID), Fig. 8's first-layer half with k and family held fixed
+# (the first-layer change alone mostly counts added tokens) and Fig. 6 at fixed k across independent example sets
+# (the pooled and nested views tie the change to k) were declared before the fixed-k runs (issue 27).
+PRIMARY = {"fig6_abs_fixed_k_within_item", "fig7_accuracy_shots_minus_random",
            "fig7_abs_final_rise_shots_minus_random", "fig8_abs_first_layer_flat_controlling_k_family",
            "first_layer_rise_any_context_abs", "examples_raise_last_layers_id_abs"}
 LENGTH_CONFOUND = ("prompt length: with nested shots the first-layer change mostly counts the tokens added (section 2 "
@@ -313,6 +321,16 @@ def _declare() -> dict[str, ClaimSpec]:
         paper(f"examples_raise_last_layers_id_{key}_vs_random", "examples raise the last layers' ID more than random "
               "tokens of the same length", "A, Fig. 7 (premise)", f"the change over the last {LAST_SHARE_WORDS} with "
               "examples at or below that with random tokens (same item and k)", SECTIONS["changes"])
+        for scoring in SCORINGS:
+            sfx = "" if scoring == "greedy" else "_choice"
+            paper(f"fig6_{key}_fixed_k_within_item{sfx}", "the larger the last layers' ID increase, the more likely a "
+                  "correct answer (within a question at fixed k: across independent example sets)", "A, Fig. 6",
+                  f"within a question, the example sets with a larger change over the last {LAST_SHARE_WORDS} no "
+                  "more often right (the interval at or below 0)", SECTIONS["fits"])
+        paper(f"examples_raise_last_layers_id_{key}_fixed_k_vs_random", "examples raise the last layers' ID more "
+              "than random tokens of the same length (at fixed k, each example set against its own control)",
+              "A, Fig. 7 (premise)", f"the change over the last {LAST_SHARE_WORDS} with examples at or below that "
+              "with matched random tokens", SECTIONS["changes"])
         paper(f"fig8_{key}_first_layer_flat_controlling_k_family", "the first layers' ID change is not informative "
               "of correctness (with k and family held fixed)", "A, Fig. 8",
               f"the first-layer change predicting correctness beyond k and family (the slope's interval outside "
@@ -351,6 +369,7 @@ def claim_values(rows: pd.DataFrame, config: Any) -> dict[str, Measured]:
     L = delta["id_abs"].shape[1]
     last = L - 1
     shots = (table["context"] == "shots").to_numpy()
+    in_sets = table["context"].astype(str).str.startswith("set_").to_numpy()  # the fixed-k example sets
     groups = table["item"].to_numpy()
     contexts = set(table["context"])
     boot = dict(n_boot=cfg["n_boot"], level=LEVEL, seed=cfg["seed"])
@@ -402,7 +421,19 @@ def claim_values(rows: pd.DataFrame, config: Any) -> dict[str, Measured]:
             value, ci, n_items = context_contrast(table, in_band, "shots", "random", LEVEL)
             add(f"examples_raise_last_layers_id_{key}_vs_random", value, ci, f"eq. 8 {key} reading, layers "
                 f"{band[0]}-{band[-1]}, examples minus random tokens, same item and k, {n_items} items", n_items)
-        value, ci, n_items = item_mean_interval(delta[m][:, 0], groups, level=LEVEL)
+        if in_sets.any():
+            value, ci, n_items = context_contrast(table, in_band, "set_shots", "set_random", LEVEL)
+            add(f"examples_raise_last_layers_id_{key}_fixed_k_vs_random", value, ci, f"eq. 8 {key} reading, layers "
+                f"{band[0]}-{band[-1]}, each example set minus its random tokens, {n_items} items", n_items)
+            for scoring, column in SCORINGS.items():
+                sfx = "" if scoring == "greedy" else "_choice"
+                sel = (table["context"] == "set_shots").to_numpy() & (
+                    table["choice_base"].to_numpy(bool) if scoring == "choice" else True)
+                r_w, ci_w, n_w = stats.within_item_correlation(in_band[sel], table[column].to_numpy(float)[sel],
+                                                               groups[sel], **boot)
+                add(f"fig6_{key}_fixed_k_within_item{sfx}", r_w, ci_w, f"mean over {n_w} items of the Spearman rho "
+                    f"across example sets at fixed k, layers {band[0]}-{band[-1]}, {key} reading, {scoring}", n_w)
+        value, ci, n_items = item_mean_interval(delta[m][~in_sets, 0], groups[~in_sets], level=LEVEL)
         add(f"first_layer_rise_any_context_{key}", value, ci,
             f"eq. 8 {key} reading, layer 0, mean change over all context prompts, {n_items} items", n_items)
         for other in ("random", "shuffled"):
@@ -435,8 +466,7 @@ def claim_values(rows: pd.DataFrame, config: Any) -> dict[str, Measured]:
 
 
 def size_table(small: pd.DataFrame, large: pd.DataFrame, n_boot: int = 1000, level: float = LEVEL,
-               seed: int = 0) -> pd.DataFrame:
-    """`size_comparison` judged, as a table (`tasks.size_contrasts.size_table`)."""
+               seed: int = 0) -> pd.DataFrame:  # `size_comparison` judged, as a table
     return sizes.size_table(size_comparison(small, large, n_boot, level, seed))
 
 
@@ -447,8 +477,9 @@ NOT_JUDGED_WHY = f"fewer than {MIN_WITHIN_ITEMS} items whose answers vary with k
 
 def not_judged_why(claim_id: str) -> str:
     """Why a run leaves a claim out: too few base items (or, within items, too few items that vary)."""
-    if "_within_item" in claim_id:
-        return f"not judged at this size: {NOT_JUDGED_WHY}"
+    if "_within_item" in claim_id:  # nested: answers vary with k; fixed k: they differ across example sets
+        return "not judged at this size: " + NOT_JUDGED_WHY.replace(
+            "with k", "across example sets" if "_fixed_k" in claim_id else "with k")
     return f"not judged at this size: fewer than {CLAIMS[claim_id].min_n} base items"
 
 
@@ -463,6 +494,7 @@ def run(config: Any, checkpoint: str | Path | None = None, *, loaded: Any = None
                             eps=cfg["eps"], batch_size=cfg["batch_size"], batch_tokens=cfg["batch_tokens"],
                             max_new_tokens=cfg["max_new_tokens"], chat_style=cfg["chat_style"],
                             progress=progress, checkpoint=checkpoint,
-                            items_per_pass=cfg["items_per_pass"] or None)
+                            items_per_pass=cfg["items_per_pass"] or None, fixed_k=cfg["fixed_k"],
+                            n_sets=cfg["n_sets"])
     check_answers_vary(result.rows)
     return rows_table(result)

@@ -248,8 +248,11 @@ def run(config: Any, checkpoint: str | Path | None = None, *, progress: bool = F
 
 
 def contexts(config: Any) -> tuple[str, ...]:
-    """The contexts a run traces beside the shots: every control, and disjoint shots when `disjoint_shots`."""
-    return (*CONTROLS, *(("disjoint_shots",) if base.settings(config).get("disjoint_shots") else ()))
+    """The contexts a run traces beside the shots: the two random controls, the shuffled words when
+    `shuffled_control` (default on), and disjoint shots when `disjoint_shots`."""
+    s = base.settings(config)
+    return (*(c for c in CONTROLS if c != "shuffled" or s.get("shuffled_control", True)),
+            *(("disjoint_shots",) if s.get("disjoint_shots") else ()))
 
 
 # ----------------------------------------------------------------------------- from rows to claims

@@ -59,16 +59,17 @@ def layer_means(table: Any, measures: dict[str, str], contexts: tuple[str, ...] 
 
 def contrast_pairs(table: Any, values: np.ndarray, a: str, b: str,
                    rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """values[context a] - values[context b] for every (item, k) pair both contexts have, and the pair's item."""
+    """values[context a] - values[context b] for every (item, k) pair both contexts have (item, k, example set
+    where the table has a `set` column: each set against its own control), and the pair's item."""
     sel = np.ones(len(table), bool) if rows is None else rows
-    key = list(zip(table["item"], table["k"]))
+    key = list(zip(table["item"], table["k"], table["set"] if "set" in table.columns else [-1] * len(table)))
     ctx = table["context"].to_numpy()
     va = {kk: v for kk, v, c, s in zip(key, values, ctx, sel) if c == a and s}
     vb = {kk: v for kk, v, c, s in zip(key, values, ctx, sel) if c == b and s}
     both = sorted(set(va) & set(vb))
     if not both:
         raise ValueError(f"context contrast: contexts {a!r} and {b!r} share no (item, k) pair")
-    return np.array([float(va[p]) - float(vb[p]) for p in both]), np.array([i for i, _ in both])
+    return np.array([float(va[p]) - float(vb[p]) for p in both]), np.array([p[0] for p in both])
 
 
 def context_contrast(table: Any, values: np.ndarray, a: str, b: str, level: float = 0.9,

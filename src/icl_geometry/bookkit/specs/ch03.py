@@ -49,6 +49,8 @@ SPEC = ChapterSpec(
               help="threshold of the paper's ID_eps (eq. 8)"),
         Param("n_boot", ci=100, full=500, kind="int", low=10, high=10_000,
               help="bootstrap resamples for error bars"),
+        Param("shuffled_control", ci=False, full=True, kind="bool",
+              help="also trace the shots' own words shuffled at the most shots (same words and diversity, no task)"),
         Param("disjoint_shots", ci=False, full=True, kind="bool",
               help="also trace the most shots drawn without overlap between prompts (no example shared)"),
     ),

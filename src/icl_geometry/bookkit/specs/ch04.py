@@ -6,10 +6,11 @@ from icl_geometry.tasks import CHAT_STYLES
 
 def _pool_holds_the_shots(values: Mapping[str, Any]) -> None:
     """Every k-shot prompt draws its k examples from a pool of n_pool: n_pool >= the largest k."""
-    largest = max((*values["shots"], *values["perturbed_shots"]))
+    largest = max((*values["shots"], *values["perturbed_shots"], *((values["fixed_k"],) if values["n_sets"] else ())))
     if largest > values["n_pool"]:
         raise ValueError(f"Parameter 'n_pool' = {values['n_pool']} is not allowed with shots = {values['shots']} "
-                         f"and perturbed_shots = {values['perturbed_shots']}: it must be at least the largest "
+                         f"and perturbed_shots = {values['perturbed_shots']} (and fixed_k = {values['fixed_k']}): it "
+                         "must be at least the largest "
                          f"number of shots, {largest}.")
 
 
@@ -67,6 +68,11 @@ SPEC = ChapterSpec(
         Param("perturbed_shots", ci=(2, 10), full=(1, 2, 5, 10), kind="ints", low=1, high=64,
               help="lengths, in shots, of the random-token and shuffled-text contexts (Fig. 7); "
                    "these prompts share no prefix, so they cost the most"),
+        Param("fixed_k", ci=4, full=4, kind="int", low=1, high=64,
+              help="shots of the fixed-k design: every base item with n_sets independent example sets of this size"),
+        Param("n_sets", ci=2, full=8, kind="int", low=0, high=64,
+              help="independent example sets per base item at fixed_k, each beside random tokens matched to it in "
+                   "turns and tokens (the conditional Figs. 6/8 test; 0: none)"),
         Param("n_pool", ci=50, full=50, kind="int", low=1, high=1000,
               help="examples per family the shots are drawn from (>= the largest k; 50 so that the contexts of "
                    "different questions differ)"),
