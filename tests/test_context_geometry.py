@@ -145,11 +145,12 @@ def test_run_experiment_small(smollm2, tmp_path):
     assert run.tokens_fed > 0 and set(run.seconds) == {"zero_shot_pass", "context_pass"}
     table = cg.rows_table(run)
     assert len(table) == len(run.rows) and f"d_twonn_{smollm2.n_layers - 1}" in table
-    # An interruption after the first base item: the run resumes from the checkpoint and ends the same.
+    # An interruption after the first base item: the run resumes from the checkpoint and ends the same, also when
+    # resumed with another items_per_pass (the next pass starts at the first item not done).
     state = pickle.loads(ck.read_bytes())
     state["parts"], state["done"] = state["parts"][:1], 1
     ck.write_bytes(pickle.dumps(state))
-    again = cg.run_experiment(smollm2, ["capitals"], checkpoint=ck, items_per_pass=1, **kw)
+    again = cg.run_experiment(smollm2, ["capitals"], checkpoint=ck, items_per_pass=2, **kw)
     assert again.rows.drop(columns="choice_margin").equals(run.rows.drop(columns="choice_margin"))
     np.testing.assert_allclose(again.rows.choice_margin, run.rows.choice_margin, atol=1e-6)
     with pytest.raises(ValueError, match="measure"):

@@ -235,6 +235,17 @@ def test_attention_implementation_switches_and_restores(model):
     torch.testing.assert_close(sdpa, _plain(model, PROMPTS[1]).logits, rtol=0, atol=1e-5)
 
 
+def test_pack_batches_keep_packs_of_one_apart_from_large_packs():
+    def pack(members, length):
+        return packing.Pack(list(range(length - members)), [0] * 2, [(i, 1) for i in range(members)])
+
+    packs = [pack(10, 60), pack(1, 20), pack(1, 40), pack(9, 50), pack(2, 30), pack(1, 10)]
+    groups = packing.pack_batches(packs, batch_size=8, batch_tokens=10**6)
+    assert [[(len(p.members), p.length) for p in g] for g in groups] == [
+        [(1, 10), (1, 20), (1, 40)], [(2, 30)], [(9, 50), (10, 60)]]
+    assert sum(len(g) for g in packing.pack_batches(packs, batch_size=1, batch_tokens=10**6)) == len(packs)
+
+
 def test_make_packs_groups_nested_heads_with_a_common_tail():
     tail = [7, 8, 9]
     ids = [[1, 2] + tail, [1, 2, 3, 4] + tail, [1, 2, 3] + tail, [1, 5] + tail, [1, 2, 3, 4] + [6, 8, 9]]

@@ -144,16 +144,17 @@ def run_experiment(loaded: Any, families: Sequence[str], n_candidates: int, shot
             for k in (shots if c == "shots" else perturbed_shots)]
     spec += [(b, f"set_{c}", fixed_k, s) for b in range(len(base_idx)) for s in range(n_sets)
              for c in ("shots", "random")]
-    step = items_per_pass or max(len(base_idx), 1)
-    chunks = [[r for r in spec if lo <= r[0] < lo + step] for lo in range(0, len(base_idx), step)]
+    step = items_per_pass or max(len(base_idx), 1)  # chunks start where the saved run stopped, so a resumed run
+    starts = range(min(state["done"], len(base_idx)), len(base_idx), step)  # may use another items_per_pass
+    chunks = [(lo, [r for r in spec if lo <= r[0] < lo + step]) for lo in starts]
     bar = None
     if progress and len(chunks) > 1:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(base_idx), initial=min(state["done"], len(base_idx)), desc=f"base items ({loaded.name})",
                    unit="item")
-    for n_chunk, chunk in enumerate(chunks):
-        if n_chunk < state["done"] // step or not chunk:
+    for lo, chunk in chunks:
+        if not chunk:
             continue
         t1 = time.perf_counter()
         prompts = [tasks.prompts_for(loaded, [items[b]], pools, [cand_idx[base_idx[b]]], k, c.removeprefix("set_"),
@@ -163,7 +164,7 @@ def run_experiment(loaded: Any, families: Sequence[str], n_candidates: int, shot
                                     **kw)
         choice, margin = tasks.choice_outcome(chunk_items, res.choice_scores)
         state["parts"].append((chunk, res, correct, choice, margin, time.perf_counter() - t1))
-        state["done"] = min((n_chunk + 1) * step, len(base_idx))
+        state["done"] = min(lo + step, len(base_idx))
         saved.save(state)
         if bar is not None:
             bar.update(len({b for b, *_ in chunk}))

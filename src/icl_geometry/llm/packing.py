@@ -92,6 +92,17 @@ def make_packs(ids: Sequence[Sequence[int]], tails: Sequence[int], max_members: 
     return packs
 
 
+def pack_batches(packs: Sequence[Pack], batch_size: int, batch_tokens: int) -> list[list[Pack]]:
+    """`engine.batches` of packs, shortest first, each batch holding packs of about as many prompts (1, 2-3, 4-7,
+    8-15, 16): a decoding step computes one query per slot of its batch's largest pack, so a pack of one beside
+    a pack of ten would cost ten (with chapter 4's mix of nested packs and single prompts, 2x its run time)."""
+    out: list[list[Pack]] = []
+    for size in sorted({len(p.members).bit_length() for p in packs}):
+        same = sorted((p for p in packs if len(p.members).bit_length() == size), key=lambda p: p.length)
+        out += batches(same, [p.length for p in same], batch_size, batch_tokens)
+    return out
+
+
 @torch.no_grad()
 def trace_generate(loaded: LoadedModel, prompts: Sequence[str], tails: Sequence[int], *, eps: float = 0.1,
                    max_new_tokens: int = 16, batch_size: int = 32, batch_tokens: int = 4096,
@@ -101,7 +112,8 @@ def trace_generate(loaded: LoadedModel, prompts: Sequence[str], tails: Sequence[
 
     tails[i]: how many final tokens of prompt i (its question) form its TwoNN cloud (>= 3).
     A batch holds at most `batch_size` packs and `batch_tokens` padded token positions (one pack if it is
-    longer): short prompts go in large batches, which saves the per-call cost of every decoding step.
+    longer): short prompts go in large batches, which saves the per-call cost of every decoding step; packs
+    go with packs of about as many prompts (`pack_batches`).
     An answer ends at EOS, after `max_new_tokens`, or once `stop(text)` holds (`tasks.stop_at_newline`).
     pack=True: prompts that differ only by how many nested shots precede the same question are computed in
     one sequence with a block attention mask and their true position ids, so the shared shots are processed
@@ -145,9 +157,7 @@ def trace_generate(loaded: LoadedModel, prompts: Sequence[str], tails: Sequence[
     else:
         packs = [Pack(ids[i][:len(ids[i]) - int(tails[i])], ids[i][len(ids[i]) - int(tails[i]):],
                       [(i, len(ids[i]) - int(tails[i]))]) for i in packable]
-    packs.sort(key=lambda p: p.length)
-    jobs: list[tuple[str, Any]] = [("pack", b) for b in batches(packs, [p.length for p in packs], batch_size,
-                                                                batch_tokens)]
+    jobs: list[tuple[str, Any]] = [("pack", b) for b in pack_batches(packs, batch_size, batch_tokens)]
     jobs += [("plain", b) for b in batches(plain, [len(ids[i]) for i in plain], batch_size, batch_tokens)]
     with attention_implementation(loaded, "sdpa" if sdpa else "eager"):
         for kind, job in progress_bar(jobs, progress, f"trace + generate ({loaded.name})"):

@@ -76,9 +76,10 @@ SPEC = ChapterSpec(
         Param("n_pool", ci=50, full=50, kind="int", low=1, high=1000,
               help="examples per family the shots are drawn from (>= the largest k; 50 so that the contexts of "
                    "different questions differ)"),
-        Param("items_per_pass", ci=0, full=1, kind="int", low=0, high=100_000,
+        Param("items_per_pass", ci=0, full=10, kind="int", low=0, high=100_000,
               help="base items per pass of the context prompts; the run checkpoints after each pass and resumes "
-                   "from it (0: all in one pass, no checkpoint)"),
+                   "from it (0: all in one pass, no checkpoint); 10 lets a pass batch prompts of like length "
+                   "(with one item per pass, every batch mixed short and long prompts and was padded to the longest)"),
         Param("eps", ci=0.1, full=0.1, kind="float", low=0.0, high=1.0,
               help="threshold of the paper's ID_eps (eq. 8)"),
         Param("n_bins", ci=5, full=8, kind="int", low=2, high=50,
