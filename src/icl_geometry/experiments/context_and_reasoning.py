@@ -150,7 +150,7 @@ def run_experiment(loaded: Any, families: Sequence[str], n_candidates: int, shot
     if progress and len(chunks) > 1:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=len(base_idx), initial=min(state["done"], len(base_idx)), desc=f"base items ({loaded.name})",
+        bar = tqdm(total=len(base_idx), initial=first, desc=f"base items ({loaded.name})",
                    unit="item")
     for lo, chunk in chunks:
         if not chunk:

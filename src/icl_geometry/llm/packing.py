@@ -95,7 +95,7 @@ def make_packs(ids: Sequence[Sequence[int]], tails: Sequence[int], max_members: 
 def pack_batches(packs: Sequence[Pack], batch_size: int, batch_tokens: int) -> list[list[Pack]]:
     """`engine.batches` of packs, shortest first, each batch holding packs of about as many prompts (1, 2-3, 4-7,
     8-15, 16): a decoding step computes one query per slot of its batch's largest pack, so a pack of one beside
-    a pack of ten would cost ten (with chapter 4's mix of nested packs and single prompts, 2x its run time)."""
+    a pack of ten would cost ten (chapter 4's full run mixes one nested pack of ten with single prompts)."""
     out: list[list[Pack]] = []
     for size in sorted({len(p.members).bit_length() for p in packs}):
         same = sorted((p for p in packs if len(p.members).bit_length() == size), key=lambda p: p.length)
