@@ -36,8 +36,9 @@ book: venv
 	$(BIN)/icl-geometry build --notebooks runs/$(PROFILE)
 	@echo "Open _build/html/index.html"
 
-## The developer's loop (under 90 s, in TEST_WORKERS processes like `test`): the formatter and linter (ruff: the chapters' code formatted at 88 columns so
-## it fits the book's column, everything linted), then unit, property and known-answer tests; tiny random models.
+## The developer's loop (target under 90 s; in TEST_WORKERS processes like `test`): the formatter and linter (ruff:
+## the chapters' code formatted at 88 columns so it fits the book's column, everything linted), then unit, property
+## and known-answer tests; tiny random models.
 check: venv lint
 	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadscope
 
